@@ -1,0 +1,136 @@
+//! Checks: rules over the model, the rendered files and their consistency. Every rule
+//! reports all of its findings; nothing stops at the first.
+
+pub mod catalog;
+pub mod drift;
+pub mod model_rules;
+
+use crate::finding::{Finding, Severity};
+use crate::model::{Model, Stack};
+
+/// What a rule sees, and where it reports.
+pub struct Ctx<'a> {
+    pub model: &'a Model,
+    pub findings: Vec<Finding>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(model: &'a Model) -> Self {
+        Ctx {
+            model,
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn stack(&self) -> &'a Stack {
+        &self.model.stack
+    }
+
+    /// Reports a finding about the model key at `path` (dotted).
+    pub fn report_key(
+        &mut self,
+        rule: &str,
+        severity: Severity,
+        path: &str,
+        message: String,
+        help: String,
+    ) {
+        let segments: Vec<String> = split_path(path);
+        let span = self.model.spans.span_for(&segments);
+        let mut finding = Finding::new(rule, severity, message).with_path(path);
+        if !help.is_empty() {
+            finding = finding.with_help(help);
+        }
+        if let Some(span) = span {
+            finding = finding.with_span(span);
+        }
+        self.findings.push(finding);
+    }
+}
+
+/// Splits a dotted model path; service names never contain dots.
+pub fn split_path(path: &str) -> Vec<String> {
+    path.split('.').map(str::to_string).collect()
+}
+
+/// Runs the model rules; findings are located in the model sources and sorted.
+pub fn check_model(model: &Model) -> Vec<Finding> {
+    let mut cx = Ctx::new(model);
+    model_rules::run(&mut cx);
+    finish(model, cx.findings)
+}
+
+/// Applies `[[allow]]` suppressions, locates and sorts findings. An allow entry that
+/// suppresses nothing is itself reported.
+pub fn finish(model: &Model, findings: Vec<Finding>) -> Vec<Finding> {
+    let allows = &model.stack.allow;
+    let mut used = vec![false; allows.len()];
+    let mut kept: Vec<Finding> = findings
+        .into_iter()
+        .filter(|finding| {
+            let hit = allows.iter().position(|allow| {
+                allow.rule == finding.rule
+                    && allow.path.as_ref().is_none_or(|p| {
+                        finding.path == *p || finding.path.starts_with(&format!("{p}."))
+                    })
+            });
+            match hit {
+                Some(index) => {
+                    used[index] = true;
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect();
+    for (index, allow) in allows.iter().enumerate() {
+        let path = format!("allow.{index}");
+        let mut report = |rule: &str, message: String, help: &str| {
+            let segments = split_path(&path);
+            let mut finding = Finding::new(rule, Severity::Warning, message)
+                .with_path(path.clone())
+                .with_help(help);
+            if let Some(span) = model.spans.span_for(&segments) {
+                finding = finding.with_span(span);
+            }
+            kept.push(finding);
+        };
+        if catalog::rule(&allow.rule).is_none() {
+            report(
+                "TG012",
+                format!("`[[allow]]` names unknown rule `{}`", allow.rule),
+                "see `tgstack rules` for the rule IDs",
+            );
+        } else if allow.reason.trim().is_empty() {
+            report(
+                "TG012",
+                "`[[allow]]` without a reason".into(),
+                "say why the finding is acceptable",
+            );
+        } else if !used[index] {
+            report(
+                "TG012",
+                format!("`[[allow]]` of {} suppresses nothing", allow.rule),
+                "remove the unused suppression",
+            );
+        }
+    }
+    let mut located: Vec<Finding> = kept
+        .into_iter()
+        .map(|f| f.locate(&model.sources, &model.redactions))
+        .collect();
+    located.sort_by(|a, b| {
+        let key = |f: &Finding| {
+            (
+                f.location
+                    .as_ref()
+                    .map(|l| (l.file.clone(), l.line, l.column)),
+                f.rule.clone(),
+                f.message.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    located.dedup_by(|a, b| a.rule == b.rule && a.message == b.message && a.path == b.path);
+    located
+}

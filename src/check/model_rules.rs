@@ -1,0 +1,914 @@
+//! Rules over the model itself: references, names, ports, budget, HA and auth settings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Ctx;
+use crate::finding::Severity;
+use crate::model::{Deploy, Kind, PasswordEncryption, SecretRef, Service, Unreachable};
+use crate::suggest::did_you_mean;
+
+pub fn run(cx: &mut Ctx<'_>) {
+    names(cx);
+    kind_settings(cx);
+    secret_refs(cx);
+    service_refs(cx);
+    networks(cx);
+    images(cx);
+    ports(cx);
+    budget(cx);
+    sentinel(cx);
+    auth(cx);
+    redis_memory(cx);
+    pool_capacity(cx);
+    timeouts(cx);
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn names(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut bad = Vec::new();
+    for name in stack.services.keys() {
+        if !is_dns_label(name) {
+            bad.push((
+                format!("services.{name}"),
+                format!("service name `{name}` is not a host name"),
+                "use lowercase letters, digits and `-` (it becomes a container and host name)"
+                    .to_string(),
+            ));
+        }
+    }
+    for name in stack.networks.keys() {
+        if !is_dns_label(name) {
+            bad.push((
+                format!("networks.{name}"),
+                format!("network name `{name}` is not valid"),
+                "use lowercase letters, digits and `-`".to_string(),
+            ));
+        }
+    }
+    for (id, secret) in &stack.secrets {
+        let env = &secret.env;
+        let valid = env
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+            && env
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            bad.push((
+                format!("secrets.{id}.env"),
+                format!("`{env}` is not an environment variable name"),
+                "use uppercase letters, digits and `_`, e.g. `TG_DB_PASSWORD`".to_string(),
+            ));
+        }
+    }
+    let mut envs: BTreeMap<&str, &str> = BTreeMap::new();
+    for (id, secret) in &stack.secrets {
+        if let Some(other) = envs.insert(&secret.env, id) {
+            bad.push((
+                format!("secrets.{id}.env"),
+                format!(
+                    "secrets `{other}` and `{id}` read the same variable {}",
+                    secret.env
+                ),
+                "one variable per secret".to_string(),
+            ));
+        }
+    }
+    for (path, message, help) in bad {
+        cx.report_key("TG006", Severity::Error, &path, message, help);
+    }
+}
+
+fn settings_present(service: &Service) -> Vec<&'static str> {
+    let mut present = Vec::new();
+    let checks: [(&'static str, bool); 10] = [
+        ("postgres", service.postgres.is_some()),
+        ("pgbouncer", service.pgbouncer.is_some()),
+        ("redis", service.redis.is_some()),
+        ("sentinel", service.sentinel.is_some()),
+        ("rabbitmq", service.rabbitmq.is_some()),
+        ("gateway", service.gateway.is_some()),
+        ("api", service.api.is_some()),
+        ("prometheus", service.prometheus.is_some()),
+        ("grafana", service.grafana.is_some()),
+        ("exporter", service.exporter.is_some()),
+    ];
+    for (table, is_present) in checks {
+        if is_present {
+            present.push(table);
+        }
+    }
+    present
+}
+
+/// The settings table a kind uses, and whether it must be present.
+pub fn settings_table(kind: Kind) -> Option<(&'static str, bool)> {
+    Some(match kind {
+        Kind::Postgres => ("postgres", true),
+        Kind::Pgbouncer => ("pgbouncer", true),
+        Kind::Redis => ("redis", true),
+        Kind::Sentinel => ("sentinel", true),
+        Kind::Rabbitmq => ("rabbitmq", false),
+        Kind::Gateway => ("gateway", true),
+        Kind::Api => ("api", true),
+        Kind::Prometheus => ("prometheus", false),
+        Kind::Grafana => ("grafana", true),
+        Kind::PostgresExporter | Kind::RedisExporter | Kind::PgbouncerExporter => {
+            ("exporter", true)
+        }
+        Kind::NodeExporter | Kind::Cadvisor => return None,
+    })
+}
+
+fn kind_settings(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, service) in &stack.services {
+        let expected = settings_table(service.kind);
+        for table in settings_present(service) {
+            if expected.map(|(t, _)| t) != Some(table) {
+                reports.push((format!("services.{name}.{table}"), format!("service `{name}` is of kind `{}` but has `[services.{name}.{table}]` settings", service.kind.as_str()), format!("remove the table, or set `kind` to the kind it configures")));
+            }
+        }
+        if let Some((table, true)) = expected
+            && !settings_present(service).contains(&table)
+        {
+            reports.push((
+                format!("services.{name}.kind"),
+                format!(
+                    "service `{name}` of kind `{}` needs a `[services.{name}.{table}]` table",
+                    service.kind.as_str()
+                ),
+                format!("add `[services.{name}.{table}]` (see `tgstack schema`)"),
+            ));
+        }
+        let native_ok = !matches!(
+            service.kind,
+            Kind::Rabbitmq | Kind::Grafana | Kind::Prometheus | Kind::Cadvisor | Kind::NodeExporter
+        );
+        if service.deploy == Deploy::Native && !native_ok {
+            reports.push((
+                format!("services.{name}.deploy"),
+                format!(
+                    "kind `{}` can only be deployed as a container",
+                    service.kind.as_str()
+                ),
+                "set `deploy = \"container\"`".to_string(),
+            ));
+        }
+        if service.deploy == Deploy::Native && service.publish.is_some() {
+            reports.push((format!("services.{name}.publish"), format!("native service `{name}` has `publish`: a native service listens on the host at `port`"), "remove `publish`".to_string()));
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key("TG005", Severity::Error, &path, message, help);
+    }
+}
+
+/// Every `{ secret = ... }` of the model with its path.
+fn all_secret_refs(cx: &Ctx<'_>) -> Vec<(String, SecretRef)> {
+    let stack = cx.stack();
+    let mut refs = Vec::new();
+    for (name, s) in &stack.services {
+        let base = format!("services.{name}");
+        if let Some(pg) = &s.postgres {
+            refs.push((
+                format!("{base}.postgres.superuser_password"),
+                pg.superuser_password.clone(),
+            ));
+            for (role, spec) in &pg.roles {
+                refs.push((
+                    format!("{base}.postgres.roles.{role}.password"),
+                    spec.password.clone(),
+                ));
+            }
+        }
+        if let Some(b) = &s.pgbouncer {
+            refs.push((
+                format!("{base}.pgbouncer.admin.password"),
+                b.admin.password.clone(),
+            ));
+            if let Some(stats) = &b.stats {
+                refs.push((
+                    format!("{base}.pgbouncer.stats.password"),
+                    stats.password.clone(),
+                ));
+            }
+        }
+        if let Some(r) = &s.redis {
+            refs.push((format!("{base}.redis.password"), r.password.clone()));
+        }
+        if let Some(r) = &s.rabbitmq {
+            for (user, spec) in &r.users {
+                refs.push((
+                    format!("{base}.rabbitmq.users.{user}.password"),
+                    spec.password.clone(),
+                ));
+            }
+        }
+        if let Some(g) = &s.gateway {
+            refs.push((format!("{base}.gateway.api_hash"), g.api_hash.clone()));
+        }
+        if let Some(a) = &s.api {
+            refs.push((format!("{base}.api.api_key"), a.api_key.clone()));
+        }
+        if let Some(g) = &s.grafana {
+            refs.push((
+                format!("{base}.grafana.admin_password"),
+                g.admin_password.clone(),
+            ));
+        }
+    }
+    refs
+}
+
+/// The identity a secret authenticates; the redis master, its replicas and sentinels
+/// share one credential by design.
+fn identity(path: &str) -> String {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        [_, _, "redis", "password"] => "redis".into(),
+        [_, service, "postgres", "roles", role, _] => format!("{service}/role/{role}"),
+        [_, service, "rabbitmq", "users", user, _] => format!("{service}/user/{user}"),
+        _ => path.to_string(),
+    }
+}
+
+fn secret_refs(cx: &mut Ctx<'_>) {
+    let refs = all_secret_refs(cx);
+    let stack = cx.stack();
+    let ids: Vec<&str> = stack.secrets.keys().map(String::as_str).collect();
+    let mut reports = Vec::new();
+    let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, reference) in &refs {
+        if !stack.secrets.contains_key(&reference.secret) {
+            reports.push((
+                "TG003",
+                Severity::Error,
+                format!("{path}.secret"),
+                format!("unknown secret `{}`", reference.secret),
+                format!(
+                    "declare it under [secrets] {}",
+                    did_you_mean(&reference.secret, ids.iter().copied())
+                )
+                .trim()
+                .to_string(),
+            ));
+        }
+        users
+            .entry(reference.secret.clone())
+            .or_default()
+            .insert(identity(path));
+    }
+    for (id, identities) in &users {
+        if identities.len() > 1 {
+            let list: Vec<_> = identities.iter().cloned().collect();
+            reports.push((
+                "TG102",
+                Severity::Warning,
+                format!("secrets.{id}"),
+                format!(
+                    "secret `{id}` is the password of {} different credentials ({})",
+                    list.len(),
+                    list.join(", ")
+                ),
+                "declare one secret per credential so each can be rotated alone".to_string(),
+            ));
+        }
+    }
+    for id in stack.secrets.keys() {
+        if !users.contains_key(id) {
+            reports.push((
+                "TG106",
+                Severity::Warning,
+                format!("secrets.{id}"),
+                format!("secret `{id}` is declared but nothing uses it"),
+                "remove it, or reference it as `{ secret = \"...\" }`".to_string(),
+            ));
+        }
+    }
+    for (rule, severity, path, message, help) in reports {
+        cx.report_key(rule, severity, &path, message, help);
+    }
+}
+
+/// A reference from `path` to a service that must exist and be one of `kinds`.
+struct Reference {
+    path: String,
+    target: String,
+    kinds: &'static [Kind],
+}
+
+fn service_references(cx: &Ctx<'_>) -> Vec<Reference> {
+    let mut refs = Vec::new();
+    let mut add = |path: String, target: &str, kinds: &'static [Kind]| {
+        refs.push(Reference {
+            path,
+            target: target.to_string(),
+            kinds,
+        });
+    };
+    const DB: &[Kind] = &[Kind::Pgbouncer, Kind::Postgres];
+    for (name, s) in &cx.stack().services {
+        let base = format!("services.{name}");
+        if let Some(b) = &s.pgbouncer {
+            add(
+                format!("{base}.pgbouncer.upstream"),
+                &b.upstream,
+                &[Kind::Postgres],
+            );
+        }
+        if let Some(r) = &s.redis
+            && let Some(master) = &r.replica_of
+        {
+            add(format!("{base}.redis.replica_of"), master, &[Kind::Redis]);
+        }
+        if let Some(sen) = &s.sentinel {
+            add(
+                format!("{base}.sentinel.monitors"),
+                &sen.monitors,
+                &[Kind::Redis],
+            );
+        }
+        if let Some(g) = &s.gateway {
+            add(format!("{base}.gateway.database"), &g.database, DB);
+            add(
+                format!("{base}.gateway.redis"),
+                &g.redis,
+                &[Kind::Redis, Kind::Sentinel],
+            );
+            add(
+                format!("{base}.gateway.broker"),
+                &g.broker,
+                &[Kind::Rabbitmq],
+            );
+        }
+        if let Some(a) = &s.api {
+            add(format!("{base}.api.database"), &a.database, DB);
+        }
+        if let Some(g) = &s.grafana {
+            add(
+                format!("{base}.grafana.prometheus"),
+                &g.prometheus,
+                &[Kind::Prometheus],
+            );
+            add(format!("{base}.grafana.database"), &g.database, DB);
+            if let Some(redis) = &g.redis {
+                add(format!("{base}.grafana.redis"), redis, &[Kind::Redis]);
+            }
+        }
+        if let Some(e) = &s.exporter {
+            let kinds: &'static [Kind] = match s.kind {
+                Kind::PostgresExporter => &[Kind::Postgres],
+                Kind::RedisExporter => &[Kind::Redis],
+                Kind::PgbouncerExporter => &[Kind::Pgbouncer],
+                _ => &[],
+            };
+            add(format!("{base}.exporter.target"), &e.target, kinds);
+        }
+    }
+    refs
+}
+
+/// The postgres settings behind a database service (itself, or a pgbouncer's upstream).
+pub fn database_of<'a>(
+    stack: &'a crate::model::Stack,
+    name: &str,
+) -> Option<(&'a str, &'a crate::model::PostgresSettings)> {
+    let service = stack.service(name)?;
+    if let Some(pg) = &service.postgres {
+        return Some((stack.services.get_key_value(name)?.0.as_str(), pg));
+    }
+    let upstream = &service.pgbouncer.as_ref()?.upstream;
+    let (key, target) = stack.services.get_key_value(upstream)?;
+    Some((key.as_str(), target.postgres.as_ref()?))
+}
+
+fn service_refs(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let names: Vec<&str> = stack.services.keys().map(String::as_str).collect();
+    let mut reports = Vec::new();
+    for reference in service_references(cx) {
+        match stack.service(&reference.target) {
+            None => reports.push((
+                "TG003",
+                reference.path.clone(),
+                format!("unknown service `{}`", reference.target),
+                format!(
+                    "name a service of kind {} {}",
+                    kinds_text(reference.kinds),
+                    did_you_mean(&reference.target, names.iter().copied())
+                ),
+            )),
+            Some(target)
+                if !reference.kinds.is_empty() && !reference.kinds.contains(&target.kind) =>
+            {
+                reports.push((
+                    "TG003",
+                    reference.path.clone(),
+                    format!(
+                        "`{}` is a `{}` service, expected {}",
+                        reference.target,
+                        target.kind.as_str(),
+                        kinds_text(reference.kinds)
+                    ),
+                    "name a service of the right kind".to_string(),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    // Roles and users named by consumers must exist where they point.
+    for (name, s) in &stack.services {
+        let base = format!("services.{name}");
+        let mut role_refs: Vec<(String, &str, &str)> = Vec::new();
+        if let Some(g) = &s.gateway {
+            role_refs.push((format!("{base}.gateway.db_role"), &g.database, &g.db_role));
+        }
+        if let Some(a) = &s.api {
+            role_refs.push((format!("{base}.api.db_role"), &a.database, &a.db_role));
+        }
+        if let Some(g) = &s.grafana {
+            role_refs.push((format!("{base}.grafana.db_role"), &g.database, &g.db_role));
+        }
+        if let (Some(e), Kind::PostgresExporter) = (&s.exporter, s.kind)
+            && let Some(user) = &e.user
+        {
+            role_refs.push((format!("{base}.exporter.user"), &e.target, user));
+        }
+        for (path, database, role) in role_refs {
+            if let Some((db_name, pg)) = database_of(stack, database)
+                && !pg.roles.contains_key(role)
+            {
+                let roles: Vec<&str> = pg.roles.keys().map(String::as_str).collect();
+                reports.push((
+                    "TG003",
+                    path,
+                    format!("unknown role `{role}` of database service `{db_name}`"),
+                    format!(
+                        "declare it under [services.{db_name}.postgres.roles] {}",
+                        did_you_mean(role, roles.iter().copied())
+                    ),
+                ));
+            }
+        }
+        if let Some(b) = &s.pgbouncer
+            && let (Some(users), Some((db_name, pg))) = (&b.users, database_of(stack, &b.upstream))
+        {
+            for user in users {
+                if !pg.roles.contains_key(user) {
+                    reports.push((
+                        "TG003",
+                        format!("{base}.pgbouncer.users"),
+                        format!("unknown role `{user}` of `{db_name}`"),
+                        "list roles declared on the upstream".to_string(),
+                    ));
+                }
+            }
+        }
+        if let Some(g) = &s.gateway
+            && let Some(r) = stack.service(&g.broker).and_then(|b| b.rabbitmq.as_ref())
+            && !r.users.contains_key(&g.broker_user)
+        {
+            let users: Vec<&str> = r.users.keys().map(String::as_str).collect();
+            reports.push((
+                "TG003",
+                format!("{base}.gateway.broker_user"),
+                format!("unknown broker user `{}`", g.broker_user),
+                format!(
+                    "declare it under [services.{}.rabbitmq.users] {}",
+                    g.broker,
+                    did_you_mean(&g.broker_user, users.iter().copied())
+                ),
+            ));
+        }
+    }
+    for (rule, path, message, help) in reports {
+        cx.report_key(
+            rule,
+            Severity::Error,
+            &path,
+            message,
+            help.trim().to_string(),
+        );
+    }
+    reachability(cx);
+}
+
+fn kinds_text(kinds: &[Kind]) -> String {
+    kinds
+        .iter()
+        .map(|k| format!("`{}`", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Every reference must be reachable from where the caller runs (incidents 7, 9).
+fn reachability(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for reference in service_references(cx) {
+        let Some((caller, service)) = reference
+            .path
+            .strip_prefix("services.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|name| stack.services.get_key_value(name))
+        else {
+            continue;
+        };
+        match stack.reach(service, &reference.target) {
+            Err(Unreachable::NotPublished) => reports.push((
+                "TG206",
+                reference.path.clone(),
+                format!("native service `{caller}` reaches container `{}`, which publishes no host port", reference.target),
+                format!("set `publish` on services.{}, or run `{caller}` as a container", reference.target),
+            )),
+            Err(Unreachable::NoSharedNetwork) => reports.push((
+                "TG207",
+                reference.path.clone(),
+                format!("`{caller}` and `{}` share no network", reference.target),
+                format!("add a common network to both `networks` lists"),
+            )),
+            _ => {}
+        }
+    }
+    for (rule, path, message, help) in reports {
+        cx.report_key(rule, Severity::Error, &path, message, help);
+    }
+}
+
+fn parse_cidr(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some((addr, len))
+}
+
+fn networks(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let declared: Vec<&str> = stack.networks.keys().map(String::as_str).collect();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        for (index, network) in s.networks.iter().enumerate() {
+            if !stack.networks.contains_key(network) {
+                reports.push((
+                    "TG003",
+                    Severity::Error,
+                    format!("services.{name}.networks.{index}"),
+                    format!("unknown network `{network}`"),
+                    format!(
+                        "declare [networks.{network}] {}",
+                        did_you_mean(network, declared.iter().copied())
+                    )
+                    .trim()
+                    .to_string(),
+                ));
+            }
+        }
+        if s.deploy == Deploy::Container && s.networks.is_empty() {
+            reports.push((
+                "TG207",
+                Severity::Warning,
+                format!("services.{name}"),
+                format!("container `{name}` joins no network"),
+                "list its networks in `networks`".to_string(),
+            ));
+        }
+    }
+    for (name, network) in &stack.networks {
+        match parse_cidr(&network.subnet) {
+            None => reports.push((
+                "TG009",
+                Severity::Error,
+                format!("networks.{name}.subnet"),
+                format!("`{}` is not an IPv4 subnet in CIDR form", network.subnet),
+                "write it like `172.28.10.0/24`".to_string(),
+            )),
+            // pg_hba admits whole subnets: a wide one admits far more than the stack (incident 3).
+            Some((_, len)) if len < 16 => reports.push((
+                "TG103",
+                Severity::Error,
+                format!("networks.{name}.subnet"),
+                format!(
+                    "subnet `{}` is wider than /16; pg_hba.conf would admit all of it",
+                    network.subnet
+                ),
+                "declare the narrowest subnet the containers need, e.g. a /24".to_string(),
+            )),
+            Some(_) => {}
+        }
+    }
+    for (rule, severity, path, message, help) in reports {
+        cx.report_key(rule, severity, &path, message, help);
+    }
+}
+
+fn images(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        if s.deploy != Deploy::Container {
+            continue;
+        }
+        match &s.image {
+            None => reports.push((
+                "TG007",
+                Severity::Error,
+                format!("services.{name}"),
+                format!("container `{name}` has no image"),
+                "set `image = \"repo:version\"`".to_string(),
+            )),
+            Some(image) => {
+                let last = image.rsplit('/').next().unwrap_or(image);
+                let tag = last.split_once(':').map(|(_, tag)| tag);
+                let pinned = image.contains("@sha256:")
+                    || matches!(tag, Some(t) if t != "latest" && !t.is_empty());
+                if !pinned {
+                    reports.push((
+                        "TG608",
+                        Severity::Warning,
+                        format!("services.{name}.image"),
+                        format!("image `{image}` is not pinned to a version"),
+                        "pin a version tag or digest, e.g. `redis:7.4.1-alpine`".to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    for (rule, severity, path, message, help) in reports {
+        cx.report_key(rule, severity, &path, message, help);
+    }
+}
+
+fn ports(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    let mut seen: BTreeMap<u16, (String, String)> = BTreeMap::new();
+    for port in stack.published_ports() {
+        if let Some((other, other_path)) = seen.get(&port.host_port) {
+            reports.push((
+                "TG203",
+                Severity::Error,
+                port.path.clone(),
+                format!(
+                    "host port {} is published by both `{other}` and `{}`",
+                    port.host_port, port.instance
+                ),
+                format!("pick another host port; {other_path} already has it"),
+            ));
+        } else {
+            seen.insert(port.host_port, (port.instance.clone(), port.path.clone()));
+        }
+        if stack.host.reserved_ports.contains(&port.host_port) {
+            reports.push((
+                "TG204",
+                Severity::Error,
+                port.path.clone(),
+                format!(
+                    "host port {} is reserved (host.reserved_ports)",
+                    port.host_port
+                ),
+                "pick a port outside host.reserved_ports".to_string(),
+            ));
+        }
+        if port.address == "0.0.0.0" || port.address == "::" {
+            reports.push((
+                "TG205",
+                Severity::Warning,
+                port.path.clone(),
+                format!(
+                    "`{}` publishes port {} on all interfaces",
+                    port.instance, port.host_port
+                ),
+                "bind to 127.0.0.1 (host.bind or publish_address), or allow TG205 with a reason"
+                    .to_string(),
+            ));
+        }
+    }
+    for (rule, severity, path, message, help) in reports {
+        cx.report_key(rule, severity, &path, message, help);
+    }
+}
+
+fn budget(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let (mut cpus, mut memory) = (0.0_f64, 0_u64);
+    for (name, s) in &stack.services {
+        let (c, m) = stack.cost(name, s);
+        cpus += c;
+        memory += m;
+    }
+    let mut reports = Vec::new();
+    if cpus > stack.host.cpus + 1e-9 {
+        reports.push((
+            "host.cpus",
+            format!(
+                "services need {cpus:.2} CPUs, the host budget is {}",
+                stack.host.cpus
+            ),
+        ));
+    }
+    if memory > stack.host.memory.0 {
+        reports.push((
+            "host.memory",
+            format!(
+                "services need {} MiB of memory, the host budget is {}",
+                memory >> 20,
+                stack.host.memory
+            ),
+        ));
+    }
+    for (path, message) in reports {
+        cx.report_key(
+            "TG004",
+            Severity::Error,
+            path,
+            message,
+            "lower service limits or raise the host budget (see `tgstack budget`)".to_string(),
+        );
+    }
+}
+
+fn sentinel(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        let Some(sen) = &s.sentinel else { continue };
+        let base = format!("services.{name}.sentinel");
+        if sen.quorum == 0 || sen.quorum > sen.count {
+            reports.push((
+                Severity::Error,
+                format!("{base}.quorum"),
+                format!(
+                    "quorum {} with {} sentinel(s): failover can never happen",
+                    sen.quorum, sen.count
+                ),
+                "quorum must be between 1 and `count`".to_string(),
+            ));
+        } else if sen.quorum * 2 <= sen.count {
+            reports.push((
+                Severity::Error,
+                format!("{base}.quorum"),
+                format!(
+                    "quorum {} is not a majority of {} sentinels",
+                    sen.quorum, sen.count
+                ),
+                format!("set quorum to {}", sen.count / 2 + 1),
+            ));
+        }
+        if sen.count < 3 {
+            reports.push((
+                Severity::Warning,
+                format!("{base}.count"),
+                format!("{} sentinel(s) give no high availability", sen.count),
+                "run at least 3 sentinels".to_string(),
+            ));
+        }
+    }
+    for (severity, path, message, help) in reports {
+        cx.report_key("TG301", severity, &path, message, help);
+    }
+}
+
+fn auth(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        if let Some(b) = &s.pgbouncer
+            && let (Some(auth), Some((db, pg))) = (b.auth_type, database_of(stack, &b.upstream))
+            && auth != pg.password_encryption
+        {
+            reports.push(("TG101", Severity::Error, format!("services.{name}.pgbouncer.auth_type"), format!("PgBouncer auth_type `{}` differs from `{db}` password_encryption `{}`: logins fail", auth.as_str(), pg.password_encryption.as_str()), "drop auth_type (it follows the server) or make both the same".to_string()));
+        }
+        if let Some(pg) = &s.postgres
+            && pg.password_encryption == PasswordEncryption::Md5
+        {
+            reports.push((
+                "TG101",
+                Severity::Warning,
+                format!("services.{name}.postgres.password_encryption"),
+                "md5 password hashing is deprecated".to_string(),
+                "use scram-sha-256".to_string(),
+            ));
+        }
+        if let Some(r) = &s.redis
+            && let Some(master) = r
+                .replica_of
+                .as_ref()
+                .and_then(|m| stack.service(m))
+                .and_then(|m| m.redis.as_ref())
+            && master.password != r.password
+        {
+            reports.push(("TG102", Severity::Error, format!("services.{name}.redis.password"), format!("replica `{name}` uses another password than its master: replication and failover fail"), "reference the master's secret".to_string()));
+        }
+    }
+    for (rule, severity, path, message, help) in reports {
+        cx.report_key(rule, severity, &path, message, help);
+    }
+}
+
+fn redis_memory(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        let Some(r) = &s.redis else { continue };
+        // Leave a quarter for fork-on-save, buffers and fragmentation (incident 15).
+        if r.maxmemory.0 * 4 > s.memory.0 * 3 {
+            reports.push((
+                format!("services.{name}.redis.maxmemory"),
+                format!(
+                    "maxmemory {} leaves less than 25 % headroom below the {} memory limit",
+                    r.maxmemory, s.memory
+                ),
+                format!(
+                    "set maxmemory to at most {}",
+                    crate::model::units::ByteSize(s.memory.0 / 4 * 3)
+                ),
+            ));
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key("TG303", Severity::Error, &path, message, help);
+    }
+}
+
+fn pool_capacity(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        let Some(b) = &s.pgbouncer else { continue };
+        let Some((db, pg)) = database_of(stack, &b.upstream) else {
+            continue;
+        };
+        let users = b.users.as_ref().map(Vec::len).unwrap_or(pg.roles.len()) as u32;
+        // One database per pool; each user gets its own pool plus the reserve.
+        let server_side = users * (b.default_pool_size + b.reserve_pool_size);
+        let available = pg
+            .max_connections
+            .saturating_sub(pg.superuser_reserved_connections);
+        if server_side > available {
+            reports.push((format!("services.{name}.pgbouncer.default_pool_size"), format!("PgBouncer may open {server_side} server connections ({users} user(s) x (pool {} + reserve {})) but `{db}` accepts {available}", b.default_pool_size, b.reserve_pool_size), format!("lower default_pool_size/reserve_pool_size or raise services.{db}.postgres.max_connections")));
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key("TG404", Severity::Error, &path, message, help);
+    }
+}
+
+/// Callers must wait longer than what they call (incident 31).
+fn timeouts(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, s) in &stack.services {
+        let Some(b) = &s.pgbouncer else { continue };
+        if let Some((db, pg)) = database_of(stack, &b.upstream)
+            && b.query_timeout <= pg.statement_timeout
+        {
+            reports.push((
+                format!("services.{name}.pgbouncer.query_timeout"),
+                format!(
+                    "PgBouncer query_timeout {} is not longer than `{db}` statement_timeout {}",
+                    b.query_timeout, pg.statement_timeout
+                ),
+                "the caller's timeout must exceed the callee's".to_string(),
+            ));
+        }
+    }
+    for (name, s) in &stack.services {
+        let (database, timeout, what) = match (&s.api, &s.grafana) {
+            (Some(a), _) => (&a.database, a.request_timeout, "request_timeout"),
+            (_, Some(g)) => (&g.database, g.query_timeout, "query_timeout"),
+            _ => continue,
+        };
+        let callee = stack.service(database).and_then(|d| {
+            d.pgbouncer
+                .as_ref()
+                .map(|b| (b.query_timeout, "query_timeout"))
+                .or_else(|| {
+                    d.postgres
+                        .as_ref()
+                        .map(|p| (p.statement_timeout, "statement_timeout"))
+                })
+        });
+        if let Some((callee_timeout, callee_key)) = callee
+            && timeout <= callee_timeout
+        {
+            let table = if s.api.is_some() { "api" } else { "grafana" };
+            reports.push((format!("services.{name}.{table}.{what}"), format!("`{name}` {what} {timeout} is not longer than `{database}` {callee_key} {callee_timeout}"), "the caller's timeout must exceed the callee's".to_string()));
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key("TG607", Severity::Error, &path, message, help);
+    }
+}

@@ -1,0 +1,476 @@
+//! The command line: parse arguments, run one command, map the outcome to an exit code
+//! (0 clean, 1 findings or stale output, 2 usage or I/O error).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::check;
+use crate::finding::{self, Finding, Severity};
+use crate::model::{self, Model};
+use crate::render::{self, write};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tgstack",
+    version,
+    about = "Render and validate a whole stack from one stack.toml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model file; repeat to merge overlays over it in order (`-f stack.toml -f overlays/test.toml`).
+    #[arg(short = 'f', long = "file", default_value = "stack.toml")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Render every artifact of the model into a directory (default `generated/` next to the model).
+    Render {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Output directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Do not write: exit 1 with a unified diff if the output directory is stale.
+        #[arg(long, conflicts_with = "with_secrets")]
+        check: bool,
+        /// Also write the secret-bearing files into the model's deploy.secrets_dir, reading
+        /// each secret from its environment variable. Requires --out.
+        #[arg(long, requires = "out")]
+        with_secrets: bool,
+        /// Use templates from this directory instead of the built-in ones.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+    },
+    /// Check the model and the rendered tree; exit 1 on findings.
+    Validate {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// The rendered tree to check against the model (default `generated/` next to the model).
+        #[arg(long)]
+        generated: Option<PathBuf>,
+        /// Use templates from this directory instead of the built-in ones.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of stack.toml.
+    Schema,
+    /// List every rule.
+    Rules {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain one rule, with a bad and a good example.
+    Explain {
+        /// Rule ID, e.g. TG203.
+        id: String,
+    },
+    /// Print the CPU/memory budget table per layer and service.
+    Budget {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+}
+
+/// Runs the CLI with the process arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            let _ = error.print();
+            return code;
+        }
+    };
+    run(cli)
+}
+
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Render {
+            model,
+            out,
+            check,
+            with_secrets,
+            templates,
+        } => render_command(&model.files, out, check, with_secrets, templates.as_deref()),
+        Command::Validate {
+            model,
+            format,
+            deny_warnings,
+            generated,
+            templates,
+        } => validate_command(
+            &model.files,
+            format,
+            deny_warnings,
+            generated,
+            templates.as_deref(),
+        ),
+        Command::Schema => {
+            print!("{}", crate::schema_json());
+            0
+        }
+        Command::Rules { json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(check::catalog::RULES).unwrap_or_default()
+                );
+            } else {
+                for rule in check::catalog::RULES {
+                    println!(
+                        "{}  {:<8} {:<32} {}",
+                        rule.id,
+                        rule.severity.as_str(),
+                        rule.name,
+                        rule.summary
+                    );
+                }
+            }
+            0
+        }
+        Command::Explain { id } => match check::catalog::rule(&id.to_ascii_uppercase()) {
+            Some(rule) => {
+                print!("{}", explain(rule));
+                0
+            }
+            None => {
+                let ids = check::catalog::RULES.iter().map(|r| r.id);
+                eprintln!(
+                    "error: unknown rule `{id}` {}",
+                    crate::suggest::did_you_mean(&id.to_ascii_uppercase(), ids)
+                );
+                2
+            }
+        },
+        Command::Budget { model } => match load(&model.files) {
+            Ok(model) => {
+                print!("{}", budget_table(&model));
+                0
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+/// The explanation of a rule as printed by `tgstack explain`.
+pub fn explain(rule: &check::catalog::Rule) -> String {
+    let mut text = format!(
+        "{} {} ({})\n\n{}\n\n{}\n",
+        rule.id,
+        rule.name,
+        rule.severity.as_str(),
+        rule.summary,
+        rule.explanation
+    );
+    if !rule.incidents.is_empty() {
+        let list: Vec<String> = rule.incidents.iter().map(|i| i.to_string()).collect();
+        text.push_str(&format!("\nIncidents: {}\n", list.join(", ")));
+    }
+    text.push_str(&format!(
+        "\nBad:\n{}\n\nGood:\n{}\n",
+        indent(rule.bad),
+        indent(rule.good)
+    ));
+    text
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn print_findings(findings: &[Finding]) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(finding::render_human(findings).as_bytes());
+}
+
+/// Loads the model; on failure prints the findings and returns the exit code.
+fn load(files: &[PathBuf]) -> Result<Model, i32> {
+    match model::load_files(files) {
+        Ok(model) => Ok(model),
+        Err(findings) => {
+            print_findings(&findings);
+            let io = findings.iter().all(|f| f.rule == "TG000");
+            Err(if io { 2 } else { 1 })
+        }
+    }
+}
+
+/// `generated/` next to the first model file.
+fn default_out(files: &[PathBuf]) -> PathBuf {
+    files
+        .first()
+        .and_then(|f| f.parent())
+        .map(|dir| dir.join("generated"))
+        .unwrap_or_else(|| PathBuf::from("generated"))
+}
+
+/// Loads, checks and renders; prints findings. Returns the model and tree, or an exit code.
+fn prepare(
+    files: &[PathBuf],
+    templates: Option<&Path>,
+) -> Result<(Model, render::Tree, Vec<Finding>), i32> {
+    let model = load(files)?;
+    let findings = check::check_model(&model);
+    if findings.iter().any(Finding::is_error) {
+        return Err({
+            print_findings(&findings);
+            1
+        });
+    }
+    match render::render(&model, templates) {
+        Ok(tree) => Ok((model, tree, findings)),
+        Err(errors) => {
+            print_findings(&errors);
+            Err(1)
+        }
+    }
+}
+
+fn render_command(
+    files: &[PathBuf],
+    out: Option<PathBuf>,
+    check_only: bool,
+    with_secrets: bool,
+    templates: Option<&Path>,
+) -> i32 {
+    let (model, tree, warnings) = match prepare(files, templates) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    if !warnings.is_empty() {
+        print_findings(&warnings);
+    }
+    let out = out.unwrap_or_else(|| default_out(files));
+    if check_only {
+        let actual = match write::read_tree(&out) {
+            Ok(actual) => actual,
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", out.display());
+                return 2;
+            }
+        };
+        let drift = write::compare(&tree, &actual);
+        if drift.is_empty() {
+            eprintln!("{} is up to date ({} files)", out.display(), tree.len());
+            return 0;
+        }
+        print!(
+            "{}",
+            write::unified_diff(&out.display().to_string(), &tree, &actual, &drift)
+        );
+        let model_args: Vec<String> = files
+            .iter()
+            .map(|f| format!("-f {}", f.display()))
+            .collect();
+        eprintln!(
+            "error: {} is stale ({} file(s) differ); run `tgstack render {} --out {}` and commit the result",
+            out.display(),
+            drift.len(),
+            model_args.join(" "),
+            out.display()
+        );
+        return 1;
+    }
+    // Secrets are resolved before anything is written, so a missing variable changes nothing.
+    let secret_files = if with_secrets {
+        let lookup = |var: &str| std::env::var(var).ok();
+        match render::secrets::resolve(&model.stack, &lookup) {
+            Ok(values) => Some(render::secrets::files(&model, &values)),
+            Err(findings) => {
+                let located: Vec<Finding> = findings
+                    .into_iter()
+                    .map(|f| locate_key(&model, f))
+                    .collect();
+                print_findings(&located);
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(files) = &secret_files {
+        let secrets_dir = PathBuf::from(&model.stack.deploy.secrets_dir);
+        if let (Ok(a), Ok(b)) = (absolute(&secrets_dir), absolute(&out))
+            && a.starts_with(&b)
+        {
+            eprintln!(
+                "error: deploy.secrets_dir {} is inside the output directory {}; secrets never go into the rendered tree",
+                secrets_dir.display(),
+                out.display()
+            );
+            return 1;
+        }
+        if let Err(error) = render::secrets::write(&secrets_dir, files) {
+            eprintln!(
+                "error: cannot write secrets to {}: {error}",
+                secrets_dir.display()
+            );
+            return 2;
+        }
+    }
+    if let Err(error) = write::write_tree(&tree, &out) {
+        eprintln!(
+            "error: cannot write {}: {error} (the previous tree is unchanged)",
+            out.display()
+        );
+        return 2;
+    }
+    eprintln!("rendered {} files into {}", tree.len(), out.display());
+    if let Some(files) = secret_files {
+        eprintln!(
+            "wrote {} secret file(s) into {} (mode 0600)",
+            files.len(),
+            model.stack.deploy.secrets_dir
+        );
+    }
+    0
+}
+
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    std::path::absolute(path)
+}
+
+fn locate_key(model: &Model, finding: Finding) -> Finding {
+    let segments = check::split_path(&finding.path);
+    let finding = match model.spans.span_for(&segments) {
+        Some(span) => finding.with_span(span),
+        None => finding,
+    };
+    finding.locate(&model.sources, &model.redactions)
+}
+
+fn validate_command(
+    files: &[PathBuf],
+    format: Format,
+    deny_warnings: bool,
+    generated: Option<PathBuf>,
+    templates: Option<&Path>,
+) -> i32 {
+    let model = match model::load_files(files) {
+        Ok(model) => model,
+        Err(findings) => {
+            emit(&findings, format);
+            return if findings.iter().all(|f| f.rule == "TG000") {
+                2
+            } else {
+                1
+            };
+        }
+    };
+    let mut findings = check::check_model(&model);
+    if !findings.iter().any(Finding::is_error) {
+        match render::render(&model, templates) {
+            Ok(tree) => {
+                let dir = generated.unwrap_or_else(|| default_out(files));
+                findings.extend(check::drift::check(&model, &tree, &dir));
+            }
+            Err(errors) => findings.extend(errors),
+        }
+    }
+    emit(&findings, format);
+    let failing = findings.iter().any(|f| {
+        f.severity == Severity::Error || (deny_warnings && f.severity == Severity::Warning)
+    });
+    if failing { 1 } else { 0 }
+}
+
+fn emit(findings: &[Finding], format: Format) {
+    match format {
+        Format::Human => {
+            if findings.is_empty() {
+                eprintln!("no findings");
+            } else {
+                print!("{}", finding::render_human(findings));
+            }
+        }
+        Format::Json => println!("{}", finding::render_json(findings)),
+        Format::Sarif => println!("{}", finding::render_sarif(findings)),
+    }
+}
+
+/// The budget table per layer and service, against the host.
+pub fn budget_table(model: &Model) -> String {
+    let stack = &model.stack;
+    let mut rows = Vec::new();
+    let mut layers: std::collections::BTreeMap<&str, (f64, u64)> =
+        std::collections::BTreeMap::new();
+    for (name, service) in &stack.services {
+        let (cpus, memory) = stack.cost(name, service);
+        let layer = if service.deploy == model::Deploy::Native {
+            "native"
+        } else {
+            service.kind.layer()
+        };
+        let entry = layers.entry(layer).or_default();
+        entry.0 += cpus;
+        entry.1 += memory;
+        let instances = stack.instances(name, service).len();
+        let ports: Vec<String> = stack
+            .published_ports()
+            .into_iter()
+            .filter(|p| &p.service == name)
+            .map(|p| format!("{}->{}", p.host_port, p.container_port))
+            .collect();
+        rows.push(format!(
+            "| {name} | {} | {layer} | {} | {instances} | {cpus:.2} | {} MiB | {} |",
+            service.kind.as_str(),
+            match service.deploy {
+                model::Deploy::Container => "container",
+                model::Deploy::Native => "native",
+            },
+            memory >> 20,
+            if ports.is_empty() {
+                "-".to_string()
+            } else {
+                ports.join(", ")
+            }
+        ));
+    }
+    let mut text = String::from(
+        "| service | kind | layer | deploy | instances | CPU | memory | host ports |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        text.push_str(&row);
+        text.push('\n');
+    }
+    let (total_cpu, total_mem) = layers
+        .values()
+        .fold((0.0, 0), |acc, v| (acc.0 + v.0, acc.1 + v.1));
+    text.push('\n');
+    for (layer, (cpus, memory)) in &layers {
+        text.push_str(&format!("{layer}: {cpus:.2} CPU, {} MiB\n", memory >> 20));
+    }
+    text.push_str(&format!(
+        "total: {total_cpu:.2} CPU of {}, {} MiB of {} MiB\n",
+        stack.host.cpus,
+        total_mem >> 20,
+        stack.host.memory.mebibytes()
+    ));
+    text
+}

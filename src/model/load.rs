@@ -1,0 +1,388 @@
+//! Reading stack.toml (and overlays) into a typed [`Stack`] while keeping a span for
+//! every key, so every finding can point at the line the operator wrote.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
+
+use super::Stack;
+use crate::finding::{Finding, Severity};
+use crate::source::{SourceFile, Sources, SpanTree};
+
+/// A model read from disk: the typed stack, its text, and where every key is.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub stack: Stack,
+    pub sources: Sources,
+    pub spans: SpanTree,
+    /// Spans holding literal secret-looking values: masked in every excerpt.
+    pub redactions: Vec<Range<usize>>,
+}
+
+/// Keys whose string values are credentials; a literal string there is never accepted.
+/// (`secret = "id"` inside a reference, `password_encryption`, `secrets_dir` are not.)
+fn looks_like_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    const EXACT: &[&str] = &[
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "api_hash",
+        "api_key",
+        "apikey",
+        "token",
+        "private_key",
+        "secret_key",
+        "access_key",
+        "requirepass",
+        "masterauth",
+        "auth_pass",
+    ];
+    const SUFFIXES: &[&str] = &[
+        "_password",
+        "_passwd",
+        "_token",
+        "_api_key",
+        "_api_hash",
+        "_secret_key",
+    ];
+    EXACT.contains(&key.as_str()) || SUFFIXES.iter().any(|s| key.ends_with(s))
+}
+
+/// Loads the base model and overlays, in order; later files override earlier ones.
+pub fn load_files(paths: &[PathBuf]) -> Result<Model, Vec<Finding>> {
+    let mut texts = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(path) {
+            Ok(text) => texts.push((path.clone(), text)),
+            Err(error) => {
+                return Err(vec![Finding::io(format!(
+                    "cannot read {}: {error}",
+                    path.display()
+                ))]);
+            }
+        }
+    }
+    load_texts(texts)
+}
+
+/// Loads from in-memory texts (tests, benchmarks); names are used in messages.
+pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> {
+    let mut sources = Sources::default();
+    for (path, text) in texts {
+        sources.add(&path, text);
+    }
+    let mut merged: Option<Spanned<DeTable<'_>>> = None;
+    let mut findings = Vec::new();
+    for file in &sources.files {
+        match DeTable::parse(&file.text) {
+            Ok(table) => {
+                let table = shift_table(table, file.base);
+                merged = Some(match merged {
+                    None => table,
+                    Some(base) => merge_tables(base, table),
+                });
+            }
+            Err(error) => findings.push(syntax_finding(&sources, file, &error)),
+        }
+    }
+    if !findings.is_empty() {
+        return Err(findings);
+    }
+    let Some(merged) = merged else {
+        return Err(vec![Finding::io("no model file given".to_string())]);
+    };
+
+    let spans = span_tree(
+        None,
+        merged.span(),
+        &DeValue::Table(merged.get_ref().clone()),
+    );
+    let mut redactions = Vec::new();
+    collect_secret_literals(
+        &spans,
+        merged.get_ref(),
+        &mut Vec::new(),
+        &mut redactions,
+        &mut findings,
+    );
+
+    let stack = Stack::deserialize(toml::de::Deserializer::from(merged.clone()));
+    let mut model_stack = None;
+    match stack {
+        Ok(stack) => model_stack = Some(stack),
+        Err(error) => {
+            let span = error.span();
+            // A literal secret already reported at that place says it better.
+            let covered = span.as_ref().is_some_and(|s| {
+                redactions
+                    .iter()
+                    .any(|r| r.start <= s.start && s.start <= r.end)
+            });
+            if !covered {
+                findings.push(schema_finding(&error, span, &spans));
+            }
+        }
+    }
+    match model_stack {
+        Some(stack) if findings.is_empty() => Ok(Model {
+            stack,
+            sources,
+            spans,
+            redactions,
+        }),
+        _ => Err(findings
+            .into_iter()
+            .map(|f| f.locate(&sources, &redactions))
+            .collect()),
+    }
+}
+
+fn syntax_finding(sources: &Sources, file: &SourceFile, error: &toml::de::Error) -> Finding {
+    let span = error
+        .span()
+        .map(|s| s.start + file.base..s.end + file.base)
+        .unwrap_or(file.base..file.base);
+    Finding::new(
+        "TG001",
+        Severity::Error,
+        format!(
+            "{} is not valid TOML: {}",
+            file.path.display(),
+            error.message().trim()
+        ),
+    )
+    .with_span(span)
+    .with_help("fix the TOML syntax at the marked place")
+    .locate(sources, &[])
+}
+
+fn schema_finding(
+    error: &toml::de::Error,
+    span: Option<Range<usize>>,
+    spans: &SpanTree,
+) -> Finding {
+    let message = error.message().trim().to_string();
+    let mut finding = Finding::new("TG002", Severity::Error, describe_schema_error(&message));
+    if let Some(span) = span {
+        finding = finding.with_span(span.clone());
+        if let Some(path) = path_at(spans, &span) {
+            finding.path = path;
+        }
+    }
+    if let Some(help) = schema_help(&message) {
+        finding = finding.with_help(help);
+    }
+    finding
+}
+
+fn describe_schema_error(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        return format!("unknown key `{field}`");
+    }
+    message.replace("Stack", "the model")
+}
+
+/// "did you mean" for unknown keys and variants, from serde's list of expected names.
+fn schema_help(message: &str) -> Option<String> {
+    let (unknown, expected) = if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, rest) = rest.split_once('`')?;
+        (field, rest)
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (variant, rest) = rest.split_once('`')?;
+        (variant, rest)
+    } else if message.starts_with("missing field") {
+        return Some(
+            "add the missing key (see `tgstack schema` for every key and its default)".into(),
+        );
+    } else {
+        return Some("see `tgstack schema` for the expected type of this key".into());
+    };
+    let candidates: Vec<&str> = expected
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect();
+    match crate::suggest::closest(unknown, candidates.iter().copied()) {
+        Some(best) => Some(format!("did you mean `{best}`?")),
+        None if !candidates.is_empty() => Some(format!(
+            "expected one of: {}",
+            candidates
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => None,
+    }
+}
+
+/// The model path of the deepest node whose key or value contains `span`.
+pub fn path_at(tree: &SpanTree, span: &Range<usize>) -> Option<String> {
+    fn walk(node: &SpanTree, span: &Range<usize>, path: &mut Vec<String>) -> bool {
+        for (name, child) in &node.children {
+            let hit = child.value.start <= span.start
+                && span.start < child.value.end.max(child.value.start + 1)
+                || child
+                    .key
+                    .as_ref()
+                    .is_some_and(|k| k.start <= span.start && span.start < k.end);
+            if hit {
+                path.push(name.clone());
+                walk(child, span, path);
+                return true;
+            }
+        }
+        for (index, item) in node.items.iter().enumerate() {
+            if item.value.start <= span.start && span.start < item.value.end {
+                path.push(index.to_string());
+                walk(item, span, path);
+                return true;
+            }
+        }
+        false
+    }
+    let mut path = Vec::new();
+    walk(tree, span, &mut path);
+    (!path.is_empty()).then(|| path.join("."))
+}
+
+fn collect_secret_literals(
+    spans: &SpanTree,
+    table: &DeTable<'_>,
+    path: &mut Vec<String>,
+    redactions: &mut Vec<Range<usize>>,
+    findings: &mut Vec<Finding>,
+) {
+    for (key, value) in table {
+        path.push(key.get_ref().to_string());
+        match value.get_ref() {
+            DeValue::String(_) if looks_like_secret_key(key.get_ref()) => {
+                redactions.push(value.span());
+                findings.push(
+                    Finding::new(
+                        "TG104",
+                        Severity::Error,
+                        format!("literal secret at `{}`: secrets are never written in the model", path.join(".")),
+                    )
+                    .with_path(path.join("."))
+                    .with_span(value.span())
+                    .with_help(
+                        "declare the secret under [secrets] as `{ env = \"VAR\" }` and reference it here as `{ secret = \"<id>\" }`",
+                    ),
+                );
+            }
+            DeValue::Table(inner) => {
+                collect_secret_literals(spans, inner, path, redactions, findings)
+            }
+            DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        path.push(index.to_string());
+                        collect_secret_literals(spans, inner, path, redactions, findings);
+                        path.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+        path.pop();
+    }
+}
+
+fn span_tree(key: Option<Range<usize>>, span: Range<usize>, value: &DeValue<'_>) -> SpanTree {
+    let mut node = SpanTree {
+        key,
+        value: span,
+        ..SpanTree::default()
+    };
+    match value {
+        DeValue::Table(table) => {
+            for (k, v) in table {
+                node.children.insert(
+                    k.get_ref().to_string(),
+                    span_tree(Some(k.span()), v.span(), v.get_ref()),
+                );
+            }
+        }
+        DeValue::Array(items) => {
+            for item in items.iter() {
+                node.items
+                    .push(span_tree(None, item.span(), item.get_ref()));
+            }
+        }
+        _ => {}
+    }
+    node
+}
+
+fn shift(span: Range<usize>, by: usize) -> Range<usize> {
+    span.start + by..span.end + by
+}
+
+fn shift_table(table: Spanned<DeTable<'_>>, by: usize) -> Spanned<DeTable<'_>> {
+    let span = shift(table.span(), by);
+    Spanned::new(span, shift_map(table.into_inner(), by))
+}
+
+fn shift_map(table: DeTable<'_>, by: usize) -> DeTable<'_> {
+    let mut out = DeTable::new();
+    for (key, value) in table {
+        let key = Spanned::new(shift(key.span(), by), key.into_inner());
+        out.insert(key, shift_value(value, by));
+    }
+    out
+}
+
+fn shift_value(value: Spanned<DeValue<'_>>, by: usize) -> Spanned<DeValue<'_>> {
+    let span = shift(value.span(), by);
+    let inner = match value.into_inner() {
+        DeValue::Table(table) => DeValue::Table(shift_map(table, by)),
+        DeValue::Array(items) => {
+            let mut out = DeArray::new();
+            for item in items.iter() {
+                out.push(shift_value(item.clone(), by));
+            }
+            DeValue::Array(out)
+        }
+        other => other,
+    };
+    Spanned::new(span, inner)
+}
+
+/// Deep merge: tables merge key by key; any other value (arrays included) is replaced.
+fn merge_tables<'i>(
+    base: Spanned<DeTable<'i>>,
+    overlay: Spanned<DeTable<'i>>,
+) -> Spanned<DeTable<'i>> {
+    let span = base.span();
+    Spanned::new(span, merge_maps(base.into_inner(), overlay.into_inner()))
+}
+
+fn merge_maps<'i>(mut base: DeTable<'i>, overlay: DeTable<'i>) -> DeTable<'i> {
+    for (key, value) in overlay {
+        let value = match base.remove(key.get_ref().as_ref() as &str) {
+            Some(old) => merge_values(old, value),
+            None => value,
+        };
+        base.insert(key, value);
+    }
+    base
+}
+
+fn merge_values<'i>(old: Spanned<DeValue<'i>>, new: Spanned<DeValue<'i>>) -> Spanned<DeValue<'i>> {
+    let span = new.span();
+    match (old.into_inner(), new.into_inner()) {
+        (DeValue::Table(old), DeValue::Table(new)) => {
+            Spanned::new(span, DeValue::Table(merge_maps(old, new)))
+        }
+        (_, new) => Spanned::new(span, new),
+    }
+}

@@ -1,0 +1,10 @@
+//! The model: stack.toml typed, located and resolved.
+
+mod load;
+mod types;
+pub mod units;
+
+pub use load::{Model, load_files, load_texts, path_at};
+pub use types::*;
+mod topology;
+pub use topology::{Endpoint, Instance, PublishedPort, Unreachable};

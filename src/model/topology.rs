@@ -1,0 +1,196 @@
+//! Facts derived from the model that renderers and rules share: who reaches whom at
+//! which address, which host ports are published, what each service costs.
+
+use super::{Deploy, Kind, Service, Stack};
+
+/// An address one service uses to reach another.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Why a service cannot reach another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreachable {
+    UnknownService,
+    /// A native caller and a container callee with no published port.
+    NotPublished,
+    /// Two containers without a common network.
+    NoSharedNetwork,
+}
+
+/// Address the host side uses for a port published on `address`.
+fn host_side(address: &str) -> String {
+    if address == "0.0.0.0" || address.is_empty() {
+        "127.0.0.1".into()
+    } else {
+        address.to_string()
+    }
+}
+
+impl Stack {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.get(name)
+    }
+
+    /// Address that published ports of `service` bind to.
+    pub fn publish_address(&self, service: &Service) -> String {
+        service
+            .publish_address
+            .clone()
+            .unwrap_or_else(|| self.host.bind.clone())
+    }
+
+    /// How `from` reaches port `port` (published as `publish`) of service `to`.
+    pub fn reach_port(
+        &self,
+        from: &Service,
+        to_name: &str,
+        port: u16,
+        publish: Option<u16>,
+    ) -> Result<Endpoint, Unreachable> {
+        let to = self.service(to_name).ok_or(Unreachable::UnknownService)?;
+        match (from.deploy, to.deploy) {
+            (Deploy::Container, Deploy::Container) => {
+                if from.networks.iter().any(|n| to.networks.contains(n)) {
+                    Ok(Endpoint {
+                        host: to_name.to_string(),
+                        port,
+                    })
+                } else {
+                    Err(Unreachable::NoSharedNetwork)
+                }
+            }
+            (Deploy::Native, Deploy::Container) => match publish {
+                Some(host_port) => Ok(Endpoint {
+                    host: host_side(&self.publish_address(to)),
+                    port: host_port,
+                }),
+                None => Err(Unreachable::NotPublished),
+            },
+            (Deploy::Native, Deploy::Native) => Ok(Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+            }),
+            // Containers reach the host through the host-gateway alias compose adds.
+            (Deploy::Container, Deploy::Native) => Ok(Endpoint {
+                host: "host.docker.internal".into(),
+                port,
+            }),
+        }
+    }
+
+    /// How `from` reaches the main port of `to`.
+    pub fn reach(&self, from: &Service, to_name: &str) -> Result<Endpoint, Unreachable> {
+        let to = self.service(to_name).ok_or(Unreachable::UnknownService)?;
+        self.reach_port(from, to_name, to.port, to.publish)
+    }
+
+    /// Every host port the stack publishes, with its owner.
+    pub fn published_ports(&self) -> Vec<PublishedPort> {
+        let mut ports = Vec::new();
+        for (name, service) in &self.services {
+            if service.deploy == Deploy::Native {
+                for instance in self.instances(name, service) {
+                    ports.push(PublishedPort {
+                        service: name.clone(),
+                        path: format!("services.{name}.port"),
+                        host_port: instance.port,
+                        container_port: instance.port,
+                        address: "127.0.0.1".into(),
+                        instance: instance.name,
+                    });
+                }
+                continue;
+            }
+            let address = self.publish_address(service);
+            for instance in self.instances(name, service) {
+                if let Some(host_port) = instance.publish {
+                    ports.push(PublishedPort {
+                        service: name.clone(),
+                        path: format!("services.{name}.publish"),
+                        host_port,
+                        container_port: service.port,
+                        address: address.clone(),
+                        instance: instance.name.clone(),
+                    });
+                }
+            }
+            if let Some(rabbit) = &service.rabbitmq
+                && let Some(host_port) = rabbit.management_publish
+            {
+                ports.push(PublishedPort {
+                    service: name.clone(),
+                    path: format!("services.{name}.rabbitmq.management_publish"),
+                    host_port,
+                    container_port: rabbit.management_port,
+                    address: address.clone(),
+                    instance: name.clone(),
+                });
+            }
+        }
+        ports
+    }
+
+    /// The processes a service runs as: one, or `count` sentinels named `<name>-<i>`.
+    /// Sentinel containers publish consecutive host ports; native sentinels share the
+    /// host and so listen on consecutive ports.
+    pub fn instances(&self, name: &str, service: &Service) -> Vec<Instance> {
+        match (&service.kind, &service.sentinel) {
+            (Kind::Sentinel, Some(sentinel)) => (0..sentinel.count)
+                .map(|i| {
+                    let offset = u16::try_from(i).unwrap_or(u16::MAX);
+                    let native = service.deploy == Deploy::Native;
+                    Instance {
+                        name: format!("{name}-{}", i + 1),
+                        port: if native {
+                            service.port.saturating_add(offset)
+                        } else {
+                            service.port
+                        },
+                        publish: service.publish.map(|p| p.saturating_add(offset)),
+                    }
+                })
+                .collect(),
+            _ => vec![Instance {
+                name: name.to_string(),
+                port: service.port,
+                publish: service.publish,
+            }],
+        }
+    }
+
+    /// CPU and memory of a service, counting every instance.
+    pub fn cost(&self, name: &str, service: &Service) -> (f64, u64) {
+        let n = self.instances(name, service).len() as f64;
+        (service.cpus * n, (service.memory.0 as f64 * n) as u64)
+    }
+}
+
+/// One container (or native process) of a service.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Instance {
+    pub name: String,
+    /// Port the process listens on.
+    pub port: u16,
+    pub publish: Option<u16>,
+}
+
+/// A host port bound by the stack.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublishedPort {
+    pub service: String,
+    pub instance: String,
+    /// Model path of the key that publishes it.
+    pub path: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub address: String,
+}

@@ -1,0 +1,96 @@
+//! rabbitmq.conf, enabled_plugins and the topology definitions (vhost, exchanges,
+//! queues, dead-lettering, bindings). Users and permissions carry password hashes and
+//! are written only at deploy time (see `secrets`).
+
+use minijinja::context;
+use serde_json::{Map, Value as Json, json};
+
+use super::Output;
+use crate::model::{Kind, Model, RabbitmqSettings};
+
+/// Where the image reads definitions from; topology and users are two files there.
+pub const DEFINITIONS_DIR: &str = "/etc/rabbitmq/definitions";
+
+pub fn outputs(model: &Model) -> Vec<Output> {
+    let mut out = Vec::new();
+    for (name, service) in &model.stack.services {
+        let (Kind::Rabbitmq, Some(rabbit)) = (service.kind, &service.rabbitmq) else {
+            continue;
+        };
+        out.push(Output::new(
+            format!("{name}/rabbitmq.conf"),
+            "rabbitmq/rabbitmq.conf.j2",
+            context! {
+                service => name,
+                port => service.port,
+                r => super::ser(rabbit),
+                disk_free_limit => rabbit.disk_free_limit.0,
+                definitions_dir => DEFINITIONS_DIR,
+            },
+        ));
+        out.push(Output::new(
+            format!("{name}/enabled_plugins"),
+            "rabbitmq/enabled_plugins.j2",
+            context! { service => name },
+        ));
+        let definitions = serde_json::to_string_pretty(&topology(rabbit)).unwrap_or_default();
+        out.push(Output::new(
+            format!("{name}/definitions.json"),
+            "rabbitmq/definitions.json.j2",
+            context! { definitions },
+        ));
+    }
+    out
+}
+
+/// The broker topology as RabbitMQ definitions JSON.
+pub fn topology(rabbit: &RabbitmqSettings) -> Json {
+    let vhost = &rabbit.vhost;
+    let exchange = |name: &str, kind: &str| {
+        json!({
+            "name": name, "vhost": vhost, "type": kind,
+            "durable": true, "auto_delete": false, "internal": false, "arguments": {}
+        })
+    };
+    let mut queues = Vec::new();
+    let mut bindings = Vec::new();
+    for queue in &rabbit.queues {
+        let mut arguments = Map::new();
+        arguments.insert("x-queue-type".into(), json!(queue.queue_type));
+        if queue.dead_letter {
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                json!(rabbit.dead_letter_exchange),
+            );
+        }
+        if let Some(ttl) = queue.message_ttl {
+            arguments.insert("x-message-ttl".into(), json!(ttl.millis()));
+        }
+        queues.push(json!({
+            "name": queue.name, "vhost": vhost, "durable": true, "auto_delete": false,
+            "arguments": arguments
+        }));
+        bindings.push(json!({
+            "source": rabbit.exchange, "vhost": vhost, "destination": queue.name,
+            "destination_type": "queue", "routing_key": queue.binding, "arguments": {}
+        }));
+    }
+    queues.push(json!({
+        "name": rabbit.dead_letter_queue, "vhost": vhost, "durable": true,
+        "auto_delete": false, "arguments": { "x-queue-type": "classic" }
+    }));
+    bindings.push(json!({
+        "source": rabbit.dead_letter_exchange, "vhost": vhost,
+        "destination": rabbit.dead_letter_queue, "destination_type": "queue",
+        "routing_key": "#", "arguments": {}
+    }));
+    json!({
+        "vhosts": [{ "name": vhost }],
+        "exchanges": [
+            exchange(&rabbit.exchange, "topic"),
+            exchange(&rabbit.dead_letter_exchange, "topic"),
+        ],
+        "queues": queues,
+        "bindings": bindings,
+    })
+}

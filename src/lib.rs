@@ -4,6 +4,7 @@
 //! The pipeline: [`model`] (load, locate, resolve) -> [`render`] (templates into a tree)
 //! -> [`check`] (rules over the model, the rendered files and their consistency).
 
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod finding;

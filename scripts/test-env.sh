@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs and starts everything the test suite needs. Idempotent: safe to run again.
+# Used by scripts/test.sh (and so by CI); run it alone to prepare a fresh machine.
+set -euo pipefail
+
+# Debian packages the real-program tests start or call.
+PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these services on install; the tests start private instances instead.
+for svc in pgbouncer prometheus redis-sentinel; do
+  pkill -f "^/usr/(s)?bin/$svc" 2>/dev/null || true
+done
+
+# The shared servers the tests talk to: start whichever is not running.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+  rabbitmq-server -detached
+fi
+
+# Wait until each answers (bounded).
+for i in $(seq 1 60); do
+  pg_isready -h 127.0.0.1 -p 5432 -q && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
+    && rabbitmqctl -q await_startup >/dev/null 2>&1 && break
+  sleep 1
+done
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis did not start" >&2; exit 1; }
+rabbitmqctl -q await_startup || { echo "RabbitMQ did not start" >&2; exit 1; }
+echo "test environment ready"

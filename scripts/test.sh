@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against real servers (the README's test command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/test-env.sh
+cargo build --workspace --all-targets
+cargo test --workspace -- --test-threads 2

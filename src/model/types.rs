@@ -255,6 +255,25 @@ pub struct Service {
     /// Settings of an exporter (`postgres-exporter`, `redis-exporter`, `pgbouncer-exporter`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exporter: Option<ExporterSettings>,
+    /// How a `native` service runs under systemd. Only valid with `deploy = "native"`.
+    /// Default: every field's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeSettings>,
+}
+
+/// systemd settings of a native service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NativeSettings {
+    /// The program the unit starts. Default `/usr/local/bin/tg-gateway` (gateway and api).
+    #[serde(default)]
+    pub binary: Option<String>,
+    /// Dedicated system user (and group) the service runs as. Default: the service name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Seconds systemd waits for a graceful stop before SIGKILL. Default `30s`.
+    #[serde(default)]
+    pub stop_timeout: Option<Duration>,
 }
 
 fn default_restart() -> String {
@@ -393,6 +412,53 @@ pub struct PostgresSettings {
     /// Drop chunks older than this. Default `90d`.
     #[serde(default = "default_retention")]
     pub retention: Duration,
+    /// The `messages_hourly` / `messages_daily` aggregates. Defaults: see the fields.
+    #[serde(default)]
+    pub aggregates: AggregateSettings,
+}
+
+/// The two message-count aggregates (continuous aggregates on TimescaleDB, materialized
+/// views on plain PostgreSQL).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateSettings {
+    /// Bucket width of `messages_hourly`. Default `1h`.
+    #[serde(default = "default_hourly_bucket")]
+    pub hourly_bucket: Duration,
+    /// Bucket width of `messages_daily`. Default `1d`.
+    #[serde(default = "default_daily_bucket")]
+    pub daily_bucket: Duration,
+    /// How often the refresh policy runs (TimescaleDB). Default `30m`.
+    #[serde(default = "default_refresh_interval")]
+    pub refresh_interval: Duration,
+    /// How far back a refresh recomputes (late and edited messages); at least three
+    /// buckets are always covered. Default `7d`.
+    #[serde(default = "default_refresh_window")]
+    pub refresh_window: Duration,
+}
+
+impl Default for AggregateSettings {
+    fn default() -> Self {
+        Self {
+            hourly_bucket: default_hourly_bucket(),
+            daily_bucket: default_daily_bucket(),
+            refresh_interval: default_refresh_interval(),
+            refresh_window: default_refresh_window(),
+        }
+    }
+}
+
+fn default_hourly_bucket() -> Duration {
+    Duration(3_600_000)
+}
+fn default_daily_bucket() -> Duration {
+    Duration(86_400_000)
+}
+fn default_refresh_interval() -> Duration {
+    Duration(1_800_000)
+}
+fn default_refresh_window() -> Duration {
+    Duration(7 * 86_400_000)
 }
 
 fn default_database() -> String {

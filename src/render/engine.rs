@@ -52,6 +52,7 @@ pub fn environment(dir: Option<&Path>) -> Result<Environment<'static>, String> {
     env.add_filter("json", json);
     env.add_filter("sh", sh);
     env.add_filter("erlang_conf", erlang_conf);
+    env.add_filter("refuse", refuse);
     Ok(env)
 }
 
@@ -187,6 +188,12 @@ fn sh(value: Value) -> Result<String, Error> {
         return Err(invalid("a shell word cannot hold NUL".into()));
     }
     Ok(format!("'{}'", text.replace('\'', "'\\''")))
+}
+
+/// Fails the render with the given reason: contexts carry `refused` when the model asks
+/// for something the file cannot express, and the template prints it through this.
+fn refuse(value: Value) -> Result<String, Error> {
+    Err(invalid(text_of(&value)))
 }
 
 /// rabbitmq.conf (sysctl format) value: one line, no leading/trailing spaces, no `#`.

@@ -9,6 +9,7 @@ mod postgres;
 mod rabbitmq;
 mod redis;
 pub mod secrets;
+pub mod sql;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(pgbouncer::outputs(model));
     all.extend(redis::outputs(model));
     all.extend(rabbitmq::outputs(model));
+    all.extend(sql::outputs(model));
     all
 }
 

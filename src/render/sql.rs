@@ -1,0 +1,239 @@
+//! The database migrations of every `postgres` service, in two variants from one model:
+//! TimescaleDB (hypertable, compression, retention, continuous aggregates) and plain
+//! PostgreSQL (same tables and functions, materialized views). Both are always rendered,
+//! into `<service>/sql/<variant>/NNN_name.sql`; `tg-gateway migrate` renders the same
+//! files in memory through [`migration`].
+//!
+//! Every file is plain SQL (no psql meta-commands) so a client library can run it as one
+//! simple query, and idempotent: applying the set twice changes nothing.
+
+use minijinja::{Value, context};
+
+use super::{Output, engine};
+use crate::model::units::Duration;
+use crate::model::{Kind, Model, PostgresSettings, PostgresVariant, Stack};
+
+/// The migration files, applied in this order: (file stem, template).
+pub const FILES: &[(&str, &str)] = &[
+    ("001_schema", "sql/001_schema.sql.j2"),
+    ("002_tables", "sql/002_tables.sql.j2"),
+    ("003_indexes", "sql/003_indexes.sql.j2"),
+    ("004_functions", "sql/004_functions.sql.j2"),
+    ("005_aggregates", "sql/005_aggregates.sql.j2"),
+    ("006_policies", "sql/006_policies.sql.j2"),
+    ("007_views", "sql/007_views.sql.j2"),
+    ("008_grants", "sql/008_grants.sql.j2"),
+    ("009_channels", "sql/009_channels.sql.j2"),
+];
+
+/// Both variants, in the order they are rendered.
+pub const VARIANTS: &[PostgresVariant] = &[PostgresVariant::Timescaledb, PostgresVariant::Plain];
+
+/// Directory name of a variant below `<service>/sql/`.
+pub fn variant_dir(variant: PostgresVariant) -> &'static str {
+    match variant {
+        PostgresVariant::Timescaledb => "timescaledb",
+        PostgresVariant::Plain => "plain",
+    }
+}
+
+/// Rendered path (relative to `generated/`) of one migration file.
+pub fn file_path(service: &str, variant: PostgresVariant, stem: &str) -> String {
+    format!("{service}/sql/{}/{stem}.sql", variant_dir(variant))
+}
+
+/// The migration of `postgres_service` in `variant`: (file name, SQL) in apply order.
+/// The same text `tgstack render` writes into `generated/<service>/sql/<variant>/`.
+pub fn migration(
+    stack: &Stack,
+    postgres_service: &str,
+    variant: PostgresVariant,
+) -> Result<Vec<(String, String)>, String> {
+    let pg = postgres_settings(stack, postgres_service)?;
+    let env = engine::environment(None)?;
+    let mut files = Vec::new();
+    for (stem, template) in FILES {
+        let ctx = context(stack, postgres_service, pg, variant, stem)?;
+        let text = env
+            .get_template(template)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| {
+                format!(
+                    "cannot render {}: {}",
+                    file_path(postgres_service, variant, stem),
+                    engine::describe(&e)
+                )
+            })?;
+        files.push((format!("{stem}.sql"), text));
+    }
+    Ok(files)
+}
+
+fn postgres_settings<'a>(stack: &'a Stack, name: &str) -> Result<&'a PostgresSettings, String> {
+    let service = stack
+        .service(name)
+        .ok_or_else(|| format!("no service `{name}` in the model"))?;
+    if service.kind != Kind::Postgres {
+        return Err(format!(
+            "service `{name}` is a {} service, not postgres",
+            service.kind.as_str()
+        ));
+    }
+    service
+        .postgres
+        .as_ref()
+        .ok_or_else(|| format!("service `{name}` has no [services.{name}.postgres] table"))
+}
+
+pub fn outputs(model: &Model) -> Vec<Output> {
+    let stack = &model.stack;
+    let mut out = Vec::new();
+    for (name, service) in &stack.services {
+        let (Kind::Postgres, Some(pg)) = (service.kind, &service.postgres) else {
+            continue;
+        };
+        for &variant in VARIANTS {
+            for (stem, template) in FILES {
+                // A model the SQL cannot express becomes a render error naming the problem.
+                let ctx = context(stack, name, pg, variant, stem)
+                    .unwrap_or_else(|problem| context! { refused => problem });
+                out.push(Output::new(file_path(name, variant, stem), template, ctx));
+            }
+        }
+    }
+    out
+}
+
+/// A PostgreSQL interval literal in the largest exact unit (`1 day`, `90 days`, `30 minutes`).
+pub fn interval(duration: Duration) -> String {
+    const UNITS: &[(u64, &str)] = &[
+        (86_400_000, "day"),
+        (3_600_000, "hour"),
+        (60_000, "minute"),
+        (1_000, "second"),
+    ];
+    let ms = duration.millis();
+    for &(factor, unit) in UNITS {
+        if ms >= factor && ms % factor == 0 {
+            let n = ms / factor;
+            return format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+        }
+    }
+    format!("{ms} milliseconds")
+}
+
+/// One aggregate's bucket and refresh window. The window covers at least three buckets
+/// (TimescaleDB refuses a policy window under two) and ends one bucket back, so only
+/// closed buckets are materialized; newer ones are computed in real time.
+fn aggregate(name: &str, bucket: Duration, window: Duration) -> Value {
+    let start = Duration(window.millis().max(bucket.millis().saturating_mul(3)));
+    context! {
+        name,
+        bucket => interval(bucket),
+        start_offset => interval(start),
+        end_offset => interval(bucket),
+    }
+}
+
+/// Settings a migration cannot honour: reported instead of rendering wrong SQL.
+fn refusals(pg: &PostgresSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    let a = &pg.aggregates;
+    if pg.compress_after.millis() >= pg.retention.millis() {
+        problems.push(format!(
+            "compress_after ({}) must be shorter than retention ({}): chunks would be dropped before they are compressed",
+            pg.compress_after, pg.retention
+        ));
+    }
+    if pg.chunk_interval.millis() > pg.compress_after.millis() {
+        problems.push(format!(
+            "chunk_interval ({}) must not exceed compress_after ({})",
+            pg.chunk_interval, pg.compress_after
+        ));
+    }
+    for (key, bucket) in [
+        ("hourly_bucket", a.hourly_bucket),
+        ("daily_bucket", a.daily_bucket),
+    ] {
+        let window = a.refresh_window.millis().max(bucket.millis() * 3);
+        if window >= pg.retention.millis() {
+            problems.push(format!(
+                "aggregates.{key} refresh window ({}) must be shorter than retention ({}): a refresh after retention would erase aggregated counts",
+                Duration(window), pg.retention
+            ));
+        }
+        if bucket.millis() == 0 {
+            problems.push(format!("aggregates.{key} must be longer than 0"));
+        }
+    }
+    if a.refresh_interval.millis() == 0 {
+        problems.push("aggregates.refresh_interval must be longer than 0".into());
+    }
+    problems
+}
+
+fn context(
+    stack: &Stack,
+    service: &str,
+    pg: &PostgresSettings,
+    variant: PostgresVariant,
+    stem: &str,
+) -> Result<Value, String> {
+    let problems = refusals(pg);
+    if !problems.is_empty() {
+        return Err(format!(
+            "services.{service}.postgres: {}",
+            problems.join("; ")
+        ));
+    }
+    // Identifiers inside dollar-quoted bodies must not be able to close the quote.
+    let names = std::iter::once(pg.schema.as_str()).chain(pg.roles.keys().map(String::as_str));
+    if let Some(bad) = names.into_iter().find(|n| n.contains('$')) {
+        return Err(format!(
+            "services.{service}.postgres: name `{bad}` holds `$`, which the migrations cannot quote inside function bodies"
+        ));
+    }
+    let roles: Vec<Value> = pg
+        .roles
+        .iter()
+        .map(|(name, role)| {
+            context! { name, access => format!("{:?}", role.access).to_lowercase() }
+        })
+        .collect();
+    let channels: Vec<Value> = stack
+        .channels
+        .iter()
+        .map(|c| context! { id => c.id, username => c.username.clone(), title => &c.title, enabled => c.enabled })
+        .collect();
+    let a = &pg.aggregates;
+    Ok(context! {
+        service,
+        variant => variant_dir(variant),
+        timescale => variant == PostgresVariant::Timescaledb,
+        version => stem,
+        schema => &pg.schema,
+        chunk_interval => interval(pg.chunk_interval),
+        compress_after => interval(pg.compress_after),
+        retention => interval(pg.retention),
+        refresh_interval => interval(a.refresh_interval),
+        aggregates => vec![
+            aggregate("messages_hourly", a.hourly_bucket, a.refresh_window),
+            aggregate("messages_daily", a.daily_bucket, a.refresh_window),
+        ],
+        roles,
+        channels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_use_the_largest_exact_unit() {
+        assert_eq!(interval(Duration(86_400_000)), "1 day");
+        assert_eq!(interval(Duration(90 * 86_400_000)), "90 days");
+        assert_eq!(interval(Duration(1_800_000)), "30 minutes");
+        assert_eq!(interval(Duration(1_500)), "1500 milliseconds");
+    }
+}

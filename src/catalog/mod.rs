@@ -2,9 +2,17 @@
 //! The gateway registers its metrics from [`gateway::GATEWAY`] and [`gateway::API`], and
 //! the validator checks every alert and dashboard query against the same lists.
 
+pub mod cadvisor;
 pub mod gateway;
+pub mod node_exporter;
+pub mod pgbouncer_exporter;
+pub mod postgres_exporter;
+pub mod rabbitmq;
+pub mod redis_exporter;
 
 use serde::Serialize;
+
+use crate::model::Kind;
 
 /// Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,4 +51,85 @@ impl Metric {
             _ => false,
         }
     }
+}
+
+/// A catalog entry; a `const fn` keeps the exporter lists one line per family.
+pub const fn m(
+    name: &'static str,
+    kind: MetricType,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        help,
+        labels,
+    }
+}
+
+/// Series Prometheus itself adds to every scrape job (docs: "Jobs and instances").
+pub static SCRAPE: &[Metric] = &[
+    m(
+        "up",
+        MetricType::Gauge,
+        "1 if the instance is healthy (reachable), 0 if the scrape failed.",
+        &["job", "instance"],
+    ),
+    m(
+        "scrape_duration_seconds",
+        MetricType::Gauge,
+        "Duration of the scrape.",
+        &["job", "instance"],
+    ),
+    m(
+        "scrape_samples_scraped",
+        MetricType::Gauge,
+        "Samples the target exposed.",
+        &["job", "instance"],
+    ),
+    m(
+        "scrape_samples_post_metric_relabeling",
+        MetricType::Gauge,
+        "Samples left after metric relabeling.",
+        &["job", "instance"],
+    ),
+    m(
+        "scrape_series_added",
+        MetricType::Gauge,
+        "Approximate number of new series in this scrape.",
+        &["job", "instance"],
+    ),
+];
+
+static POSTGRES_EXPORTER: std::sync::LazyLock<Vec<Metric>> = std::sync::LazyLock::new(|| {
+    let mut all = postgres_exporter::BUILTIN.to_vec();
+    all.extend_from_slice(postgres_exporter::CUSTOM);
+    all
+});
+
+/// The metric families a process of `kind` exposes on its scrape endpoint; empty for
+/// kinds that expose none (their metrics come from an exporter).
+pub fn metrics_for(kind: Kind) -> &'static [Metric] {
+    match kind {
+        Kind::Gateway => gateway::GATEWAY,
+        Kind::Api => gateway::API,
+        Kind::PostgresExporter => POSTGRES_EXPORTER.as_slice(),
+        Kind::RedisExporter => redis_exporter::METRICS,
+        Kind::PgbouncerExporter => pgbouncer_exporter::METRICS,
+        Kind::NodeExporter => node_exporter::METRICS,
+        Kind::Cadvisor => cadvisor::METRICS,
+        Kind::Rabbitmq => rabbitmq::METRICS,
+        Kind::Postgres
+        | Kind::Pgbouncer
+        | Kind::Redis
+        | Kind::Sentinel
+        | Kind::Prometheus
+        | Kind::Grafana => &[],
+    }
+}
+
+/// The family a series name belongs to among `metrics` (histogram suffixes included).
+pub fn find<'a>(metrics: &'a [Metric], series: &str) -> Option<&'a Metric> {
+    metrics.iter().find(|metric| metric.matches(series))
 }

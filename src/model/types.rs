@@ -31,6 +31,12 @@ pub struct Stack {
     /// Telegram channels the gateway ingests.
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// Settings shared by the alerts.
+    #[serde(default)]
+    pub monitoring: super::MonitoringSettings,
+    /// Alert rules, rendered into Prometheus rule files and promtool unit tests.
+    #[serde(default)]
+    pub alerts: Vec<super::Alert>,
     /// Findings the operator accepts, each with a reason.
     #[serde(default)]
     pub allow: Vec<Allow>,
@@ -214,6 +220,12 @@ pub struct Service {
     /// Address the published port binds to. Default: `host.bind`.
     #[serde(default)]
     pub publish_address: Option<String>,
+    /// Native services only: the address the process listens on. Default `127.0.0.1`.
+    /// A native service that containers reach (Prometheus scrapes it through
+    /// `host.docker.internal`, i.e. the Docker bridge gateway) must listen there, e.g.
+    /// `172.17.0.1`: a loopback listener is unreachable from containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
     /// CPU limit.
     pub cpus: f64,
     /// Memory limit.

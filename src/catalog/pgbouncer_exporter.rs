@@ -1,0 +1,242 @@
+//! Metrics of `quay.io/prometheuscommunity/pgbouncer-exporter:v0.10.2`.
+
+use super::MetricType::{Counter, Gauge};
+use super::{Metric, m};
+
+/// Source: prometheus-community/pgbouncer_exporter `collector.go` (the `log/slog` line that
+/// v0.10 belongs to): the `metricMaps` of `SHOW DATABASES`, `SHOW STATS_TOTALS` and
+/// `SHOW POOLS` (named `pgbouncer_<list>_<metric>`), `listsMap` of `SHOW LISTS`,
+/// `configMap` of `SHOW CONFIG`, and the `up`/`version_info` descriptors.
+pub static METRICS: &[Metric] = &[
+    m(
+        "pgbouncer_up",
+        Gauge,
+        "The pgbouncer scrape succeeded.",
+        &[],
+    ),
+    m(
+        "pgbouncer_version_info",
+        Gauge,
+        "The pgbouncer version info.",
+        &["version"],
+    ),
+    m(
+        "pgbouncer_databases_pool_size",
+        Gauge,
+        "Maximum number of server connections.",
+        &[
+            "name",
+            "host",
+            "port",
+            "database",
+            "force_user",
+            "pool_mode",
+        ],
+    ),
+    m(
+        "pgbouncer_databases_reserve_pool",
+        Gauge,
+        "Maximum number of additional connections for this database.",
+        &[
+            "name",
+            "host",
+            "port",
+            "database",
+            "force_user",
+            "pool_mode",
+        ],
+    ),
+    m(
+        "pgbouncer_databases_max_connections",
+        Gauge,
+        "Maximum number of allowed connections for this database.",
+        &[
+            "name",
+            "host",
+            "port",
+            "database",
+            "force_user",
+            "pool_mode",
+        ],
+    ),
+    m(
+        "pgbouncer_databases_current_connections",
+        Gauge,
+        "Current number of connections for this database.",
+        &[
+            "name",
+            "host",
+            "port",
+            "database",
+            "force_user",
+            "pool_mode",
+        ],
+    ),
+    m(
+        "pgbouncer_databases_paused",
+        Gauge,
+        "1 if this database is currently paused, else 0.",
+        &[
+            "name",
+            "host",
+            "port",
+            "database",
+            "force_user",
+            "pool_mode",
+        ],
+    ),
+    m(
+        "pgbouncer_databases_disabled",
+        Gauge,
+        "1 if this database is currently disabled, else 0.",
+        &[
+            "name",
+            "host",
+            "port",
+            "database",
+            "force_user",
+            "pool_mode",
+        ],
+    ),
+    m(
+        "pgbouncer_stats_queries_pooled_total",
+        Counter,
+        "Total number of SQL queries pooled.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_queries_duration_seconds_total",
+        Counter,
+        "Seconds spent connected to PostgreSQL executing queries.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_received_bytes_total",
+        Counter,
+        "Network traffic received by pgbouncer.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_queries_total",
+        Counter,
+        "SQL requests pooled by pgbouncer.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_sent_bytes_total",
+        Counter,
+        "Network traffic sent by pgbouncer.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_client_wait_seconds_total",
+        Counter,
+        "Time spent by clients waiting for a server.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_sql_transactions_pooled_total",
+        Counter,
+        "SQL transactions pooled.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_stats_server_in_transaction_seconds_total",
+        Counter,
+        "Seconds connected to PostgreSQL in a transaction.",
+        &["database"],
+    ),
+    m(
+        "pgbouncer_pools_client_active_connections",
+        Gauge,
+        "Client connections linked to a server connection.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_client_waiting_connections",
+        Gauge,
+        "Client connections waiting on a server connection.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_server_active_connections",
+        Gauge,
+        "Server connections linked to a client connection.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_server_idle_connections",
+        Gauge,
+        "Server connections idle and ready for a client query.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_server_used_connections",
+        Gauge,
+        "Server connections idle more than server_check_delay.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_server_testing_connections",
+        Gauge,
+        "Server connections running a reset or check query.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_server_login_connections",
+        Gauge,
+        "Server connections logging in.",
+        &["database", "user"],
+    ),
+    m(
+        "pgbouncer_pools_client_maxwait_seconds",
+        Gauge,
+        "Age of the oldest unserved client connection.",
+        &["database", "user"],
+    ),
+    m("pgbouncer_databases", Gauge, "Count of databases.", &[]),
+    m("pgbouncer_users", Gauge, "Count of users.", &[]),
+    m("pgbouncer_pools", Gauge, "Count of pools.", &[]),
+    m(
+        "pgbouncer_free_clients",
+        Gauge,
+        "Count of free clients.",
+        &[],
+    ),
+    m(
+        "pgbouncer_used_clients",
+        Gauge,
+        "Count of used clients.",
+        &[],
+    ),
+    m(
+        "pgbouncer_login_clients",
+        Gauge,
+        "Count of clients in login state.",
+        &[],
+    ),
+    m(
+        "pgbouncer_free_servers",
+        Gauge,
+        "Count of free servers.",
+        &[],
+    ),
+    m(
+        "pgbouncer_used_servers",
+        Gauge,
+        "Count of used servers.",
+        &[],
+    ),
+    m(
+        "pgbouncer_config_max_client_connections",
+        Gauge,
+        "Config maximum number of client connections.",
+        &[],
+    ),
+    m(
+        "pgbouncer_config_max_user_connections",
+        Gauge,
+        "Config maximum number of server connections per user.",
+        &[],
+    ),
+];

@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tg-gateway", version, about = "Telegram ingestion gateway and REST API")]
+#[command(
+    name = "tg-gateway",
+    version,
+    about = "Telegram ingestion gateway and REST API"
+)]
 pub struct Cli {
     /// The model, then overlays in order (later files override earlier ones).
     #[arg(

@@ -155,7 +155,12 @@ impl Config {
             let messages: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
             anyhow!("cannot load the model: {}", messages.join("; "))
         })?;
-        Self::from_model(model, service, kind, Arc::new(|name| std::env::var(name).ok()))
+        Self::from_model(
+            model,
+            service,
+            kind,
+            Arc::new(|name| std::env::var(name).ok()),
+        )
     }
 
     /// From a loaded model, with secrets read through `lookup` (tests pass their own).
@@ -221,12 +226,10 @@ impl Config {
 
     /// The value of a secret, from the environment variable the model names.
     pub fn secret(&self, reference: &SecretRef) -> Result<Secret> {
-        let spec = self.stack().secrets.get(&reference.secret).ok_or_else(|| {
-            anyhow!(
-                "secret `{}` is not declared in [secrets]",
-                reference.secret
-            )
-        })?;
+        let spec =
+            self.stack().secrets.get(&reference.secret).ok_or_else(|| {
+                anyhow!("secret `{}` is not declared in [secrets]", reference.secret)
+            })?;
         match (self.lookup)(&spec.env) {
             Some(value) if !value.is_empty() => Ok(Secret(value)),
             _ => bail!(
@@ -416,11 +419,8 @@ impl Config {
         if let Some(a) = &service.api {
             return Ok(a.database.clone());
         }
-        Err(anyhow!(
-            "service `{}` has no database setting",
-            self.name
-        ))
-        .context("migrate needs a gateway or api service")
+        Err(anyhow!("service `{}` has no database setting", self.name))
+            .context("migrate needs a gateway or api service")
     }
 }
 
@@ -474,7 +474,10 @@ mod tests {
     #[test]
     fn container_service_reaches_by_service_name_and_internal_port() {
         let overlay = "[services.tg-gateway]\ndeploy = \"container\"\nimage = \"x:1\"\nnetworks = [\"data\"]\n";
-        let gateway = config(Some(overlay), Kind::Gateway).unwrap().gateway().unwrap();
+        let gateway = config(Some(overlay), Kind::Gateway)
+            .unwrap()
+            .gateway()
+            .unwrap();
         assert_eq!(gateway.database.endpoint.to_string(), "pgbouncer:6432");
         assert_eq!(gateway.redis.endpoint.to_string(), "redis-master:6379");
         assert_eq!(gateway.listen.to_string(), "0.0.0.0:4007");
@@ -493,11 +496,9 @@ mod tests {
 
     #[test]
     fn missing_secret_names_the_variable_only() {
-        let model = tgstack::model::load_texts(vec![(
-            PathBuf::from("stack.toml"),
-            ROOT_MODEL.to_string(),
-        )])
-        .unwrap();
+        let model =
+            tgstack::model::load_texts(vec![(PathBuf::from("stack.toml"), ROOT_MODEL.to_string())])
+                .unwrap();
         let config = Config::from_model(model, None, Kind::Gateway, Arc::new(|_| None)).unwrap();
         let error = config.gateway().unwrap_err().to_string();
         assert!(error.contains("TG_DB_APP_PASSWORD"), "{error}");

@@ -116,10 +116,7 @@ mod tests {
         assert_eq!(message.raw, serde_json::json!({}));
         let again = serde_json::to_string(&event).unwrap();
         assert!(again.contains(r#""kind":"new""#), "{again}");
-        assert_eq!(
-            SourceEvent::from_json_line(&again).unwrap().unwrap(),
-            event
-        );
+        assert_eq!(SourceEvent::from_json_line(&again).unwrap().unwrap(), event);
         let delete = r#"{"kind":"delete","channel_id":-100,"message_ids":[1,2]}"#;
         assert_eq!(
             SourceEvent::from_json_line(delete).unwrap().unwrap(),
@@ -129,6 +126,10 @@ mod tests {
             }
         );
         assert!(SourceEvent::from_json_line("  ").is_none());
-        assert!(SourceEvent::from_json_line(r#"{"kind":"bogus"}"#).unwrap().is_err());
+        assert!(
+            SourceEvent::from_json_line(r#"{"kind":"bogus"}"#)
+                .unwrap()
+                .is_err()
+        );
     }
 }

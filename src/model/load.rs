@@ -78,13 +78,24 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
     }
     let mut merged: Option<Spanned<DeTable<'_>>> = None;
     let mut findings = Vec::new();
-    for file in &sources.files {
+    for (index, file) in sources.files.iter().enumerate() {
         match DeTable::parse(&file.text) {
             Ok(table) => {
-                let table = shift_table(table, file.base);
+                let mut table = shift_table(table, file.base);
+                // Overlays (not the base model) may remove keys: `unset = ["a.b.c", ...]`.
+                let unset = if index > 0 {
+                    take_unset(&mut table, &mut findings)
+                } else {
+                    Vec::new()
+                };
                 merged = Some(match merged {
                     None => table,
-                    Some(base) => merge_tables(base, table),
+                    Some(mut base) => {
+                        for path in &unset {
+                            remove_path(base.get_mut(), path);
+                        }
+                        merge_tables(base, table)
+                    }
                 });
             }
             Err(error) => findings.push(syntax_finding(&sources, file, &error)),
@@ -139,6 +150,52 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
             .into_iter()
             .map(|f| f.locate(&sources, &redactions))
             .collect()),
+    }
+}
+
+/// Takes the overlay's `unset` list of dotted paths out of the table.
+fn take_unset(table: &mut Spanned<DeTable<'_>>, findings: &mut Vec<Finding>) -> Vec<Vec<String>> {
+    let Some(value) = table.get_mut().remove("unset") else {
+        return Vec::new();
+    };
+    let span = value.span();
+    let bad = || {
+        Finding::new(
+            "TG002",
+            Severity::Error,
+            "`unset` must be an array of dotted key paths",
+        )
+        .with_path("unset")
+        .with_span(span.clone())
+        .with_help("write e.g. `unset = [\"services.pgbouncer.publish\"]`")
+    };
+    let DeValue::Array(items) = value.into_inner() else {
+        findings.push(bad());
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for item in items.iter() {
+        match item.get_ref() {
+            DeValue::String(path) => paths.push(path.split('.').map(str::to_string).collect()),
+            _ => findings.push(bad()),
+        }
+    }
+    paths
+}
+
+fn remove_path(table: &mut DeTable<'_>, path: &[String]) {
+    match path {
+        [] => {}
+        [last] => {
+            table.remove(last.as_str());
+        }
+        [first, rest @ ..] => {
+            if let Some(value) = table.get_mut(first.as_str())
+                && let DeValue::Table(inner) = value.get_mut()
+            {
+                remove_path(inner, rest);
+            }
+        }
     }
 }
 

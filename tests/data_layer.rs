@@ -1,0 +1,659 @@
+//! The rendered data-layer configs proven by the real programs that read them:
+//! PgBouncer, PostgreSQL, Redis + Sentinel, RabbitMQ, and the Compose Specification.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+
+/// Overlay turning the data layer into native services on free loopback ports, with
+/// deploy paths inside `tmp`.
+fn native_overlay(tmp: &Path, ports: &Ports, database: &str) -> String {
+    format!(
+        r#"
+unset = [
+  "services.timescaledb.publish", "services.pgbouncer.publish",
+  "services.redis-master.publish", "services.redis-replica.publish", "services.sentinel.publish",
+]
+
+[deploy]
+secrets_dir = "{tmp}/secrets"
+config_dir = "{tmp}/generated"
+state_dir = "{tmp}/state"
+
+[services.timescaledb]
+deploy = "native"
+port = {postgres}
+
+[services.timescaledb.postgres]
+variant = "plain"
+database = "{database}"
+
+[services.pgbouncer]
+deploy = "native"
+port = {pgbouncer}
+
+[services.redis-master]
+deploy = "native"
+port = {master}
+
+[services.redis-replica]
+deploy = "native"
+port = {replica}
+
+[services.sentinel]
+deploy = "native"
+port = {sentinel}
+
+[services.sentinel.sentinel]
+down_after = "1000ms"
+failover_timeout = "5000ms"
+"#,
+        tmp = tmp.display(),
+        postgres = ports.postgres,
+        pgbouncer = ports.pgbouncer,
+        master = ports.master,
+        replica = ports.replica,
+        sentinel = ports.sentinel,
+    )
+}
+
+struct Ports {
+    postgres: u16,
+    pgbouncer: u16,
+    master: u16,
+    replica: u16,
+    sentinel: u16,
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("tgstack-test-")
+        .tempdir()
+        .expect("tempdir");
+    // Daemons running as `postgres` must reach their files below it.
+    tgstack::render::write::set_mode(dir.path(), 0o755).unwrap();
+    dir
+}
+
+#[test]
+fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres() {
+    require_local_postgres();
+    let tmp = temp_dir();
+    let database = format!("tgstack_pgb_{}", std::process::id());
+    let ports = Ports {
+        postgres: 5432,
+        pgbouncer: free_port(),
+        master: free_port(),
+        replica: free_port(),
+        sentinel: free_port(),
+    };
+    let model = load_with_overlay(&native_overlay(tmp.path(), &ports, &database));
+    let generated = tmp.path().join("generated");
+    render_into(&model, &generated);
+    let secrets = write_secrets(&model);
+
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {database}"));
+    psql("postgres", &format!("CREATE DATABASE {database}"));
+    // The rendered roles script, with passwords passed as psql variables.
+    let app_password = &secrets["db_app"];
+    let ro_password = &secrets["db_readonly"];
+    let roles = generated.join("timescaledb/roles.sql");
+    let (ok, out) = run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            &database,
+            "-X",
+            "-q",
+            "-v",
+            &format!("tg_app_password={app_password}"),
+            "-v",
+            &format!("grafana_ro_password={ro_password}"),
+            "-f",
+            roles.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "roles.sql failed: {out}");
+
+    // The deploy-time files belong to the user the daemon runs as.
+    let (ok, out) = run(
+        "chown",
+        &[
+            "-R",
+            "postgres",
+            tmp.path().join("secrets").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{out}");
+    let ini = generated.join("pgbouncer/pgbouncer.ini");
+    let mut bouncer = spawn(
+        "pgbouncer",
+        "pgbouncer",
+        &[ini.to_str().unwrap()],
+        &tmp.path().join("pgbouncer.log"),
+        Some("postgres"),
+    );
+    wait_for_port(&mut bouncer, ports.pgbouncer, Duration::from_secs(15));
+
+    // The rendered auth method (SCRAM) with the deploy-time userlist: right password works...
+    let port = ports.pgbouncer.to_string();
+    let (ok, out) = run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "tg_app",
+            "-d",
+            &database,
+            "-X",
+            "-t",
+            "-A",
+            "-c",
+            "SELECT current_user || ':' || current_database()",
+        ],
+        &[("PGPASSWORD", app_password.as_str())],
+    );
+    assert!(
+        ok,
+        "query through pgbouncer failed: {out}\n{}",
+        bouncer.log_text()
+    );
+    assert_eq!(out.trim(), format!("tg_app:{database}"));
+    assert!(
+        !bouncer.log_text().contains(app_password.as_str()),
+        "pgbouncer logged a password"
+    );
+
+    // ...a wrong one is refused, so auth is really on.
+    let (ok, out) = run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "tg_app",
+            "-d",
+            &database,
+            "-X",
+            "-c",
+            "SELECT 1",
+        ],
+        &[("PGPASSWORD", "wrong")],
+    );
+    assert!(!ok, "a wrong password was accepted: {out}");
+    assert!(
+        out.contains("password authentication failed") || out.contains("SASL"),
+        "{out}"
+    );
+
+    // The admin console user from the model reaches the console with its own secret.
+    let (ok, out) = run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "pgbouncer_admin",
+            "-d",
+            "pgbouncer",
+            "-X",
+            "-t",
+            "-A",
+            "-c",
+            "SHOW POOLS",
+        ],
+        &[("PGPASSWORD", secrets["pgbouncer_admin"].as_str())],
+    );
+    assert!(ok, "admin console refused: {out}");
+    assert!(out.contains(&database), "no pool for {database}: {out}");
+
+    drop(bouncer);
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+    );
+}
+
+#[test]
+fn postgres_starts_with_rendered_conf_and_hba_and_requires_the_password() {
+    require_program("runuser");
+    let tmp = temp_dir();
+    let port = free_port();
+    let ports = Ports {
+        postgres: port,
+        pgbouncer: free_port(),
+        master: free_port(),
+        replica: free_port(),
+        sentinel: free_port(),
+    };
+    let model = load_with_overlay(&native_overlay(tmp.path(), &ports, "telegram"));
+    let generated = tmp.path().join("generated");
+    render_into(&model, &generated);
+    let conf = generated.join("timescaledb/postgresql.conf");
+    let hba = generated.join("timescaledb/pg_hba.conf");
+    let conf_text = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        conf_text.contains("listen_addresses = '127.0.0.1'"),
+        "{conf_text}"
+    );
+    assert!(
+        conf_text.contains("shared_preload_libraries = 'pg_stat_statements'"),
+        "plain variant must not preload timescaledb: {conf_text}"
+    );
+
+    let data = tmp.path().join("pgdata");
+    let pwfile = tmp.path().join("pw");
+    std::fs::write(&pwfile, "superuser-test-pw\n").unwrap();
+    let (ok, out) = run(
+        "chown",
+        &[
+            "postgres",
+            pwfile.to_str().unwrap(),
+            tmp.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{out}");
+    let initdb = "/usr/lib/postgresql/15/bin/initdb";
+    let postgres = "/usr/lib/postgresql/15/bin/postgres";
+    let (ok, out) = run(
+        "runuser",
+        &[
+            "-u",
+            "postgres",
+            "--",
+            initdb,
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--pwfile",
+            pwfile.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "initdb failed: {out}");
+    let socket_dir = tmp.path().join("sock");
+    std::fs::create_dir_all(&socket_dir).unwrap();
+    run("chown", &["postgres", socket_dir.to_str().unwrap()], &[]);
+    let mut server = spawn(
+        "postgres",
+        postgres,
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-c",
+            &format!("config_file={}", conf.display()),
+            "-c",
+            &format!("hba_file={}", hba.display()),
+            "-c",
+            &format!("unix_socket_directories={}", socket_dir.display()),
+        ],
+        &tmp.path().join("postgres.log"),
+        Some("postgres"),
+    );
+    wait_for_port(&mut server, port, Duration::from_secs(30));
+    let port_text = port.to_string();
+    let query = |password: &str, sql: &str| {
+        run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port_text,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-X",
+                "-t",
+                "-A",
+                "-c",
+                sql,
+            ],
+            &[("PGPASSWORD", password)],
+        )
+    };
+    let (ok, out) = eventually("postgres to accept logins", Duration::from_secs(20), || {
+        let (ok, out) = query("superuser-test-pw", "SHOW password_encryption");
+        (ok || !out.contains("starting up")).then_some((ok, out))
+    });
+    assert!(
+        ok,
+        "login with the right password failed: {out}\n{}",
+        server.log_text()
+    );
+    assert_eq!(out.trim(), "scram-sha-256");
+    let (ok, out) = query(
+        "superuser-test-pw",
+        "SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'",
+    );
+    assert!(ok && out.trim() == "pg_stat_statements", "{out}");
+    let (ok, out) = query("superuser-test-pw", "SHOW max_connections");
+    assert!(ok && out.trim() == "100", "{out}");
+    let (ok, out) = query("wrong", "SELECT 1");
+    assert!(
+        !ok && out.contains("password authentication failed"),
+        "no trust line may let this in: {out}"
+    );
+}
+
+#[test]
+fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
+    require_program("redis-server");
+    require_program("redis-sentinel");
+    let tmp = temp_dir();
+    let ports = free_ports(2);
+    let (master, replica) = (ports[0], ports[1]);
+    // Three sentinels listen on consecutive ports from `sentinel`.
+    let sentinel = free_port_run(3);
+    let ports = Ports {
+        postgres: free_port(),
+        pgbouncer: free_port(),
+        master,
+        replica,
+        sentinel,
+    };
+    let model = load_with_overlay(&native_overlay(tmp.path(), &ports, "telegram"));
+    let generated = tmp.path().join("generated");
+    render_into(&model, &generated);
+    let secrets = write_secrets(&model);
+    let password = secrets["redis"].clone();
+    for dir in [
+        "redis-master",
+        "redis-replica",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    ] {
+        std::fs::create_dir_all(tmp.path().join("state").join(dir)).unwrap();
+    }
+
+    let mut master_d = spawn(
+        "redis-master",
+        "redis-server",
+        &[generated.join("redis-master/redis.conf").to_str().unwrap()],
+        &tmp.path().join("master.log"),
+        None,
+    );
+    wait_for_port(&mut master_d, master, Duration::from_secs(10));
+    let mut replica_d = spawn(
+        "redis-replica",
+        "redis-server",
+        &[generated.join("redis-replica/redis.conf").to_str().unwrap()],
+        &tmp.path().join("replica.log"),
+        None,
+    );
+    wait_for_port(&mut replica_d, replica, Duration::from_secs(10));
+
+    let cli = |port: u16, args: &[&str]| {
+        let port = port.to_string();
+        let mut all = vec!["-h", "127.0.0.1", "-p", port.as_str(), "--no-auth-warning"];
+        all.extend_from_slice(args);
+        run("redis-cli", &all, &[])
+    };
+    // Auth is on: without the password the master refuses.
+    let (_, out) = cli(master, &["ping"]);
+    assert!(
+        out.contains("NOAUTH"),
+        "master accepts unauthenticated clients: {out}"
+    );
+    let (_, out) = cli(master, &["-a", &password, "set", "k", "v"]);
+    assert!(out.contains("OK"), "{out}");
+    eventually("the replica to sync", Duration::from_secs(20), || {
+        let (_, out) = cli(replica, &["-a", &password, "get", "k"]);
+        (out.trim() == "v").then_some(())
+    });
+
+    // Sentinels run from a writable copy with the deploy-time auth appended, as deployed.
+    let auth = std::fs::read_to_string(tmp.path().join("secrets/sentinel-auth.conf")).unwrap();
+    let mut sentinels = Vec::new();
+    for i in 1..=3u16 {
+        let rendered =
+            std::fs::read_to_string(generated.join(format!("sentinel/sentinel-{i}.conf"))).unwrap();
+        let writable = tmp
+            .path()
+            .join("state")
+            .join(format!("sentinel-{i}/sentinel.conf"));
+        std::fs::write(&writable, format!("{rendered}{auth}")).unwrap();
+        let mut d = spawn(
+            &format!("sentinel-{i}"),
+            "redis-sentinel",
+            &[writable.to_str().unwrap()],
+            &tmp.path().join(format!("sentinel-{i}.log")),
+            None,
+        );
+        wait_for_port(&mut d, sentinel + i - 1, Duration::from_secs(10));
+        sentinels.push(d);
+    }
+    eventually(
+        "sentinels to discover the replica and each other",
+        Duration::from_secs(30),
+        || {
+            let (_, out) = cli(sentinel, &["sentinel", "master", "mymaster"]);
+            let lines: Vec<&str> = out.lines().collect();
+            let field = |name: &str| {
+                lines
+                    .iter()
+                    .position(|l| *l == name)
+                    .and_then(|i| lines.get(i + 1))
+                    .map(|v| v.to_string())
+            };
+            (field("num-slaves").as_deref() == Some("1")
+                && field("num-other-sentinels").as_deref() == Some("2"))
+            .then_some(())
+        },
+    );
+
+    master_d.kill();
+    let promoted = eventually(
+        "a sentinel to promote the replica",
+        Duration::from_secs(60),
+        || {
+            let (_, out) = cli(
+                sentinel + 1,
+                &["sentinel", "get-master-addr-by-name", "mymaster"],
+            );
+            let port = out.lines().nth(1)?.trim().parse::<u16>().ok()?;
+            (port == replica).then_some(port)
+        },
+    );
+    assert_eq!(promoted, replica);
+    let (_, out) = cli(replica, &["-a", &password, "role"]);
+    assert!(out.starts_with("master"), "replica was not promoted: {out}");
+    // The sentinel rewrote its writable copy (the rendered file stays untouched).
+    let rewritten =
+        std::fs::read_to_string(tmp.path().join("state/sentinel-1/sentinel.conf")).unwrap();
+    assert!(
+        rewritten.contains(&format!("sentinel monitor mymaster 127.0.0.1 {replica}")),
+        "{rewritten}"
+    );
+}
+
+#[test]
+fn rabbitmq_imports_rendered_definitions_and_routes_a_message() {
+    let (ok, out) = run("rabbitmqctl", &["-q", "status"], &[]);
+    assert!(
+        ok,
+        "RabbitMQ is not running ({out}): run `bash scripts/test-env.sh`"
+    );
+    let tmp = temp_dir();
+    let vhost = format!("tgstack-test-{}", std::process::id());
+    let ports = Ports {
+        postgres: free_port(),
+        pgbouncer: free_port(),
+        master: free_port(),
+        replica: free_port(),
+        sentinel: free_port(),
+    };
+    let overlay = format!(
+        "{}\n[services.rabbitmq.rabbitmq]\nvhost = \"{vhost}\"\n",
+        native_overlay(tmp.path(), &ports, "telegram")
+    );
+    let model = load_with_overlay(&overlay);
+    let generated = tmp.path().join("generated");
+    render_into(&model, &generated);
+    let secrets = write_secrets(&model);
+
+    let topology = generated.join("rabbitmq/definitions.json");
+    let users = tmp.path().join("secrets/rabbitmq-users.json");
+    // Through stdin: the broker node reads a path argument as its own user.
+    for file in [&topology, &users] {
+        let (ok, out) = run_with_stdin(
+            "rabbitmqctl",
+            &["import_definitions", "--format", "json"],
+            &std::fs::read(file).unwrap(),
+        );
+        assert!(ok, "import of {} failed: {out}", file.display());
+    }
+    let _cleanup = VhostGuard(vhost.clone());
+    // The import is asynchronous: wait for the topology and the user's permissions.
+    eventually(
+        "the imported queues and permissions",
+        Duration::from_secs(30),
+        || {
+            let (_, queues) = run(
+                "rabbitmqctl",
+                &["-q", "list_queues", "-p", &vhost, "name"],
+                &[],
+            );
+            let (_, perms) = run(
+                "rabbitmqctl",
+                &["-q", "list_permissions", "-p", &vhost],
+                &[],
+            );
+            ([
+                "telegram.signals",
+                "telegram.archive",
+                "telegram.dead-letter",
+            ]
+            .iter()
+            .all(|q| queues.contains(q))
+                && perms.contains("tg_gateway"))
+            .then_some(())
+        },
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let password = secrets["rabbitmq_gateway"].clone();
+    let received = runtime.block_on(async {
+        use lapin::options::*;
+        use lapin::types::FieldTable;
+        let user = percent_encode(&password);
+        let uri = format!(
+            "amqp://tg_gateway:{user}@127.0.0.1:5672/{}",
+            percent_encode(&vhost)
+        );
+        let connection = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect as the rendered user");
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let confirm = channel
+            .basic_publish(
+                "telegram.messages".into(),
+                "telegram.channel.-1001234567890".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                b"hello from the rendered topology",
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack(), "publish not confirmed: {confirm:?}");
+        let mut got = Vec::new();
+        for queue in ["telegram.signals", "telegram.archive"] {
+            let message = channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap();
+            got.push(message.map(|m| String::from_utf8_lossy(&m.delivery.data).into_owned()));
+        }
+        let _ = connection.close(0, "done".into()).await;
+        let _ = FieldTable::default();
+        got
+    });
+    assert_eq!(
+        received,
+        vec![Some("hello from the rendered topology".to_string()); 2]
+    );
+}
+
+/// Deletes the test's vhost when the test ends, whatever happened.
+struct VhostGuard(String);
+
+impl Drop for VhostGuard {
+    fn drop(&mut self) {
+        let _ = run("rabbitmqctl", &["-q", "delete_vhost", &self.0], &[]);
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn rendered_compose_file_matches_the_compose_specification() {
+    let model =
+        tgstack::model::load_files(&[root().join("stack.toml")]).expect("reference model loads");
+    let tree = tgstack::render::render(&model, None).expect("renders");
+    let yaml = std::str::from_utf8(&tree["docker-compose.yml"]).unwrap();
+    let document: serde_json::Value =
+        serde_saphyr::from_str(yaml).expect("compose YAML parses (no duplicate keys)");
+    let schema_path = root().join("../shared/oracles/schemas/compose-spec.json");
+    let schema_text = std::fs::read_to_string(&schema_path).unwrap_or_else(|e| {
+        panic!(
+            "the Compose schema oracle is missing at {}: {e}",
+            schema_path.display()
+        )
+    });
+    let schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
+    let validator = jsonschema::draft7::new(&schema).expect("compose schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&document)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "compose file violates the spec:\n{}",
+        errors.join("\n")
+    );
+    // The oracle is not a rubber stamp: a broken document is rejected.
+    let mut broken = document.clone();
+    broken["services"]["pgbouncer"]["ports"] = serde_json::json!("6434:6432");
+    assert!(!validator.is_valid(&broken));
+}

@@ -1,0 +1,416 @@
+//! The command line as an operator uses it: exit codes, messages that name the file,
+//! line and key, secrets never echoed, `generated/` untouched on error, drift diffs.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::root;
+
+fn tgstack(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run tgstack");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A temp project: the reference stack.toml, a rendered generated/, and an overlay.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(root().join("stack.toml"), dir.path().join("stack.toml")).unwrap();
+        let project = Project { dir };
+        let (code, _, err) = project.run(&["render"]);
+        assert_eq!(code, 0, "reference render failed: {err}");
+        project
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        tgstack(args, self.path())
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        fn walk(dir: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, files);
+                } else {
+                    files.push((path.clone(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        walk(&self.path().join("generated"), &mut files);
+        files.sort();
+        files
+    }
+}
+
+#[test]
+fn reference_model_renders_validates_and_is_current() {
+    let project = Project::new();
+    let (code, _, err) = project.run(&["render", "--check"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = project.run(&["validate"]);
+    assert_eq!(
+        code, 0,
+        "validate of the reference model failed:\n{out}{err}"
+    );
+}
+
+/// Each broken model: exit 1, the finding names the overlay's line and the key, and
+/// generated/ is byte for byte what it was.
+fn assert_rejected(
+    overlay: &str,
+    rule: &str,
+    line: usize,
+    must_mention: &[&str],
+    must_not_mention: &[&str],
+) {
+    let project = Project::new();
+    let before = project.snapshot();
+    project.write("broken.toml", overlay);
+    for command in [
+        ["render", "-f", "stack.toml", "-f", "broken.toml"],
+        ["validate", "-f", "stack.toml", "-f", "broken.toml"],
+    ] {
+        let (code, out, err) = project.run(&command);
+        let all = format!("{out}{err}");
+        assert_eq!(
+            code,
+            1,
+            "`{}` should fail with 1:\n{all}",
+            command.join(" ")
+        );
+        assert!(all.contains(&format!("[{rule}]")), "no {rule} in:\n{all}");
+        assert!(
+            all.contains(&format!("broken.toml:{line}:")),
+            "no location broken.toml:{line} in:\n{all}"
+        );
+        for needle in must_mention {
+            assert!(all.contains(needle), "`{needle}` missing from:\n{all}");
+        }
+        for needle in must_not_mention {
+            assert!(
+                !all.contains(needle),
+                "`{needle}` must not appear in:\n{all}"
+            );
+        }
+    }
+    assert!(
+        project.snapshot() == before,
+        "generated/ changed although render failed"
+    );
+}
+
+#[test]
+fn two_services_publishing_6379_is_rejected_with_the_line() {
+    assert_rejected(
+        "[services.redis-replica]\npublish = 6379\n",
+        "TG203",
+        2,
+        &[
+            "host port 6379 is published by both",
+            "services.redis-replica.publish",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_a_suggestion() {
+    assert_rejected(
+        "[services.pgbouncer.pgbouncer]\npool_mod = \"session\"\n",
+        "TG002",
+        2,
+        &["unknown key `pool_mod`", "did you mean `pool_mode`?"],
+        &[],
+    );
+}
+
+#[test]
+fn literal_password_is_rejected_without_echoing_it() {
+    assert_rejected(
+        "[services.timescaledb.postgres.roles.tg_app]\npassword = \"hunter2-literal\"\n",
+        "TG104",
+        2,
+        &["literal secret", "{ secret = "],
+        &["hunter2-literal"],
+    );
+}
+
+#[test]
+fn unknown_service_reference_suggests_the_near_name() {
+    assert_rejected(
+        "[services.pgbouncer.pgbouncer]\nupstream = \"timescale\"\n",
+        "TG003",
+        2,
+        &["unknown service `timescale`", "did you mean `timescaledb`?"],
+        &[],
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_the_file_and_line() {
+    assert_rejected(
+        "[services.pgbouncer\nport = 1\n",
+        "TG001",
+        1,
+        &["not valid TOML"],
+        &[],
+    );
+}
+
+#[test]
+fn render_check_prints_a_unified_diff_and_the_fixing_command() {
+    let project = Project::new();
+    let ini = project.path().join("generated/pgbouncer/pgbouncer.ini");
+    let text = std::fs::read_to_string(&ini).unwrap();
+    std::fs::write(
+        &ini,
+        text.replace("default_pool_size = 20", "default_pool_size = 50"),
+    )
+    .unwrap();
+    std::fs::write(project.path().join("generated/stray.conf"), "x\n").unwrap();
+    std::fs::remove_file(project.path().join("generated/.env.example")).unwrap();
+    let (code, out, err) = project.run(&["render", "--check"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("--- a/generated/pgbouncer/pgbouncer.ini"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-default_pool_size = 50\n+default_pool_size = 20"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+++ /dev/null") && out.contains("stray.conf"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--- /dev/null") && out.contains(".env.example"),
+        "{out}"
+    );
+    assert!(
+        err.contains("3 file(s) differ") && err.contains("tgstack render"),
+        "{err}"
+    );
+    // validate reports the hand edit as a finding with the rendered file and line.
+    let (code, out, _) = project.run(&["validate"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("[TG013]") && out.contains("rendered: pgbouncer/pgbouncer.ini:"),
+        "{out}"
+    );
+    // Re-rendering repairs it.
+    assert_eq!(project.run(&["render"]).0, 0);
+    assert_eq!(project.run(&["render", "--check"]).0, 0);
+}
+
+#[test]
+fn overlay_shifts_ports_without_copying_the_model() {
+    let project = Project::new();
+    project.write(
+        "test.toml",
+        "[services.pgbouncer]\nport = 16432\npublish = 16434\n",
+    );
+    let out_dir = project.path().join("out");
+    let (code, _, err) = project.run(&[
+        "render",
+        "-f",
+        "stack.toml",
+        "-f",
+        "test.toml",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ini = std::fs::read_to_string(out_dir.join("pgbouncer/pgbouncer.ini")).unwrap();
+    assert!(ini.contains("listen_port = 16432"), "{ini}");
+    let compose = std::fs::read_to_string(out_dir.join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains("\"127.0.0.1:16434:16432\""),
+        "published port not shifted"
+    );
+}
+
+#[test]
+fn with_secrets_writes_private_files_outside_the_tree_and_names_missing_variables() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new();
+    let secrets = project.path().join("deploy-secrets");
+    project.write(
+        "deploy.toml",
+        &format!("[deploy]\nsecrets_dir = \"{}\"\n", secrets.display()),
+    );
+    let out_dir = project.path().join("deploy-out");
+    let args = [
+        "render",
+        "-f",
+        "stack.toml",
+        "-f",
+        "deploy.toml",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--with-secrets",
+    ];
+    // Missing variables: every one is named, nothing is written.
+    let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        .args(args)
+        .current_dir(project.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("TG_DB_APP_PASSWORD")
+            && err.contains("TG_REDIS_PASSWORD")
+            && err.contains("[TG011]"),
+        "{err}"
+    );
+    assert!(
+        !secrets.exists() && !out_dir.exists(),
+        "something was written although secrets were missing"
+    );
+
+    let model = tgstack::model::load_files(&[root().join("stack.toml")]).unwrap();
+    let envs: Vec<(String, String)> = model
+        .stack
+        .secrets
+        .iter()
+        .map(|(id, s)| (s.env.clone(), format!("value-of-{id}")))
+        .collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        .args(args)
+        .current_dir(project.path())
+        .env_clear()
+        .envs(envs.clone())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&secrets), 0o700);
+    let userlist = secrets.join("pgbouncer-userlist.txt");
+    assert_eq!(mode(&userlist), 0o600);
+    assert!(
+        std::fs::read_to_string(&userlist)
+            .unwrap()
+            .contains("\"tg_app\" \"value-of-db_app\"")
+    );
+    // No secret value anywhere in the rendered tree or in the committed generated/.
+    for dir in [out_dir.as_path(), &project.path().join("generated")] {
+        let tree = tgstack::render::write::read_tree(dir).unwrap();
+        for (path, bytes) in tree {
+            let text = String::from_utf8_lossy(&bytes);
+            for (_, value) in &envs {
+                assert!(
+                    !text.contains(value.as_str()),
+                    "{value} leaked into {}/{path}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    // Secrets never go into the rendered tree itself.
+    project.write(
+        "inside.toml",
+        &format!(
+            "[deploy]\nsecrets_dir = \"{}/secrets\"\n",
+            out_dir.display()
+        ),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        .args([
+            "render",
+            "-f",
+            "stack.toml",
+            "-f",
+            "inside.toml",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--with-secrets",
+        ])
+        .current_dir(project.path())
+        .env_clear()
+        .envs(envs)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn output_is_deterministic() {
+    let project = Project::new();
+    let first = project.snapshot();
+    assert_eq!(project.run(&["render"]).0, 0);
+    assert!(project.snapshot() == first, "a second render changed bytes");
+}
+
+#[test]
+fn committed_schema_is_current_and_describes_the_model() {
+    let committed = std::fs::read_to_string(root().join("schemas/stack.schema.json"))
+        .expect("schemas/stack.schema.json is committed");
+    let (code, printed, _) = tgstack(&["schema"], &root());
+    assert_eq!(code, 0);
+    assert!(
+        committed == printed,
+        "schemas/stack.schema.json is stale: run `tgstack schema > schemas/stack.schema.json`"
+    );
+    // The reference model is valid under its own schema.
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let model: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("stack.toml")).unwrap()).unwrap();
+    let instance = serde_json::to_value(&model).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let mut broken = instance.clone();
+    broken["services"]["pgbouncer"]["colour"] = serde_json::json!("blue");
+    assert!(
+        !validator.is_valid(&broken),
+        "the schema must reject unknown keys"
+    );
+}
+
+#[test]
+fn missing_model_file_is_an_io_error_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = tgstack(&["validate", "-f", "nope.toml"], dir.path());
+    assert_eq!(code, 2);
+    assert!(
+        format!("{out}{err}").contains("cannot read nope.toml"),
+        "{out}{err}"
+    );
+}

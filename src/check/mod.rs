@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod drift;
 pub mod model_rules;
+pub mod sql;
 
 use crate::finding::{Finding, Severity};
 use crate::model::{Model, Stack};
@@ -24,6 +25,24 @@ impl<'a> Ctx<'a> {
 
     pub fn stack(&self) -> &'a Stack {
         &self.model.stack
+    }
+
+    /// Reports a finding about a rendered file (and the model key it comes from).
+    #[allow(clippy::too_many_arguments)]
+    pub fn report_file(
+        &mut self,
+        rule: &str,
+        severity: Severity,
+        path: &str,
+        file: &str,
+        line: Option<usize>,
+        message: String,
+        help: String,
+    ) {
+        self.report_key(rule, severity, path, message, help);
+        if let Some(finding) = self.findings.last_mut() {
+            finding.artifact = Some(crate::finding::ArtifactLocation { file: file.to_string(), line });
+        }
     }
 
     /// Reports a finding about the model key at `path` (dotted).

@@ -114,7 +114,7 @@ pub fn interval(duration: Duration) -> String {
     ];
     let ms = duration.millis();
     for &(factor, unit) in UNITS {
-        if ms >= factor && ms % factor == 0 {
+        if ms >= factor && ms.is_multiple_of(factor) {
             let n = ms / factor;
             return format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
         }

@@ -3,10 +3,17 @@
 //! of the stack (through the tgstack library).
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod dedup;
+pub mod health;
 pub mod healthcheck;
+pub mod http;
 pub mod metrics;
+pub mod pipeline;
+pub mod publish;
 pub mod source;
+pub mod store;
 
 use std::process::ExitCode;
 
@@ -57,8 +64,60 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login | Command::Api => anyhow::bail!(
             "this build has no Telegram login or REST API yet (gateway/src/telegram, gateway/src/api)"
         ),
-        Command::Run | Command::Migrate { .. } | Command::Replay { .. } => {
-            anyhow::bail!("ingestion is being assembled in this build")
+        Command::Run => anyhow::bail!(
+            "this build has no Telegram source yet (gateway/src/telegram); use `replay`"
+        ),
+        Command::Migrate { variant } => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Gateway,
+            )?;
+            let variant = variant.map(|v| match v.as_str() {
+                "plain" => tgstack::model::PostgresVariant::Plain,
+                _ => tgstack::model::PostgresVariant::Timescaledb,
+            });
+            for applied in commands::migrate(&config, variant).await? {
+                println!(
+                    "{} {}",
+                    applied.version,
+                    if applied.new {
+                        "applied"
+                    } else {
+                        "re-applied (already recorded)"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            file,
+            drain_timeout,
+            serve,
+        } => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Gateway,
+            )?;
+            let summary = commands::replay(&config, &file, drain_timeout, serve).await?;
+            println!(
+                "replayed {} events from {}; {} invalid lines; {} events left in the outbox",
+                summary.events,
+                file.display(),
+                summary.invalid_lines.len(),
+                summary.outbox_left
+            );
+            if !summary.invalid_lines.is_empty() {
+                let lines: Vec<String> = summary
+                    .invalid_lines
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect();
+                eprintln!("tg-gateway: invalid lines: {}", lines.join(", "));
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

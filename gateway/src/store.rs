@@ -1,0 +1,402 @@
+//! PostgreSQL storage through PgBouncer in transaction mode. Every statement is unnamed
+//! (`query_typed`) or a simple query, because PgBouncer 1.18 routes named prepared
+//! statements to whichever server connection is free. The one exception is COPY, which
+//! tokio-postgres always prepares: it runs, and its statement is closed, inside the same
+//! transaction, so it never outlives the server connection PgBouncer gave that transaction.
+//!
+//! A batch is one transaction: new messages are binary-COPYed into a temp table
+//! (ON COMMIT DROP) and inserted with ON CONFLICT DO NOTHING; the rows actually inserted,
+//! and every applied edit and delete, get an outbox row in the same transaction, so a
+//! stored message is never left without its pending publish.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::pin_mut;
+use tokio_postgres::NoTls;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::source::{IncomingMessage, SourceEvent};
+
+/// An event waiting in (or just written to) the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub channel_id: i64,
+    pub message_id: i64,
+    pub event: String,
+    pub payload: serde_json::Value,
+    /// When the gateway received the event; `None` for rows read back from the table.
+    pub received: Option<std::time::Instant>,
+}
+
+/// What one batch changed.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// New rows in outbox order (new messages, then edits and deletes in receipt order).
+    pub outbox: Vec<OutboxRow>,
+    /// Newly stored messages: (channel, posted_at).
+    pub stored: Vec<(i64, DateTime<Utc>)>,
+    pub edits: Vec<i64>,
+    pub deletes: Vec<(i64, usize)>,
+}
+
+/// Per-batch statements with the schema spliced in once (identifiers cannot be bound).
+struct Statements {
+    create_temp: String,
+    copy_in: String,
+    insert_new: String,
+    edit: String,
+    insert_edited: String,
+    delete: String,
+    unpublished_channels: String,
+    unpublished: String,
+    mark_published: String,
+    last_message_id: String,
+    outbox_depth: String,
+}
+
+/// `"name"` with embedded quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Statements {
+    fn new(schema: &str) -> Self {
+        let s = quote_ident(schema);
+        let columns = "channel_id, message_id, posted_at, text, sender_id, reply_to_message_id, media_type, raw, edit_date";
+        Statements {
+            create_temp: "CREATE TEMP TABLE gw_incoming (seq integer NOT NULL, channel_id bigint NOT NULL, \
+                 message_id bigint NOT NULL, posted_at timestamptz NOT NULL, text text NOT NULL, \
+                 sender_id bigint, reply_to_message_id bigint, media_type text, raw jsonb NOT NULL, \
+                 edit_date timestamptz, payload jsonb NOT NULL) ON COMMIT DROP"
+                .into(),
+            copy_in: format!("COPY gw_incoming (seq, {columns}, payload) FROM STDIN (FORMAT binary)"),
+            // Outbox ids follow message ids within a batch, so each channel's events are
+            // published in message order whatever order the batch arrived in.
+            insert_new: format!(
+                "WITH inserted AS ( \
+                   INSERT INTO {s}.messages ({columns}) \
+                   SELECT {columns} FROM gw_incoming ORDER BY seq \
+                   ON CONFLICT ON CONSTRAINT messages_channel_message_key DO NOTHING \
+                   RETURNING channel_id, message_id, posted_at) \
+                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
+                 SELECT i.channel_id, i.message_id, i.posted_at, 'new', g.payload \
+                 FROM inserted i JOIN gw_incoming g USING (channel_id, message_id, posted_at) \
+                 ORDER BY i.channel_id, i.message_id \
+                 RETURNING id, channel_id, message_id, posted_at, payload"
+            ),
+            edit: format!(
+                "WITH updated AS ( \
+                   UPDATE {s}.messages SET text = $4, raw = $5, edit_date = $3, \
+                     media_type = coalesce($6, media_type) \
+                   WHERE channel_id = $1 AND message_id = $2 \
+                     AND (edit_date IS NULL OR edit_date < $3) \
+                   RETURNING channel_id, message_id, posted_at) \
+                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
+                 SELECT channel_id, message_id, posted_at, 'edit', $7 FROM updated \
+                 RETURNING id"
+            ),
+            // An edit of a message the gateway never saw (update streams drop messages):
+            // store it as it is now, and publish it as the edit it arrived as.
+            insert_edited: format!(
+                "WITH inserted AS ( \
+                   INSERT INTO {s}.messages ({columns}) \
+                   SELECT $1, $2, $8, $4, $9, $10, $6, $5, $3 \
+                   WHERE NOT EXISTS (SELECT 1 FROM {s}.messages WHERE channel_id = $1 AND message_id = $2) \
+                   ON CONFLICT ON CONSTRAINT messages_channel_message_key DO NOTHING \
+                   RETURNING channel_id, message_id, posted_at) \
+                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
+                 SELECT channel_id, message_id, posted_at, 'edit', $7 FROM inserted \
+                 RETURNING id"
+            ),
+            delete: format!(
+                "WITH updated AS ( \
+                   UPDATE {s}.messages SET deleted = true \
+                   WHERE channel_id = $1 AND message_id = ANY ($2) AND NOT deleted \
+                   RETURNING channel_id, message_id, posted_at) \
+                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
+                 SELECT channel_id, message_id, posted_at, 'delete', \
+                   jsonb_build_object('event', 'delete', 'channel_id', channel_id, 'message_id', message_id) \
+                 FROM updated ORDER BY message_id \
+                 RETURNING id, message_id, payload"
+            ),
+            unpublished_channels: format!(
+                "SELECT DISTINCT channel_id FROM {s}.outbox WHERE published_at IS NULL"
+            ),
+            unpublished: format!(
+                "SELECT id, channel_id, message_id, event, payload FROM {s}.outbox \
+                 WHERE published_at IS NULL AND channel_id = $1 ORDER BY id LIMIT $2"
+            ),
+            mark_published: format!("SELECT {s}.mark_published($1)"),
+            last_message_id: format!("SELECT {s}.last_message_id($1)"),
+            outbox_depth: format!("SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL"),
+        }
+    }
+}
+
+/// The gateway's database.
+pub struct Store {
+    pool: Pool,
+    sql: Statements,
+}
+
+/// The payload published for a new message or an edit: the message with its event name.
+pub fn message_payload(event: &str, message: &IncomingMessage) -> serde_json::Value {
+    let mut value = serde_json::to_value(message).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("event".into(), serde_json::Value::String(event.into()));
+    }
+    value
+}
+
+impl Store {
+    /// A pool of at most `size` connections; nothing connects until first use.
+    pub fn new(config: &tokio_postgres::Config, schema: &str, size: usize) -> Result<Self> {
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                // Reuse without a round trip; a broken connection fails its next query,
+                // which the caller retries on a fresh one.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .context("cannot build the database pool")?;
+        Ok(Store {
+            pool,
+            sql: Statements::new(schema),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("no database connection: {e}"))
+    }
+
+    /// `SELECT 1` through the pool.
+    pub async fn ping(&self) -> Result<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Writes one batch in one transaction. New messages must be unique by
+    /// (channel, message, posted_at) within the batch.
+    pub async fn write_batch(&self, events: &[crate::source::Received]) -> Result<BatchOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut outcome = BatchOutcome::default();
+
+        let news: Vec<(usize, &IncomingMessage)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.event {
+                SourceEvent::New(m) => Some((i, m)),
+                _ => None,
+            })
+            .collect();
+        if !news.is_empty() {
+            tx.batch_execute(&self.sql.create_temp).await?;
+            let sink = tx.copy_in(&self.sql.copy_in).await?;
+            let types = [
+                Type::INT4,
+                Type::INT8,
+                Type::INT8,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::INT8,
+                Type::INT8,
+                Type::TEXT,
+                Type::JSONB,
+                Type::TIMESTAMPTZ,
+                Type::JSONB,
+            ];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            pin_mut!(writer);
+            for (seq, (_, m)) in news.iter().enumerate() {
+                let seq = i32::try_from(seq).unwrap_or(i32::MAX);
+                let payload = message_payload("new", m);
+                let row: [&(dyn ToSql + Sync); 11] = [
+                    &seq,
+                    &m.channel_id,
+                    &m.message_id,
+                    &m.posted_at,
+                    &m.text,
+                    &m.sender_id,
+                    &m.reply_to_message_id,
+                    &m.media_type,
+                    &m.raw,
+                    &m.edit_date,
+                    &payload,
+                ];
+                writer.as_mut().write(&row).await?;
+            }
+            writer.finish().await?;
+            let rows = tx.query_typed(&self.sql.insert_new, &[]).await?;
+            // Receipt times by key, for end-to-end latency.
+            let received: std::collections::HashMap<(i64, i64), std::time::Instant> = news
+                .iter()
+                .map(|(i, m)| ((m.channel_id, m.message_id), events[*i].at))
+                .collect();
+            for row in rows {
+                let channel_id: i64 = row.try_get(1)?;
+                let message_id: i64 = row.try_get(2)?;
+                let posted_at: DateTime<Utc> = row.try_get(3)?;
+                outcome.stored.push((channel_id, posted_at));
+                outcome.outbox.push(OutboxRow {
+                    id: row.try_get(0)?,
+                    channel_id,
+                    message_id,
+                    event: "new".into(),
+                    payload: row.try_get(4)?,
+                    received: received.get(&(channel_id, message_id)).copied(),
+                });
+            }
+        }
+
+        for received in events {
+            match &received.event {
+                SourceEvent::New(_) => {}
+                SourceEvent::Edit(m) => {
+                    // Without an edit date, the post date stands in: applying the same
+                    // edit again is then a no-op instead of a second edit event.
+                    let edit_date = m.edit_date.unwrap_or(m.posted_at);
+                    let mut edited = m.clone();
+                    edited.edit_date = Some(edit_date);
+                    let payload = message_payload("edit", &edited);
+                    let params: [(&(dyn ToSql + Sync), Type); 7] = [
+                        (&m.channel_id, Type::INT8),
+                        (&m.message_id, Type::INT8),
+                        (&edit_date, Type::TIMESTAMPTZ),
+                        (&m.text, Type::TEXT),
+                        (&m.raw, Type::JSONB),
+                        (&m.media_type, Type::TEXT),
+                        (&payload, Type::JSONB),
+                    ];
+                    let mut rows = tx.query_typed(&self.sql.edit, &params).await?;
+                    if rows.is_empty() {
+                        let params: [(&(dyn ToSql + Sync), Type); 10] = [
+                            (&m.channel_id, Type::INT8),
+                            (&m.message_id, Type::INT8),
+                            (&edit_date, Type::TIMESTAMPTZ),
+                            (&m.text, Type::TEXT),
+                            (&m.raw, Type::JSONB),
+                            (&m.media_type, Type::TEXT),
+                            (&payload, Type::JSONB),
+                            (&m.posted_at, Type::TIMESTAMPTZ),
+                            (&m.sender_id, Type::INT8),
+                            (&m.reply_to_message_id, Type::INT8),
+                        ];
+                        rows = tx.query_typed(&self.sql.insert_edited, &params).await?;
+                    }
+                    for row in rows {
+                        outcome.edits.push(m.channel_id);
+                        outcome.outbox.push(OutboxRow {
+                            id: row.try_get(0)?,
+                            channel_id: m.channel_id,
+                            message_id: m.message_id,
+                            event: "edit".into(),
+                            payload: payload.clone(),
+                            received: Some(received.at),
+                        });
+                    }
+                }
+                SourceEvent::Delete {
+                    channel_id,
+                    message_ids,
+                } => {
+                    let params: [(&(dyn ToSql + Sync), Type); 2] =
+                        [(channel_id, Type::INT8), (message_ids, Type::INT8_ARRAY)];
+                    let rows = tx.query_typed(&self.sql.delete, &params).await?;
+                    outcome.deletes.push((*channel_id, rows.len()));
+                    for row in rows {
+                        outcome.outbox.push(OutboxRow {
+                            id: row.try_get(0)?,
+                            channel_id: *channel_id,
+                            message_id: row.try_get(1)?,
+                            event: "delete".into(),
+                            payload: row.try_get(2)?,
+                            received: Some(received.at),
+                        });
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Channels with unpublished outbox rows.
+    pub async fn unpublished_channels(&self) -> Result<Vec<i64>> {
+        let client = self.client().await?;
+        let rows = client
+            .query_typed(&self.sql.unpublished_channels, &[])
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(Into::into))
+            .collect()
+    }
+
+    /// The oldest unpublished rows of one channel, in id order.
+    pub async fn unpublished(&self, channel_id: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+        let client = self.client().await?;
+        let rows = client
+            .query_typed(
+                &self.sql.unpublished,
+                &[(&channel_id, Type::INT8), (&limit, Type::INT8)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    id: row.try_get(0)?,
+                    channel_id: row.try_get(1)?,
+                    message_id: row.try_get(2)?,
+                    event: row.try_get(3)?,
+                    payload: row.try_get(4)?,
+                    received: None,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn mark_published(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let ids = ids.to_vec();
+        client
+            .query_typed(&self.sql.mark_published, &[(&ids, Type::INT8_ARRAY)])
+            .await?;
+        Ok(())
+    }
+
+    /// Where catch-up of a channel starts: its highest stored message id, 0 when none.
+    pub async fn last_message_id(&self, channel_id: i64) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_typed_one(&self.sql.last_message_id, &[(&channel_id, Type::INT8)])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Outbox rows not yet confirmed by the broker.
+    pub async fn outbox_depth(&self) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client.query_typed_one(&self.sql.outbox_depth, &[]).await?;
+        Ok(row.try_get(0)?)
+    }
+}

@@ -454,7 +454,14 @@ fn compose_service(
                     }
                 }
             }
-            command = vec![format!("--web.listen-address=:{port}")];
+            command = vec![
+                format!("--web.listen-address=:{port}"),
+                format!("--extend.query-path={}", super::prometheus::QUERIES_PATH),
+            ];
+            volumes.push(bind(
+                format!("./{name}/queries.yaml"),
+                super::prometheus::QUERIES_PATH.into(),
+            ));
             health(
                 &[
                     "CMD",

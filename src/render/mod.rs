@@ -4,6 +4,8 @@
 mod compose;
 pub mod engine;
 mod env;
+pub mod monitoring;
+pub mod prometheus;
 mod pgbouncer;
 mod postgres;
 mod rabbitmq;
@@ -49,6 +51,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(pgbouncer::outputs(model));
     all.extend(redis::outputs(model));
     all.extend(rabbitmq::outputs(model));
+    all.extend(prometheus::outputs(model));
     all.extend(sql::outputs(model));
     all
 }

@@ -21,6 +21,7 @@ pub fn run(cx: &mut Ctx<'_>) {
     redis_memory(cx);
     pool_capacity(cx);
     timeouts(cx);
+    super::native_rules::run(cx);
 }
 
 fn is_dns_label(name: &str) -> bool {

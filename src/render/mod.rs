@@ -12,6 +12,7 @@ mod rabbitmq;
 mod redis;
 pub mod secrets;
 pub mod sql;
+pub mod systemd;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(rabbitmq::outputs(model));
     all.extend(prometheus::outputs(model));
     all.extend(sql::outputs(model));
+    all.extend(systemd::outputs(model));
     all
 }
 

@@ -25,6 +25,23 @@ pub fn rabbitmq_users_name(service: &str) -> String {
 }
 /// The compose env file with every secret variable.
 pub const ENV_FILE: &str = "stack.env";
+/// The `EnvironmentFile` of a native service's systemd unit: only the variables it reads.
+pub fn native_env_name(service: &str) -> String {
+    format!("{service}.env")
+}
+
+/// A systemd `EnvironmentFile` value: double-quoted, with `\`, `"`, `$` and `` ` `` escaped.
+fn systemd_env_quoted(value: &str) -> String {
+    let mut out = String::from('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
 
 /// Reads every secret of the model through `lookup` (the process environment in the CLI).
 /// Reports every missing or unusable variable at once, by name only.
@@ -179,6 +196,18 @@ pub fn files(model: &Model, values: &BTreeMap<String, String>) -> BTreeMap<Strin
                 );
             }
             _ => {}
+        }
+    }
+    // Native units read exactly the secrets their program reads (incident 29).
+    for (name, service) in &stack.services {
+        if service.deploy == crate::model::Deploy::Native
+            && matches!(service.kind, Kind::Gateway | Kind::Api)
+        {
+            let text: String = super::compose::gateway_secrets(stack, service)
+                .iter()
+                .map(|(var, id)| format!("{var}={}\n", systemd_env_quoted(&value(id))))
+                .collect();
+            files.insert(native_env_name(name), text);
         }
     }
     // Compose reads secret variables from this file: `docker compose --env-file ...`.

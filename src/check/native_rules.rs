@@ -1,0 +1,104 @@
+//! TG701: the native layer. A service runs either as a container or as a systemd unit,
+//! never both; a unit can be written for it; its session file is private to exactly one
+//! gateway (incident 30) and lies in the unit's StateDirectory.
+
+use std::collections::BTreeMap;
+
+use super::Ctx;
+use crate::finding::Severity;
+use crate::model::{Deploy, Kind};
+use crate::render::systemd;
+
+pub const RULE: &str = "TG701";
+
+pub fn run(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports: Vec<(String, String, String)> = Vec::new();
+    let mut sessions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, service) in &stack.services {
+        if service.kind == Kind::Gateway
+            && let Some(path) = systemd::session_file(stack, name)
+        {
+            sessions.entry(path).or_default().push(name);
+        }
+        match service.deploy {
+            Deploy::Container => {
+                if service.native.is_some() {
+                    reports.push((
+                        format!("services.{name}.native"),
+                        format!(
+                            "container service `{name}` has a `native` table: it would be configured for two places"
+                        ),
+                        format!(
+                            "remove `[services.{name}.native]`, or set `deploy = \"native\"`"
+                        ),
+                    ));
+                }
+            }
+            Deploy::Native => {
+                if systemd::subcommand(service.kind).is_none() {
+                    reports.push((
+                        format!("services.{name}.deploy"),
+                        format!(
+                            "native service `{name}` is a `{}`: tgstack writes systemd units for gateway and api services only",
+                            service.kind.as_str()
+                        ),
+                        "set `deploy = \"container\"`".to_string(),
+                    ));
+                    continue;
+                }
+                let binary = systemd::binary(service);
+                if !binary.starts_with('/') {
+                    reports.push((
+                        format!("services.{name}.native.binary"),
+                        format!(
+                            "`{binary}` is not an absolute path; systemd needs one in ExecStart"
+                        ),
+                        format!("write the full path, e.g. `{}`", systemd::DEFAULT_BINARY),
+                    ));
+                }
+                let user = systemd::user(name, service);
+                if user == "root" || user.is_empty() || user.len() > 31 {
+                    reports.push((
+                        format!("services.{name}.native.user"),
+                        format!(
+                            "native service `{name}` must run as its own system user, not `{user}`"
+                        ),
+                        "leave `user` unset (the service name) or name a dedicated user"
+                            .to_string(),
+                    ));
+                }
+                if service.kind == Kind::Gateway
+                    && let Err(problem) = systemd::state_directory(stack, name)
+                {
+                    reports.push((
+                        format!("services.{name}.gateway.session_file"),
+                        problem,
+                        format!(
+                            "leave `session_file` unset, or put it in a directory below {}/",
+                            systemd::SYSTEMD_STATE_ROOT
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    // Two processes on one session file log each other out and corrupt it.
+    for (path, owners) in sessions {
+        if owners.len() > 1 {
+            for owner in &owners[1..] {
+                reports.push((
+                    format!("services.{owner}.gateway"),
+                    format!(
+                        "gateways {} share the session file `{path}`: only one process may use a Telegram session",
+                        owners.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" and ")
+                    ),
+                    "run the gateway in exactly one place (native or container), or give each its own `session_file` and login".to_string(),
+                ));
+            }
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key(RULE, Severity::Error, &path, message, help);
+    }
+}

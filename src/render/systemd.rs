@@ -1,0 +1,214 @@
+//! systemd units of the native services (the MTProto gateway first of all): a dedicated
+//! user, secrets only through `EnvironmentFile`, the session file in a private
+//! `StateDirectory` (0700, UMask 0077; incident 30), hardening, and the model's budget as
+//! `MemoryMax` / `CPUQuota`. Plus a sysusers.d file that creates the users.
+
+use minijinja::{Value, context};
+
+use super::{Output, secrets};
+use crate::model::units::Duration;
+use crate::model::{Deploy, Kind, Model, Service, Stack};
+
+/// The program a native gateway or api unit starts when the model names none.
+pub const DEFAULT_BINARY: &str = "/usr/local/bin/tg-gateway";
+/// systemd puts every `StateDirectory=` below this directory.
+pub const SYSTEMD_STATE_ROOT: &str = "/var/lib";
+/// How long systemd waits for a graceful stop when the model says nothing.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration(30_000);
+
+/// Rendered path of a native service's unit.
+pub fn unit_path(service: &str) -> String {
+    format!("systemd/{service}.service")
+}
+
+/// The kinds tgstack can write a unit for, with the `tg-gateway` subcommand they run.
+pub fn subcommand(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Gateway => Some("run"),
+        Kind::Api => Some("api"),
+        _ => None,
+    }
+}
+
+/// The session file of a gateway service: the model's `session_file`, or
+/// `<deploy.state_dir>/<service>/telegram.session`.
+pub fn session_file(stack: &Stack, service: &str) -> Option<String> {
+    let gateway = stack.service(service)?.gateway.as_ref()?;
+    Some(gateway.session_file.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{service}/telegram.session",
+            stack.deploy.state_dir.trim_end_matches('/')
+        )
+    }))
+}
+
+/// The system user a native service runs as.
+pub fn user(service_name: &str, service: &Service) -> String {
+    service
+        .native
+        .as_ref()
+        .and_then(|n| n.user.clone())
+        .unwrap_or_else(|| service_name.to_string())
+}
+
+/// The program a native service's unit starts.
+pub fn binary(service: &Service) -> String {
+    service
+        .native
+        .as_ref()
+        .and_then(|n| n.binary.clone())
+        .unwrap_or_else(|| DEFAULT_BINARY.to_string())
+}
+
+/// The directory below /var/lib the unit owns: where the session file lives for a
+/// gateway, `<service>` otherwise. Err when the session file lies outside /var/lib.
+pub fn state_directory(stack: &Stack, name: &str) -> Result<String, String> {
+    let Some(session) = session_file(stack, name) else {
+        return Ok(name.to_string());
+    };
+    let dir = session
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_string())
+        .unwrap_or_default();
+    match dir.strip_prefix(&format!("{SYSTEMD_STATE_ROOT}/")) {
+        Some(relative)
+            if !relative.is_empty() && !relative.split('/').any(|p| p == ".." || p.is_empty()) =>
+        {
+            Ok(relative.to_string())
+        }
+        _ => Err(format!(
+            "the session file `{session}` must lie in a directory below {SYSTEMD_STATE_ROOT}/ so the unit's StateDirectory (mode 0700) owns it"
+        )),
+    }
+}
+
+/// systemd size with binary units (`300M`, `2G`).
+pub fn systemd_size(bytes: u64) -> String {
+    for (suffix, factor) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
+            return format!("{}{suffix}", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Words systemd reads literally: no spaces, quotes, specifiers (`%`) or `$`.
+fn plain_word(what: &str, value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{value}` cannot be written to a systemd unit: use letters, digits and / . _ - + @ :"
+        ))
+    }
+}
+
+fn unit_context(stack: &Stack, name: &str, service: &Service) -> Result<Value, String> {
+    let sub = subcommand(service.kind).ok_or_else(|| {
+        format!(
+            "services.{name}: tgstack writes systemd units for gateway and api services only, not `{}`",
+            service.kind.as_str()
+        )
+    })?;
+    let user = user(name, service);
+    let binary = binary(service);
+    if !binary.starts_with('/') {
+        return Err(format!(
+            "services.{name}.native.binary `{binary}` must be an absolute path"
+        ));
+    }
+    let state_directory =
+        state_directory(stack, name).map_err(|e| format!("services.{name}: {e}"))?;
+    let config_dir = stack.deploy.config_dir.trim_end_matches('/').to_string();
+    let secrets_dir = stack.deploy.secrets_dir.trim_end_matches('/').to_string();
+    let env_file = format!("{secrets_dir}/{}", secrets::native_env_name(name));
+    let model_path = format!("{config_dir}/model/stack.toml");
+    for (what, value) in [
+        ("user", user.as_str()),
+        ("binary", binary.as_str()),
+        ("state directory", state_directory.as_str()),
+        ("secrets_dir", env_file.as_str()),
+        ("config_dir", model_path.as_str()),
+    ] {
+        plain_word(what, value).map_err(|e| format!("services.{name}: {e}"))?;
+    }
+    let stop_timeout = service
+        .native
+        .as_ref()
+        .and_then(|n| n.stop_timeout)
+        .unwrap_or(DEFAULT_STOP_TIMEOUT);
+    let cpu_percent = (service.cpus * 100.0).round().max(1.0) as u64;
+    Ok(context! {
+        name,
+        kind => service.kind.as_str(),
+        port => service.port,
+        user,
+        binary,
+        subcommand => sub,
+        model_path,
+        env_file,
+        state_directory,
+        session_file => session_file(stack, name),
+        memory_max => systemd_size(service.memory.0),
+        cpu_quota => format!("{cpu_percent}%"),
+        stop_timeout_sec => stop_timeout.millis().div_ceil(1000).max(1),
+    })
+}
+
+pub fn outputs(model: &Model) -> Vec<Output> {
+    let stack = &model.stack;
+    let mut out = Vec::new();
+    let mut users = Vec::new();
+    for (name, service) in &stack.services {
+        if service.deploy != Deploy::Native {
+            continue;
+        }
+        let ctx = unit_context(stack, name, service)
+            .unwrap_or_else(|problem| context! { refused => problem });
+        out.push(Output::new(unit_path(name), "systemd/service.j2", ctx));
+        if let Ok(dir) = state_directory(stack, name) {
+            users.push(context! {
+                name => user(name, service),
+                service => name,
+                home => format!("{SYSTEMD_STATE_ROOT}/{dir}"),
+            });
+        }
+    }
+    if !users.is_empty() {
+        out.push(Output::new(
+            "systemd/tgstack.sysusers.conf",
+            "systemd/sysusers.conf.j2",
+            context! { users },
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(systemd_size(300 << 20), "300M");
+        assert_eq!(systemd_size(2 << 30), "2G");
+        assert_eq!(systemd_size(1000), "1000");
+    }
+
+    #[test]
+    fn plain_words_refuse_specifiers_and_spaces() {
+        assert!(plain_word("x", "/usr/local/bin/tg-gateway").is_ok());
+        assert!(plain_word("x", "/opt/my gateway").is_err());
+        assert!(plain_word("x", "/opt/%n").is_err());
+        assert!(plain_word("x", "").is_err());
+    }
+}

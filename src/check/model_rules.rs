@@ -22,6 +22,7 @@ pub fn run(cx: &mut Ctx<'_>) {
     pool_capacity(cx);
     timeouts(cx);
     super::native_rules::run(cx);
+    super::monitoring_rules::run(cx);
 }
 
 fn is_dns_label(name: &str) -> bool {

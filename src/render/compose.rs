@@ -405,6 +405,9 @@ fn compose_service(
                 environment.insert("GF_SERVER_HTTP_PORT".into(), port.to_string());
                 environment.insert("GF_USERS_ALLOW_SIGN_UP".into(), "false".into());
                 environment.insert("GF_ANALYTICS_REPORTING_ENABLED".into(), "false".into());
+                if let Some(plugins) = super::grafana::install_plugins(service) {
+                    environment.insert("GF_INSTALL_PLUGINS".into(), plugins);
+                }
                 for (var, id) in grafana_secrets(stack, service) {
                     environment.insert(var, secret_env(stack, &id));
                 }
@@ -417,7 +420,7 @@ fn compose_service(
             ));
             volumes.push(bind(
                 format!("./{name}/dashboards"),
-                "/var/lib/grafana/dashboards".into(),
+                super::grafana::DASHBOARDS_DIR.into(),
             ));
             volumes.push(volume(format!("{name}-data"), "/var/lib/grafana"));
             health(

@@ -4,6 +4,7 @@
 mod compose;
 pub mod engine;
 mod env;
+pub mod grafana;
 pub mod monitoring;
 pub mod prometheus;
 mod pgbouncer;
@@ -53,6 +54,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(redis::outputs(model));
     all.extend(rabbitmq::outputs(model));
     all.extend(prometheus::outputs(model));
+    all.extend(grafana::outputs(model));
     all.extend(sql::outputs(model));
     all.extend(systemd::outputs(model));
     all

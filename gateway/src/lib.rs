@@ -2,6 +2,7 @@
 //! REST API, and the tools around them, configured by the same stack.toml as the rest
 //! of the stack (through the tgstack library).
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -12,8 +13,10 @@ pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod publish;
+pub mod session;
 pub mod source;
 pub mod store;
+pub mod telegram;
 
 use std::process::ExitCode;
 
@@ -61,12 +64,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Command::Login | Command::Api => anyhow::bail!(
-            "this build has no Telegram login or REST API yet (gateway/src/telegram, gateway/src/api)"
-        ),
-        Command::Run => anyhow::bail!(
-            "this build has no Telegram source yet (gateway/src/telegram); use `replay`"
-        ),
+        Command::Login => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Gateway,
+            )?;
+            telegram::login::login(&telegram::TelegramSettings::from_config(&config)?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Api => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Api,
+            )?;
+            let api = api::ApiConfig::from_config(&config)?;
+            let handle = metrics::install(metrics::Process::Api)?;
+            api::serve(api, Some(handle)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Gateway,
+            )?;
+            // The session lock comes first: a second process on the session stops here,
+            // before it touches the pipeline or Telegram.
+            let settings = telegram::TelegramSettings::from_config(&config)?;
+            let lock = session::SessionLock::acquire(&settings.session_file)?;
+            commands::run(&config, move |context| telegram::run(lock, context)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { variant } => {
             let config = config::Config::load(
                 &cli.models,

@@ -1,0 +1,482 @@
+//! Route handlers. Every statement is sent unnamed (`query_typed` / simple query): PgBouncer
+//! in transaction mode hands each statement to any server connection, so a named prepared
+//! statement would not exist where it runs next.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::cursor::{Cursor, Order};
+use super::{ApiState, error_response, metric};
+
+/// SQL text with the schema name filled in once.
+pub(crate) struct Statements {
+    messages: String,
+    message: String,
+    channels: String,
+}
+
+/// `"name"` with embedded quotes doubled.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+const MESSAGE_COLUMNS: &str = "channel_id, message_id, posted_at, text, sender_id, \
+     reply_to_message_id, media_type, edit_date, deleted";
+
+impl Statements {
+    pub(crate) fn new(schema: &str) -> Self {
+        let schema = quote_ident(schema);
+        Statements {
+            messages: format!("SELECT {MESSAGE_COLUMNS} FROM {schema}.messages"),
+            message: format!(
+                "SELECT {MESSAGE_COLUMNS}, raw, received_at FROM {schema}.messages \
+                 WHERE channel_id = $1 AND message_id = $2 ORDER BY posted_at DESC LIMIT 1"
+            ),
+            channels: format!(
+                "SELECT channel_id, username, title, enabled, created_at, updated_at \
+                 FROM {schema}.channels ORDER BY channel_id"
+            ),
+        }
+    }
+}
+
+/// A stored message as the API shows it.
+#[derive(Debug, Serialize)]
+struct MessageView {
+    channel_id: i64,
+    message_id: i64,
+    posted_at: DateTime<Utc>,
+    text: String,
+    sender_id: Option<i64>,
+    reply_to_message_id: Option<i64>,
+    media_type: Option<String>,
+    edit_date: Option<DateTime<Utc>>,
+    deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<DateTime<Utc>>,
+}
+
+impl MessageView {
+    fn from_row(row: &Row, detailed: bool) -> Result<Self, tokio_postgres::Error> {
+        Ok(MessageView {
+            channel_id: row.try_get("channel_id")?,
+            message_id: row.try_get("message_id")?,
+            posted_at: row.try_get("posted_at")?,
+            text: row.try_get("text")?,
+            sender_id: row.try_get("sender_id")?,
+            reply_to_message_id: row.try_get("reply_to_message_id")?,
+            media_type: row.try_get("media_type")?,
+            edit_date: row.try_get("edit_date")?,
+            deleted: row.try_get("deleted")?,
+            raw: if detailed { row.try_get("raw")? } else { None },
+            received_at: if detailed {
+                row.try_get("received_at")?
+            } else {
+                None
+            },
+        })
+    }
+
+    fn cursor(&self, order: Order) -> Cursor {
+        Cursor {
+            order,
+            posted_at: self.posted_at,
+            channel_id: self.channel_id,
+            message_id: self.message_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct MessagePage {
+    messages: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Query string of `GET /api/messages`. Unknown parameters are rejected so a typo
+/// (`channel_id=`) never silently returns everything.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    channel: Option<i64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+    order: Option<Order>,
+    include_deleted: Option<bool>,
+}
+
+/// Owned statement parameters with their types (sent unnamed, so types travel with them).
+type Params = Vec<(Box<dyn ToSql + Sync + Send>, Type)>;
+
+/// A validated listing request.
+#[derive(Debug, PartialEq)]
+struct Listing {
+    channel: Option<i64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    limit: u32,
+    after: Option<Cursor>,
+    order: Order,
+    include_deleted: bool,
+}
+
+impl Listing {
+    /// Checks the parameters: a `limit` above `max_page_size` is rejected (400), not
+    /// clamped, so a client never mistakes a short page for the end of the data.
+    fn parse(params: ListParams, default_limit: u32, max_limit: u32) -> Result<Self, String> {
+        let limit = params.limit.unwrap_or(default_limit);
+        if limit == 0 || limit > max_limit {
+            return Err(format!("limit must be between 1 and {max_limit}"));
+        }
+        if let (Some(since), Some(until)) = (params.since, params.until)
+            && since >= until
+        {
+            return Err("since must be earlier than until".into());
+        }
+        let after = match params.cursor.as_deref() {
+            None => None,
+            Some(text) => Some(Cursor::decode(text).ok_or("invalid cursor")?),
+        };
+        let order = match (params.order, after) {
+            (Some(order), Some(cursor)) if order != cursor.order => {
+                return Err("order differs from the order the cursor was made for".into());
+            }
+            (Some(order), _) => order,
+            (None, Some(cursor)) => cursor.order,
+            (None, None) => Order::default(),
+        };
+        Ok(Listing {
+            channel: params.channel,
+            since: params.since,
+            until: params.until,
+            limit,
+            after,
+            order,
+            include_deleted: params.include_deleted.unwrap_or(false),
+        })
+    }
+
+    /// The keyset query: filters, then rows strictly after the cursor, one extra row to
+    /// know whether another page follows.
+    fn sql(&self, base: &str) -> (String, Params) {
+        let mut sql = format!("{base} WHERE TRUE");
+        let mut params: Params = Vec::new();
+        let mut bind = |value: Box<dyn ToSql + Sync + Send>, ty: Type| {
+            params.push((value, ty));
+            format!("${}", params.len())
+        };
+        if let Some(channel) = self.channel {
+            sql += &format!(" AND channel_id = {}", bind(Box::new(channel), Type::INT8));
+        }
+        if let Some(since) = self.since {
+            sql += &format!(
+                " AND posted_at >= {}",
+                bind(Box::new(since), Type::TIMESTAMPTZ)
+            );
+        }
+        if let Some(until) = self.until {
+            sql += &format!(
+                " AND posted_at < {}",
+                bind(Box::new(until), Type::TIMESTAMPTZ)
+            );
+        }
+        if !self.include_deleted {
+            sql += " AND NOT deleted";
+        }
+        if let Some(cursor) = self.after {
+            let posted_at = bind(Box::new(cursor.posted_at), Type::TIMESTAMPTZ);
+            let channel = bind(Box::new(cursor.channel_id), Type::INT8);
+            let message = bind(Box::new(cursor.message_id), Type::INT8);
+            sql += &format!(
+                " AND (posted_at, channel_id, message_id) {} ({posted_at}, {channel}, {message})",
+                self.order.after()
+            );
+        }
+        let direction = self.order.sql();
+        let limit = bind(Box::new(i64::from(self.limit) + 1), Type::INT8);
+        sql += &format!(
+            " ORDER BY posted_at {direction}, channel_id {direction}, message_id {direction} LIMIT {limit}"
+        );
+        (sql, params)
+    }
+}
+
+fn database_error(error: impl std::fmt::Display) -> Response {
+    tracing::warn!(%error, "database request failed");
+    metrics::gauge!(metric::DEPENDENCY_UP, "dependency" => "postgres").set(0.0);
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+}
+
+pub(crate) async fn list_messages(
+    State(state): State<ApiState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return error_response(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let listing = match Listing::parse(params, state.default_page_size, state.max_page_size) {
+        Ok(listing) => listing,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
+    };
+    let (sql, params) = listing.sql(&state.sql.messages);
+    let client = match state.pool.get().await {
+        Ok(client) => client,
+        Err(error) => return database_error(error),
+    };
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+        .iter()
+        .map(|(value, ty)| (value.as_ref() as &(dyn ToSql + Sync), ty.clone()))
+        .collect();
+    let rows = match client.query_typed(&sql, &typed).await {
+        Ok(rows) => rows,
+        Err(error) => return database_error(error),
+    };
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match MessageView::from_row(row, false) {
+            Ok(message) => messages.push(message),
+            Err(error) => return database_error(error),
+        }
+    }
+    let limit = listing.limit as usize;
+    let next_cursor = if messages.len() > limit {
+        messages.truncate(limit);
+        messages
+            .last()
+            .map(|last| last.cursor(listing.order).encode())
+    } else {
+        None
+    };
+    Json(MessagePage {
+        messages,
+        next_cursor,
+    })
+    .into_response()
+}
+
+pub(crate) async fn get_message(
+    State(state): State<ApiState>,
+    path: Result<Path<(i64, i64)>, PathRejection>,
+) -> Response {
+    let (channel, id) = match path {
+        Ok(Path(ids)) => ids,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "channel and id must be integers (channel as stored, e.g. -1001234567890)",
+            );
+        }
+    };
+    let client = match state.pool.get().await {
+        Ok(client) => client,
+        Err(error) => return database_error(error),
+    };
+    let row = client
+        .query_typed_opt(
+            &state.sql.message,
+            &[(&channel, Type::INT8), (&id, Type::INT8)],
+        )
+        .await;
+    match row {
+        Ok(Some(row)) => match MessageView::from_row(&row, true) {
+            Ok(message) => Json(message).into_response(),
+            Err(error) => database_error(error),
+        },
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            format!("no message {id} in channel {channel}"),
+        ),
+        Err(error) => database_error(error),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ChannelView {
+    channel_id: i64,
+    username: Option<String>,
+    title: String,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+pub(crate) async fn list_channels(State(state): State<ApiState>) -> Response {
+    let client = match state.pool.get().await {
+        Ok(client) => client,
+        Err(error) => return database_error(error),
+    };
+    let rows = match client.query_typed(&state.sql.channels, &[]).await {
+        Ok(rows) => rows,
+        Err(error) => return database_error(error),
+    };
+    let mut channels = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let view = (|| -> Result<ChannelView, tokio_postgres::Error> {
+            Ok(ChannelView {
+                channel_id: row.try_get("channel_id")?,
+                username: row.try_get("username")?,
+                title: row.try_get("title")?,
+                enabled: row.try_get("enabled")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        })();
+        match view {
+            Ok(view) => channels.push(view),
+            Err(error) => return database_error(error),
+        }
+    }
+    Json(serde_json::json!({ "channels": channels })).into_response()
+}
+
+/// Longest the health check waits for the database, well under any probe interval.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reports the database: 200 when a round trip through the pool works, else 503.
+pub(crate) async fn health(State(state): State<ApiState>) -> Response {
+    let probe = async {
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    };
+    let outcome = match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err("timed out".to_string()),
+    };
+    let up = outcome.is_ok();
+    metrics::gauge!(metric::DEPENDENCY_UP, "dependency" => "postgres").set(if up {
+        1.0
+    } else {
+        0.0
+    });
+    let postgres = match &outcome {
+        Ok(()) => serde_json::json!({ "status": "up" }),
+        Err(error) => {
+            tracing::warn!(%error, "health: database unreachable");
+            serde_json::json!({ "status": "down", "error": "database unreachable" })
+        }
+    };
+    let body = serde_json::json!({
+        "status": if up { "ok" } else { "unavailable" },
+        "dependencies": { "postgres": postgres },
+    });
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+pub(crate) async fn metrics_text(State(state): State<ApiState>) -> Response {
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(query: &str) -> ListParams {
+        serde_urlencoded_parse(query)
+    }
+
+    fn serde_urlencoded_parse(query: &str) -> ListParams {
+        let uri: axum::http::Uri = format!("/api/messages?{query}").parse().unwrap();
+        Query::<ListParams>::try_from_uri(&uri).unwrap().0
+    }
+
+    #[test]
+    fn limit_defaults_and_above_maximum_is_rejected() {
+        assert_eq!(Listing::parse(params(""), 100, 1000).unwrap().limit, 100);
+        assert_eq!(
+            Listing::parse(params("limit=1000"), 100, 1000)
+                .unwrap()
+                .limit,
+            1000
+        );
+        let error = Listing::parse(params("limit=1001"), 100, 1000).unwrap_err();
+        assert!(error.contains("1000"), "{error}");
+        assert!(Listing::parse(params("limit=0"), 100, 1000).is_err());
+    }
+
+    #[test]
+    fn unknown_parameters_are_rejected() {
+        let uri: axum::http::Uri = "/api/messages?channel_id=1".parse().unwrap();
+        assert!(Query::<ListParams>::try_from_uri(&uri).is_err());
+    }
+
+    #[test]
+    fn cursor_fixes_the_order() {
+        let cursor = Cursor {
+            order: Order::Desc,
+            posted_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            channel_id: 1,
+            message_id: 2,
+        }
+        .encode();
+        let listing = Listing::parse(params(&format!("cursor={cursor}")), 10, 100).unwrap();
+        assert_eq!(listing.order, Order::Desc);
+        assert!(Listing::parse(params(&format!("cursor={cursor}&order=asc")), 10, 100).is_err());
+        assert!(Listing::parse(params("cursor=bogus"), 10, 100).is_err());
+    }
+
+    #[test]
+    fn keyset_sql_binds_every_value() {
+        let cursor = Cursor {
+            order: Order::Asc,
+            posted_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            channel_id: 1,
+            message_id: 2,
+        }
+        .encode();
+        let listing = Listing::parse(
+            params(&format!(
+                "channel=-100&since=2024-01-01T00:00:00Z&until=2024-02-01T00:00:00Z&cursor={cursor}"
+            )),
+            10,
+            100,
+        )
+        .unwrap();
+        let (sql, params) = listing.sql("SELECT * FROM \"telegram\".messages");
+        assert_eq!(params.len(), 7);
+        assert!(
+            sql.contains("(posted_at, channel_id, message_id) > ($4, $5, $6)"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("LIMIT $7"), "{sql}");
+        assert!(sql.contains("AND NOT deleted"), "{sql}");
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("te\"le"), "\"te\"\"le\"");
+    }
+}

@@ -1,0 +1,764 @@
+//! Harness of the pipeline tests: a test model (overlay over the root stack.toml) with
+//! native services on free loopback ports, a fresh database on the shared PostgreSQL, a
+//! private PgBouncer and Redis started from the RENDERED configs and deploy-time secret
+//! files, a test-owned vhost on the shared RabbitMQ imported from the rendered
+//! definitions, and TCP proxies the tests cut to simulate outages.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tgstack::model::{self, Model};
+use tgstack::render;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_tg-gateway");
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Daemon {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn require_program(program: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is not installed: run `bash scripts/test-env.sh`"
+    );
+}
+
+pub fn spawn(
+    name: &str,
+    program: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    log: &Path,
+    user: Option<&str>,
+) -> Daemon {
+    require_program(program);
+    let log_file = std::fs::File::create(log).expect("create log");
+    let mut command = match user {
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--", program]);
+            c
+        }
+        None => Command::new(program),
+    };
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    Daemon {
+        name: name.into(),
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+pub fn wait_for_port(daemon: &mut Daemon, port: u16, timeout: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!(
+                "{} exited early ({status}):\n{}",
+                daemon.name,
+                daemon.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{} did not listen on {port} within {timeout:?}:\n{}",
+        daemon.name,
+        daemon.log_text()
+    );
+}
+
+pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn run(program: &str, args: &[&str], env: &[(String, String)]) -> (bool, String) {
+    require_program(program);
+    let output = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+pub fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> (bool, String) {
+    require_program(program);
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// SQL on the shared PostgreSQL as postgres (trust auth on loopback).
+pub fn psql(database: &str, sql: &str) -> String {
+    let (ok, out) = run(
+        "psql",
+        &[
+            "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", database, "-v",
+            "ON_ERROR_STOP=1", "-X", "-q", "-t", "-A", "-c", sql,
+        ],
+        &[],
+    );
+    assert!(ok, "psql failed on {database}: {sql}\n{out}");
+    out.trim().to_string()
+}
+
+/// A TCP proxy on a free loopback port; `cut` closes every connection and refuses new
+/// ones until `restore`.
+pub struct Proxy {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(target: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (cut2, stop2, conns2) = (cut.clone(), stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        if cut2.load(Ordering::SeqCst) {
+                            let _ = client.shutdown(Shutdown::Both);
+                            continue;
+                        }
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                            let _ = client.shutdown(Shutdown::Both);
+                            continue;
+                        };
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
+                        {
+                            let mut held = conns2.lock().unwrap();
+                            held.push(client.try_clone().unwrap());
+                            held.push(server.try_clone().unwrap());
+                        }
+                        pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+                        pump(server, client);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Proxy {
+            port,
+            cut,
+            stop,
+            connections,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.connections.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+/// How the test environment is wired.
+#[derive(Default)]
+pub struct Wiring {
+    /// Put a cuttable proxy between PgBouncer and PostgreSQL.
+    pub postgres_proxy: bool,
+    /// Put a cuttable proxy between the gateway and RabbitMQ.
+    pub rabbitmq_proxy: bool,
+    /// Extra overlay text (gateway tuning).
+    pub extra: String,
+}
+
+/// One test's stack: rendered, secrets written, daemons running, database migrated.
+pub struct TestStack {
+    pub tmp: tempfile::TempDir,
+    pub name: String,
+    pub database: String,
+    pub vhost: String,
+    pub gateway_port: u16,
+    pub redis_port: u16,
+    pub overlay: PathBuf,
+    pub secrets: BTreeMap<String, String>,
+    pub env: Vec<(String, String)>,
+    pub model: Model,
+    pub bouncer: Daemon,
+    pub redis: Daemon,
+    pub postgres_proxy: Option<Proxy>,
+    pub rabbitmq_proxy: Option<Proxy>,
+}
+
+impl TestStack {
+    pub fn start(name: &str, wiring: Wiring) -> TestStack {
+        let (ok, out) = run("pg_isready", &["-h", "127.0.0.1", "-p", "5432"], &[]);
+        assert!(
+            ok,
+            "PostgreSQL is not running on 127.0.0.1:5432 ({out}): run `bash scripts/test-env.sh`"
+        );
+        let (ok, out) = run("rabbitmqctl", &["-q", "status"], &[]);
+        assert!(
+            ok,
+            "RabbitMQ is not running ({out}): run `bash scripts/test-env.sh`"
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix("tg-gateway-test-")
+            .tempdir()
+            .expect("tempdir");
+        render::write::set_mode(tmp.path(), 0o755).unwrap();
+        let unique = format!("{name}_{}", std::process::id());
+        let database = format!("gwtest_{unique}");
+        let vhost = format!("gwtest-{unique}");
+        let postgres_proxy = wiring.postgres_proxy.then(|| Proxy::start(5432));
+        let rabbitmq_proxy = wiring.rabbitmq_proxy.then(|| Proxy::start(5672));
+        let postgres_port = postgres_proxy.as_ref().map_or(5432, |p| p.port);
+        let rabbitmq_port = rabbitmq_proxy.as_ref().map_or(5672, |p| p.port);
+        let (gateway_port, pgbouncer_port, redis_port) = (free_port(), free_port(), free_port());
+        let overlay_text = format!(
+            r#"
+unset = [
+  "services.timescaledb.publish", "services.pgbouncer.publish",
+  "services.redis-master.publish", "services.rabbitmq.publish",
+]
+
+[deploy]
+secrets_dir = "{tmp}/secrets"
+config_dir = "{tmp}/generated"
+state_dir = "{tmp}/state"
+
+[services.tg-gateway]
+port = {gateway_port}
+
+[services.tg-gateway.gateway]
+session_file = "/var/lib/tg-gateway/telegram.session"
+
+[services.timescaledb]
+deploy = "native"
+port = {postgres_port}
+
+[services.timescaledb.postgres]
+variant = "plain"
+database = "{database}"
+
+[services.pgbouncer]
+deploy = "native"
+port = {pgbouncer_port}
+
+[services.redis-master]
+deploy = "native"
+port = {redis_port}
+
+[services.redis-master.redis]
+persistence = "none"
+
+[services.rabbitmq]
+deploy = "native"
+port = {rabbitmq_port}
+
+[services.rabbitmq.rabbitmq]
+vhost = "{vhost}"
+{extra}
+"#,
+            tmp = tmp.path().display(),
+            extra = wiring.extra,
+        );
+        let overlay = tmp.path().join("overlay.toml");
+        std::fs::write(&overlay, &overlay_text).unwrap();
+        let base = root().join("stack.toml");
+        let model = match model::load_texts(vec![
+            (base.clone(), std::fs::read_to_string(&base).unwrap()),
+            (overlay.clone(), overlay_text),
+        ]) {
+            Ok(model) => model,
+            Err(findings) => panic!(
+                "test overlay does not load:\n{}",
+                tgstack::finding::render_human(&findings)
+            ),
+        };
+        let generated = tmp.path().join("generated");
+        let tree = render_data_layer(&model, tmp.path());
+        render::write::write_tree(&tree, &generated).expect("write rendered tree");
+        // The same values other tests use for the shared server's global roles and users.
+        let secrets: BTreeMap<String, String> = model
+            .stack
+            .secrets
+            .keys()
+            .map(|id| (id.clone(), format!("test-{id}-pw \"q'")))
+            .collect();
+        let files = render::secrets::files(&model, &secrets);
+        render::secrets::write(Path::new(&model.stack.deploy.secrets_dir), &files)
+            .expect("write secrets");
+        let env: Vec<(String, String)> = model
+            .stack
+            .secrets
+            .iter()
+            .map(|(id, s)| (s.env.clone(), secrets[id].clone()))
+            .chain([("TG_GATEWAY_LOG".to_string(), "warn".to_string())])
+            .collect();
+
+        // Database and roles (the rendered roles.sql with psql variables).
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        );
+        psql("postgres", &format!("CREATE DATABASE {database}"));
+        let roles = generated.join("timescaledb/roles.sql");
+        let (ok, out) = run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                &database,
+                "-X",
+                "-q",
+                "-v",
+                &format!("tg_app_password={}", secrets["db_app"]),
+                "-v",
+                &format!("grafana_ro_password={}", secrets["db_readonly"]),
+                "-f",
+                roles.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(ok, "roles.sql failed: {out}");
+
+        // PgBouncer from the rendered ini and the deploy-time userlist, as postgres.
+        let (ok, out) = run(
+            "chown",
+            &["-R", "postgres", tmp.path().join("secrets").to_str().unwrap()],
+            &[],
+        );
+        assert!(ok, "{out}");
+        let ini = generated.join("pgbouncer/pgbouncer.ini");
+        let mut bouncer = spawn(
+            "pgbouncer",
+            "pgbouncer",
+            &[ini.to_str().unwrap()],
+            &[],
+            &tmp.path().join("pgbouncer.log"),
+            Some("postgres"),
+        );
+        wait_for_port(&mut bouncer, pgbouncer_port, Duration::from_secs(15));
+
+        // Redis from the rendered config (it includes the auth file), as root.
+        std::fs::create_dir_all(tmp.path().join("state/redis-master")).unwrap();
+        let mut redis = spawn(
+            "redis-master",
+            "redis-server",
+            &[generated.join("redis-master/redis.conf").to_str().unwrap()],
+            &[],
+            &tmp.path().join("redis.log"),
+            None,
+        );
+        wait_for_port(&mut redis, redis_port, Duration::from_secs(10));
+
+        // RabbitMQ: the rendered topology and the deploy-time users into a fresh vhost.
+        let _ = run("rabbitmqctl", &["-q", "delete_vhost", &vhost], &[]);
+        let topology = generated.join("rabbitmq/definitions.json");
+        let users = tmp.path().join("secrets/rabbitmq-users.json");
+        for file in [&topology, &users] {
+            let (ok, out) = run_with_stdin(
+                "rabbitmqctl",
+                &["import_definitions", "--format", "json"],
+                &std::fs::read(file).unwrap(),
+            );
+            assert!(ok, "import of {} failed: {out}", file.display());
+        }
+        eventually("the imported vhost", Duration::from_secs(30), || {
+            let (_, queues) = run("rabbitmqctl", &["-q", "list_queues", "-p", &vhost, "name"], &[]);
+            let (_, perms) = run("rabbitmqctl", &["-q", "list_permissions", "-p", &vhost], &[]);
+            (queues.contains("telegram.archive")
+                && queues.contains("telegram.signals")
+                && perms.contains("tg_gateway"))
+            .then_some(())
+        });
+
+        let stack = TestStack {
+            tmp,
+            name: name.into(),
+            database,
+            vhost,
+            gateway_port,
+            redis_port,
+            overlay,
+            secrets,
+            env,
+            model,
+            bouncer,
+            redis,
+            postgres_proxy,
+            rabbitmq_proxy,
+        };
+        let (ok, out) = stack.gateway(&["migrate"]);
+        assert!(ok, "migrate failed: {out}");
+        assert!(out.contains("001_schema applied"), "{out}");
+        let (ok, out) = stack.gateway(&["migrate"]);
+        assert!(ok, "second migrate failed: {out}");
+        assert!(
+            out.contains("001_schema re-applied (already recorded)"),
+            "{out}"
+        );
+        stack
+    }
+
+    pub fn model_arg(&self) -> String {
+        format!(
+            "{},{}",
+            root().join("stack.toml").display(),
+            self.overlay.display()
+        )
+    }
+
+    /// Runs `tg-gateway ARGS` against this stack to completion.
+    pub fn gateway(&self, args: &[&str]) -> (bool, String) {
+        let model = self.model_arg();
+        let mut all = vec!["--model", model.as_str()];
+        all.extend_from_slice(args);
+        run(BINARY, &all, &self.env)
+    }
+
+    /// Starts `tg-gateway ARGS` in the background.
+    pub fn spawn_gateway(&self, args: &[&str], log: &str) -> Daemon {
+        let model = self.model_arg();
+        let mut all = vec!["--model", model.as_str()];
+        all.extend_from_slice(args);
+        spawn(
+            "tg-gateway",
+            BINARY,
+            &all,
+            &self.env,
+            &self.tmp.path().join(log),
+            None,
+        )
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        psql(&self.database, sql)
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.sql(sql).parse().unwrap_or_else(|_| panic!("not a count: {sql}"))
+    }
+
+    /// Everything published to a queue so far (consumed).
+    pub fn drain_queue(&self, queue: &str) -> Vec<Delivered> {
+        let password = self.secrets["rabbitmq_gateway"].clone();
+        let uri = format!(
+            "amqp://tg_gateway:{}@127.0.0.1:5672/{}",
+            tg_gateway::config::percent_encode(&password),
+            tg_gateway::config::percent_encode(&self.vhost)
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use lapin::options::BasicGetOptions;
+            let connection =
+                lapin::Connection::connect(&uri, lapin::ConnectionProperties::default())
+                    .await
+                    .expect("connect to rabbitmq as tg_gateway");
+            let channel = connection.create_channel().await.unwrap();
+            let mut out = Vec::new();
+            while let Some(message) = channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("basic.get")
+            {
+                let delivery = message.delivery;
+                let payload: serde_json::Value =
+                    serde_json::from_slice(&delivery.data).expect("JSON payload");
+                out.push(Delivered {
+                    routing_key: delivery.routing_key.to_string(),
+                    outbox_id: delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .and_then(|id| id.as_str().parse().ok())
+                        .unwrap_or(-1),
+                    persistent: *delivery.properties.delivery_mode() == Some(2),
+                    payload,
+                });
+            }
+            let _ = connection.close(0, "done".into()).await;
+            out
+        })
+    }
+
+    /// GET on the gateway's own listener: (status, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.gateway_port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        Some((status, body))
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        let _ = run("rabbitmqctl", &["-q", "delete_vhost", &self.vhost], &[]);
+        self.bouncer.kill();
+        let _ = run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-X",
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+            ],
+            &[],
+        );
+    }
+}
+
+/// Renders the model. The test runs the data services natively, which the model allows
+/// only for the gateway and API (systemd units are written for those alone): those unit
+/// outputs are replaced by empty templates, every other file is the real rendering.
+fn render_data_layer(model: &Model, tmp: &Path) -> render::Tree {
+    let findings = match render::render(model, None) {
+        Ok(tree) => return tree,
+        Err(findings) => findings,
+    };
+    let only_units = findings
+        .iter()
+        .all(|f| f.message.starts_with("cannot render systemd/"));
+    assert!(
+        only_units,
+        "render failed:\n{}",
+        tgstack::finding::render_human(&findings)
+    );
+    let templates = tmp.join("templates");
+    copy_dir(&root().join("templates"), &templates);
+    for entry in std::fs::read_dir(templates.join("systemd")).unwrap() {
+        std::fs::write(entry.unwrap().path(), "").unwrap();
+    }
+    render::render(model, Some(&templates))
+        .unwrap_or_else(|f| panic!("render failed:\n{}", tgstack::finding::render_human(&f)))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One message taken from a queue.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub routing_key: String,
+    pub outbox_id: i64,
+    pub persistent: bool,
+    pub payload: serde_json::Value,
+}
+
+impl Delivered {
+    pub fn key(&self) -> (String, i64, i64) {
+        (
+            self.payload["event"].as_str().unwrap_or_default().to_string(),
+            self.payload["channel_id"].as_i64().unwrap_or_default(),
+            self.payload["message_id"].as_i64().unwrap_or_default(),
+        )
+    }
+}
+
+/// Counts of each (event, channel, message) delivered.
+pub fn tally(delivered: &[Delivered]) -> HashMap<(String, i64, i64), usize> {
+    let mut counts = HashMap::new();
+    for d in delivered {
+        *counts.entry(d.key()).or_default() += 1;
+    }
+    counts
+}
+
+/// Channels of the root model.
+pub const CHANNELS: [i64; 3] = [-1001234567890, -1001234567891, -1001234567892];
+
+/// A deterministic replay file: `per_channel` messages per channel, shuffled, with every
+/// `dup_every`-th message repeated later in the file.
+pub fn replay_lines(per_channel: i64, dup_every: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for channel in CHANNELS {
+        for id in 1..=per_channel {
+            lines.push(new_message(channel, id));
+        }
+    }
+    // Deterministic shuffle (LCG), so arrival order is not message order.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in (1..lines.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let j = (state >> 33) as usize % (i + 1);
+        lines.swap(i, j);
+    }
+    if dup_every > 0 {
+        let dups: Vec<String> = lines.iter().step_by(dup_every).cloned().collect();
+        lines.extend(dups);
+    }
+    lines
+}
+
+pub fn new_message(channel: i64, id: i64) -> String {
+    // posted_at is a deterministic function of the id: Telegram's date is part of the key.
+    let seconds = 1_767_225_600 + id;
+    let posted = chrono::DateTime::from_timestamp(seconds, 0)
+        .unwrap()
+        .to_rfc3339();
+    serde_json::json!({
+        "kind": "new",
+        "channel_id": channel,
+        "message_id": id,
+        "posted_at": posted,
+        "text": format!("message {id} of {channel}"),
+        "sender_id": 42,
+        "raw": {"id": id, "views": id * 3},
+    })
+    .to_string()
+}
+
+pub fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}

@@ -71,8 +71,11 @@ pub enum Command {
     /// List every rule.
     Rules {
         /// As JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// As the Markdown of docs/rules.md (with the incident coverage).
+        #[arg(long)]
+        markdown: bool,
     },
     /// Explain one rule, with a bad and a good example.
     Explain {
@@ -132,8 +135,10 @@ pub fn run(cli: Cli) -> i32 {
             print!("{}", crate::schema_json());
             0
         }
-        Command::Rules { json } => {
-            if json {
+        Command::Rules { json, markdown } => {
+            if markdown {
+                print!("{}", check::catalog::markdown());
+            } else if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(check::catalog::RULES).unwrap_or_default()
@@ -388,7 +393,20 @@ fn validate_command(
         match render::render(&model, templates) {
             Ok(tree) => {
                 let dir = generated.unwrap_or_else(|| default_out(files));
-                findings.extend(check::drift::check(&model, &tree, &dir));
+                let on_disk = match write::read_tree(&dir) {
+                    Ok(on_disk) => on_disk,
+                    Err(error) => {
+                        emit(
+                            &[Finding::io(format!(
+                                "cannot read {}: {error}",
+                                dir.display()
+                            ))],
+                            format,
+                        );
+                        return 2;
+                    }
+                };
+                findings = check::validate(&model, &tree, Some((&dir, &on_disk)));
             }
             Err(errors) => findings.extend(errors),
         }

@@ -144,6 +144,66 @@ pub static RULES: &[Rule] = &[
         good: "[[allow]]\nrule = \"TG205\"\npath = \"services.grafana\"\nreason = \"reverse proxy on the same host terminates TLS\"",
     },
     Rule {
+        id: "TG013",
+        name: "generated-drift",
+        severity: Severity::Error,
+        incidents: &[22, 23, 25],
+        summary: "A rendered file differs from what the model renders (hand-edited or stale).",
+        explanation: "generated/ is derived from stack.toml. A file edited by hand, a stale file, a missing or an extra one is reported with the rendered file and its first differing line; the rules of that file's dialect also judge the edited content.",
+        bad: "vim generated/pgbouncer/pgbouncer.ini",
+        good: "edit stack.toml, then `tgstack render`",
+    },
+    Rule {
+        id: "TG020",
+        name: "yaml-invalid",
+        severity: Severity::Error,
+        incidents: &[23],
+        summary: "A rendered YAML file does not parse, or repeats a key.",
+        explanation: "Every YAML file is re-parsed; duplicate keys are errors because most readers silently keep one of them.",
+        bad: "restart: \"unless-stopped\"\nrestart: \"always\"",
+        good: "restart: \"unless-stopped\"",
+    },
+    Rule {
+        id: "TG021",
+        name: "yaml-ambiguous-scalar",
+        severity: Severity::Warning,
+        incidents: &[],
+        summary: "An unquoted YAML scalar a YAML 1.1 reader turns into a boolean or octal number.",
+        explanation: "`yes`, `no`, `on`, `off`, `y`, `n` and numbers with a leading zero change type under YAML 1.1 (Compose, Grafana and Prometheus readers differ). tgstack quotes every scalar; this catches hand edits.",
+        bad: "GF_USERS_ALLOW_SIGN_UP: no",
+        good: "GF_USERS_ALLOW_SIGN_UP: \"false\"",
+    },
+    Rule {
+        id: "TG022",
+        name: "config-dialect",
+        severity: Severity::Error,
+        incidents: &[],
+        summary: "A rendered config has an unknown setting, directive or section, or a malformed line.",
+        explanation: "pgbouncer.ini, postgresql.conf, pg_hba.conf, redis.conf, sentinel.conf, rabbitmq.conf and definitions.json are re-read in their own dialects. Unknown keys are typos that the daemon rejects at start (or ignores).",
+        bad: "pool_mod = transaction",
+        good: "pool_mode = transaction",
+    },
+    Rule {
+        id: "TG023",
+        name: "compose-format",
+        severity: Severity::Error,
+        incidents: &[27],
+        summary: "docker-compose.yml does not match the Compose file format.",
+        explanation: "The compose file is re-read with typed structures that reject unknown keys: a misspelt `healthcheck` silently disables the check that `depends_on` waits for.",
+        bad: "    healtcheck:",
+        good: "    healthcheck:",
+    },
+    Rule {
+        id: "TG024",
+        name: "broker-topology",
+        severity: Severity::Error,
+        incidents: &[],
+        summary: "Broker definitions reference an undeclared exchange, queue or vhost.",
+        explanation: "Every binding source and destination, dead-letter exchange and vhost of definitions.json must be declared in it, or the import fails or messages are dropped.",
+        bad: "\"destination\": \"telegram.archiv\"",
+        good: "\"destination\": \"telegram.archive\"",
+    },
+    Rule {
         id: "TG101",
         name: "auth-method-mismatch",
         severity: Severity::Error,
@@ -192,6 +252,26 @@ pub static RULES: &[Rule] = &[
         explanation: "An unused secret is usually a leftover of a renamed credential; operators keep setting a variable nothing reads.",
         bad: "[secrets.old_db]\nenv = \"TG_OLD_DB_PASSWORD\"",
         good: "# remove it",
+    },
+    Rule {
+        id: "TG201",
+        name: "listen-port",
+        severity: Severity::Error,
+        incidents: &[6],
+        summary: "A rendered listen setting differs from the service's internal port.",
+        explanation: "Listen settings, healthchecks, scrape targets and URLs use the internal `port`; only compose `ports:` uses `publish`. A listener taken from the host-port variable breaks every caller.",
+        bad: "listen_port = 6434   # publish",
+        good: "listen_port = 6432   # port",
+    },
+    Rule {
+        id: "TG202",
+        name: "wrong-address",
+        severity: Severity::Error,
+        incidents: &[7, 9],
+        summary: "A rendered address of another service is not how this service reaches it.",
+        explanation: "Containers reach containers by service name and internal port; native services reach containers through 127.0.0.1 and the published port. A URL mixing the two (`pgbouncer:6434`) cannot connect.",
+        bad: "telegram = host=timescaledb port=5434",
+        good: "telegram = host=timescaledb port=5432",
     },
     Rule {
         id: "TG203",
@@ -244,6 +324,16 @@ pub static RULES: &[Rule] = &[
         good: "[services.grafana]\nnetworks = [\"monitoring\", \"data\"]",
     },
     Rule {
+        id: "TG210",
+        name: "listen-addresses",
+        severity: Severity::Error,
+        incidents: &[10],
+        summary: "PostgreSQL in a container listens on localhost only.",
+        explanation: "Inside a container, localhost is the container itself: other containers cannot connect. Set listen_addresses to '*' and let pg_hba.conf decide who gets in.",
+        bad: "listen_addresses = 'localhost'",
+        good: "listen_addresses = '*'",
+    },
+    Rule {
         id: "TG301",
         name: "sentinel-quorum",
         severity: Severity::Error,
@@ -252,6 +342,16 @@ pub static RULES: &[Rule] = &[
         explanation: "With quorum greater than the number of sentinels, failover never happens. The quorum must be a majority, and fewer than 3 sentinels is a warning (no high availability).",
         bad: "[services.sentinel.sentinel]\ncount = 1\nquorum = 2",
         good: "[services.sentinel.sentinel]\ncount = 3\nquorum = 2",
+    },
+    Rule {
+        id: "TG302",
+        name: "sentinel-config",
+        severity: Severity::Error,
+        incidents: &[14],
+        summary: "Sentinel runs from a read-only config, or monitors a literal IP or an unresolved host name.",
+        explanation: "Sentinel rewrites its config file, so it must run from a writable copy. Container addresses change on every recreate, so the master is monitored by service name with `sentinel resolve-hostnames yes`.",
+        bad: "sentinel monitor mymaster 172.28.10.5 6379 2",
+        good: "sentinel resolve-hostnames yes\nsentinel monitor mymaster redis-master 6379 2",
     },
     Rule {
         id: "TG303",
@@ -264,6 +364,16 @@ pub static RULES: &[Rule] = &[
         good: "memory = \"1GiB\"\n[services.redis-master.redis]\nmaxmemory = \"768MiB\"",
     },
     Rule {
+        id: "TG304",
+        name: "unwritten-volume",
+        severity: Severity::Warning,
+        incidents: &[16],
+        summary: "A data volume is mounted for data nothing writes.",
+        explanation: "With Redis persistence off, a mounted data volume suggests durability that does not exist.",
+        bad: "persistence = \"none\"   # and a /data volume in compose",
+        good: "persistence = \"aof\"",
+    },
+    Rule {
         id: "TG404",
         name: "pool-exceeds-max-connections",
         severity: Severity::Error,
@@ -272,6 +382,26 @@ pub static RULES: &[Rule] = &[
         explanation: "users x (default_pool_size + reserve_pool_size) must fit max_connections minus superuser_reserved_connections.",
         bad: "default_pool_size = 60   # 2 users, max_connections = 100",
         good: "default_pool_size = 20",
+    },
+    Rule {
+        id: "TG402",
+        name: "session-state-behind-pooler",
+        severity: Severity::Error,
+        incidents: &[18],
+        summary: "Session state is relied on behind PgBouncer transaction pooling.",
+        explanation: "In transaction mode consecutive transactions of one client run on different server connections: `SET search_path`, session advisory locks and named prepared statements (without max_prepared_statements) leak or vanish. Schema-qualify names, use `SET LOCAL`, use unnamed statements.",
+        bad: "ignore_startup_parameters = extra_float_digits,search_path",
+        good: "ignore_startup_parameters = extra_float_digits",
+    },
+    Rule {
+        id: "TG403",
+        name: "init-scripts",
+        severity: Severity::Error,
+        incidents: &[19],
+        summary: "SQL is applied by container init scripts instead of the migrate step.",
+        explanation: "/docker-entrypoint-initdb.d runs only on an empty data volume, so the schema silently goes missing after a rebuild. Migrations are idempotent and applied by an explicit step.",
+        bad: "- ./schema.sql:/docker-entrypoint-initdb.d/schema.sql",
+        good: "scripts/migrate.sh   # or: tg-gateway migrate",
     },
     Rule {
         id: "TG501",
@@ -324,6 +454,46 @@ pub static RULES: &[Rule] = &[
         good: "api.request_timeout = \"30s\"\npgbouncer.query_timeout = \"25s\"\npostgres.statement_timeout = \"20s\"",
     },
     Rule {
+        id: "TG601",
+        name: "bind-mount-source",
+        severity: Severity::Error,
+        incidents: &[25],
+        summary: "A bind-mount source is not a rendered file or directory of the right type.",
+        explanation: "Docker creates a missing bind-mount source as an empty directory, so a config file silently becomes a directory (\"is a directory\"). Relative sources must be rendered files (see MANIFEST), absolute ones deploy-time secret files.",
+        bad: "source: \"./pgbouncer/pgbouncer.conf\"",
+        good: "source: \"./pgbouncer/pgbouncer.ini\"",
+    },
+    Rule {
+        id: "TG602",
+        name: "healthcheck",
+        severity: Severity::Error,
+        incidents: &[26],
+        summary: "A healthcheck does not use the model's user, database and port.",
+        explanation: "Healthchecks are generated from the model. A hard-coded user or a socket check goes green while the database is still in its init restart.",
+        bad: "pg_isready -U admin",
+        good: "pg_isready -h 127.0.0.1 -p 5432 -U postgres -d telegram",
+    },
+    Rule {
+        id: "TG603",
+        name: "depends-on",
+        severity: Severity::Error,
+        incidents: &[27],
+        summary: "A dependency can never be satisfied: no healthcheck behind service_healthy, an unknown service, or a cycle.",
+        explanation: "`depends_on: condition: service_healthy` on a service without a healthcheck never starts; a cycle never starts either. CI once hung 23 minutes on this.",
+        bad: "depends_on:\n  redis-exporter:\n    condition: service_healthy   # no healthcheck",
+        good: "depends_on:\n  redis-master:\n    condition: service_healthy",
+    },
+    Rule {
+        id: "TG604",
+        name: "undeclared-variable",
+        severity: Severity::Error,
+        incidents: &[28],
+        summary: "The compose file interpolates a variable .env.example does not declare.",
+        explanation: "Compose interpolates `${VAR}` from the shell and the project .env; `env_file:` entries do not feed interpolation. Every variable must be a declared secret, listed in .env.example.",
+        bad: "GF_SERVER_HTTP_PORT: \"${GRAFANA_PORT}\"",
+        good: "GF_SERVER_HTTP_PORT: \"3000\"",
+    },
+    Rule {
         id: "TG608",
         name: "unpinned-image",
         severity: Severity::Warning,
@@ -344,3 +514,153 @@ pub static RULES: &[Rule] = &[
         good: "[services.tg-gateway]\ndeploy = \"native\"\n[services.tg-gateway.native]\nbinary = \"/usr/local/bin/tg-gateway\"",
     },
 ];
+
+/// The 32 incidents of incidents.md, by number, with their one-line title.
+pub static INCIDENTS: &[(u32, &str)] = &[
+    (1, "PgBouncer md5 against SCRAM-hashed PostgreSQL passwords"),
+    (2, "one role, three password variables that drifted"),
+    (3, "a pg_hba trust line for a whole /16"),
+    (4, "literal passwords committed (ini, SQL, env fallbacks)"),
+    (
+        5,
+        "API authentication off by default; gateway endpoints without auth",
+    ),
+    (6, "listen port taken from the host-port variable"),
+    (
+        7,
+        "one port per service in a registry: URLs mixed host and internal ports",
+    ),
+    (8, "host ports collided and were moved three times"),
+    (9, "native gateway pointed at an unpublished host port"),
+    (10, "PostgreSQL listened on localhost inside its container"),
+    (
+        11,
+        "scrape target on the wrong port: gateway-down fired forever",
+    ),
+    (
+        12,
+        "Grafana datasource on the wrong port, with missing credentials",
+    ),
+    (13, "one Sentinel with quorum 2"),
+    (
+        14,
+        "Sentinel config mounted read-only, literal container IP",
+    ),
+    (15, "Redis maxmemory equal to the container limit"),
+    (16, "volumes nothing wrote; no Sentinel-aware client"),
+    (17, "dedup key included created_at DEFAULT now()"),
+    (18, "session state through a transaction pooler"),
+    (19, "schema only created by init scripts on an empty volume"),
+    (20, "pool sizes beyond max_connections"),
+    (21, "alerts on metrics nothing exported"),
+    (22, "rule files moved and silently not loaded"),
+    (23, "a dashboard JSON in the provider YAML folder"),
+    (24, "annotation units did not match the metric"),
+    (25, "bind-mount sources that did not exist"),
+    (
+        26,
+        "healthcheck green during the init restart, hard-coded user",
+    ),
+    (
+        27,
+        "service_healthy on a service that could never be healthy",
+    ),
+    (28, "${VAR} no env file defined"),
+    (
+        29,
+        "unit environment the program never read, ${} in systemd",
+    ),
+    (
+        30,
+        "session file 0644, committed, two processes on one session",
+    ),
+    (31, "caller timeouts shorter than callee timeouts"),
+    (32, "images tagged :latest"),
+];
+
+/// Incidents (or parts of them) no static rule can catch, and why; listed in docs/rules.md.
+pub static NOT_STATIC: &[(u32, &str)] = &[
+    (
+        2,
+        "Whether the value behind a secret matches what the server stores is only known at deploy time; statically, one secret per credential and references by id (TG102, TG106) remove the three-variables failure mode.",
+    ),
+    (
+        16,
+        "Whether a client library follows Sentinel failover is a property of the client code; the gateway's own Redis client is tested against a private Redis that is stopped mid-run (gateway tests).",
+    ),
+    (
+        18,
+        "Session state used inside application code (not rendered files) is outside the model; the gateway uses unnamed statements only and is tested through a PgBouncer started from the rendered config.",
+    ),
+    (
+        30,
+        "That a session file was committed to git is a repository event; the model owns the session path under the state directory, outside the rendered tree.",
+    ),
+];
+
+/// docs/rules.md: every rule with its explanation and examples, and the incident coverage.
+pub fn markdown() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "<!-- generated by `tgstack rules --markdown`; do not edit (a test checks it is current) -->\n# tgstack validation rules\n\n",
+    );
+    out.push_str("`tgstack validate` runs every rule and reports all findings in one run. `tgstack explain ID` prints one rule; suppress a finding with `[[allow]] rule = \"ID\"`, an optional `path`, and a required `reason`.\n\n");
+    out.push_str("| ID | name | severity | summary |\n|---|---|---|---|\n");
+    for rule in RULES {
+        let _ = writeln!(
+            out,
+            "| [{}](#{}) | {} | {} | {} |",
+            rule.id,
+            rule.id.to_lowercase(),
+            rule.name,
+            rule.severity.as_str(),
+            rule.summary.replace('|', "\\|")
+        );
+    }
+    out.push_str("\n## Incidents of the hand-written stack and the rules that catch them\n\n| # | incident | rules |\n|---|---|---|\n");
+    for (number, title) in INCIDENTS {
+        let rules: Vec<String> = RULES
+            .iter()
+            .filter(|r| r.incidents.contains(number))
+            .map(|r| format!("[{}](#{})", r.id, r.id.to_lowercase()))
+            .collect();
+        let note = if NOT_STATIC.iter().any(|(n, _)| n == number) {
+            " (partly not static, see below)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "| {number} | {title} | {}{note} |",
+            if rules.is_empty() {
+                "none".into()
+            } else {
+                rules.join(", ")
+            }
+        );
+    }
+    out.push_str("\n### What cannot be checked statically\n\n");
+    for (number, reason) in NOT_STATIC {
+        let _ = writeln!(out, "- Incident {number}: {reason}");
+    }
+    out.push_str("\n## Rules\n");
+    for rule in RULES {
+        let _ = write!(
+            out,
+            "\n### {}\n\n**{}** ({})",
+            rule.id,
+            rule.name,
+            rule.severity.as_str()
+        );
+        if !rule.incidents.is_empty() {
+            let list: Vec<String> = rule.incidents.iter().map(u32::to_string).collect();
+            let _ = write!(out, ", incidents {}", list.join(", "));
+        }
+        let _ = write!(
+            out,
+            "\n\n{}\n\n{}\n\nBad:\n\n```\n{}\n```\n\nGood:\n\n```\n{}\n```\n",
+            rule.summary, rule.explanation, rule.bad, rule.good
+        );
+    }
+    out
+}

@@ -1,6 +1,7 @@
 //! Checks: rules over the model, the rendered files and their consistency. Every rule
 //! reports all of its findings; nothing stops at the first.
 
+pub mod artifacts;
 pub mod catalog;
 pub mod drift;
 pub mod model_rules;
@@ -43,7 +44,10 @@ impl<'a> Ctx<'a> {
     ) {
         self.report_key(rule, severity, path, message, help);
         if let Some(finding) = self.findings.last_mut() {
-            finding.artifact = Some(crate::finding::ArtifactLocation { file: file.to_string(), line });
+            finding.artifact = Some(crate::finding::ArtifactLocation {
+                file: file.to_string(),
+                line,
+            });
         }
     }
 
@@ -78,6 +82,30 @@ pub fn split_path(path: &str) -> Vec<String> {
 pub fn check_model(model: &Model) -> Vec<Finding> {
     let mut cx = Ctx::new(model);
     model_rules::run(&mut cx);
+    finish(model, cx.findings)
+}
+
+/// Everything `tgstack validate` checks: the model, then (when the model renders) the
+/// rendered files, read from `on_disk` when that tree exists (so hand edits are judged by
+/// the rules they break) plus the drift between it and what the model renders.
+pub fn validate(
+    model: &Model,
+    rendered: &crate::render::Tree,
+    on_disk: Option<(&std::path::Path, &crate::render::Tree)>,
+) -> Vec<Finding> {
+    let mut cx = Ctx::new(model);
+    model_rules::run(&mut cx);
+    match on_disk {
+        Some((dir, tree)) if !tree.is_empty() => {
+            artifacts::run(&mut cx, tree);
+            cx.findings.extend(drift::check(rendered, tree, dir));
+        }
+        Some((dir, tree)) => {
+            artifacts::run(&mut cx, rendered);
+            cx.findings.extend(drift::check(rendered, tree, dir));
+        }
+        None => artifacts::run(&mut cx, rendered),
+    }
     finish(model, cx.findings)
 }
 

@@ -1,0 +1,731 @@
+//! docker-compose.yml re-read with typed structs (unknown keys are findings) and checked
+//! against the model and the rest of the tree: ports, mounts, healthchecks, dependencies,
+//! interpolation, literal secrets, images.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Files;
+use super::parse::line_of;
+use crate::check::Ctx;
+use crate::finding::Severity;
+use crate::model::{Kind, Persistence};
+
+pub const FILE: &str = "docker-compose.yml";
+
+// Fields are read only to reject unknown keys; most are not inspected further.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComposeFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    services: BTreeMap<String, Service>,
+    #[serde(default)]
+    volumes: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    networks: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    secrets: Option<Value>,
+    #[serde(default)]
+    configs: Option<Value>,
+}
+
+/// The compose service keys tgstack writes plus the common ones an operator might add.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Service {
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    command: Option<Value>,
+    #[serde(default)]
+    entrypoint: Option<Value>,
+    #[serde(default)]
+    environment: Option<Value>,
+    #[serde(default)]
+    env_file: Option<Value>,
+    #[serde(default)]
+    ports: Vec<Value>,
+    #[serde(default)]
+    expose: Option<Value>,
+    #[serde(default)]
+    volumes: Vec<Value>,
+    #[serde(default)]
+    networks: Option<Value>,
+    #[serde(default)]
+    healthcheck: Option<Value>,
+    #[serde(default)]
+    depends_on: Option<Value>,
+    #[serde(default)]
+    extra_hosts: Option<Value>,
+    #[serde(default)]
+    restart: Option<String>,
+    #[serde(default)]
+    deploy: Option<Value>,
+    #[serde(default)]
+    user: Option<Value>,
+    #[serde(default)]
+    container_name: Option<String>,
+    #[serde(default)]
+    labels: Option<Value>,
+    #[serde(default)]
+    logging: Option<Value>,
+    #[serde(default)]
+    ulimits: Option<Value>,
+    #[serde(default)]
+    cap_add: Option<Value>,
+    #[serde(default)]
+    cap_drop: Option<Value>,
+    #[serde(default)]
+    security_opt: Option<Value>,
+    #[serde(default)]
+    read_only: Option<bool>,
+    #[serde(default)]
+    tmpfs: Option<Value>,
+    #[serde(default)]
+    working_dir: Option<String>,
+    #[serde(default)]
+    stop_grace_period: Option<String>,
+    #[serde(default)]
+    stop_signal: Option<String>,
+    #[serde(default)]
+    init: Option<bool>,
+    #[serde(default)]
+    shm_size: Option<Value>,
+    #[serde(default)]
+    profiles: Option<Value>,
+    #[serde(default)]
+    mem_limit: Option<Value>,
+    #[serde(default)]
+    cpus: Option<Value>,
+}
+
+/// The 1-based line of `key:` inside the block of compose service `service`.
+fn line_in_service(text: &str, service: &str, needle: &str) -> Option<usize> {
+    let start = text.lines().position(|l| l == format!("  {service}:"))?;
+    text.lines()
+        .enumerate()
+        .skip(start + 1)
+        .take_while(|(_, l)| l.is_empty() || l.starts_with("   "))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .or(Some(start + 1))
+}
+
+/// Model service that renders compose service `instance` (sentinels: `<name>-<i>`).
+fn model_service_of(cx: &Ctx<'_>, instance: &str) -> Option<String> {
+    let stack = cx.stack();
+    stack
+        .services
+        .iter()
+        .find(|(name, service)| {
+            stack
+                .instances(name, service)
+                .iter()
+                .any(|i| i.name == instance)
+        })
+        .map(|(name, _)| name.clone())
+}
+
+pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
+    let Some(text) = files.text(FILE) else { return };
+    let compose: ComposeFile = match serde_saphyr::from_str(text) {
+        Ok(compose) => compose,
+        Err(error) => {
+            let message = error.to_string();
+            let line = message
+                .split("line ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok());
+            cx.report_file(
+                "TG023",
+                Severity::Error,
+                "services",
+                FILE,
+                line,
+                format!(
+                    "{FILE} does not match the Compose file format: {}",
+                    first_line(&message)
+                ),
+                "fix the key (compose rejects unknown keys too), or re-render".into(),
+            );
+            return;
+        }
+    };
+    let declared_env = declared_env(files);
+    interpolation(cx, text, &declared_env);
+    let mut host_ports: BTreeMap<String, String> = BTreeMap::new();
+    let healthy: BTreeSet<&String> = compose
+        .services
+        .iter()
+        .filter(|(_, s)| s.healthcheck.is_some())
+        .map(|(n, _)| n)
+        .collect();
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (instance, service) in &compose.services {
+        let model_name = model_service_of(cx, instance);
+        let path = model_name
+            .as_ref()
+            .map(|n| format!("services.{n}"))
+            .unwrap_or_else(|| "services".into());
+        let line = |needle: &str| line_in_service(text, instance, needle);
+        if model_name.is_none() {
+            cx.report_file(
+                "TG013",
+                Severity::Error,
+                "services",
+                FILE,
+                line(""),
+                format!("{FILE}: service `{instance}` is not in the model"),
+                "declare it in stack.toml under [services] and re-render".into(),
+            );
+        }
+        // Incident 32.
+        match &service.image {
+            Some(image)
+                if image.ends_with(":latest")
+                    || !image.rsplit('/').next().unwrap_or(image).contains(':') =>
+            {
+                cx.report_file(
+                    "TG608",
+                    Severity::Warning,
+                    &format!("{path}.image"),
+                    FILE,
+                    line("image:"),
+                    format!("{FILE}: `{instance}` uses the unpinned image {image}"),
+                    "pin a version".into(),
+                )
+            }
+            None => cx.report_file(
+                "TG007",
+                Severity::Error,
+                &path,
+                FILE,
+                line(""),
+                format!("{FILE}: `{instance}` has no image"),
+                "set the image in the model".into(),
+            ),
+            _ => {}
+        }
+        ports(cx, &path, instance, service, &mut host_ports, &line);
+        mounts(
+            cx,
+            files,
+            &path,
+            instance,
+            service,
+            model_name.as_deref(),
+            &line,
+        );
+        environment(cx, &path, instance, service, &line);
+        healthcheck(cx, &path, instance, service, model_name.as_deref(), &line);
+        // Incident 27: service_healthy needs a healthcheck; no unknown targets.
+        let deps: Vec<(String, String)> = match &service.depends_on {
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.get("condition")
+                            .and_then(|c| c.as_str())
+                            .unwrap_or("service_started")
+                            .to_string(),
+                    )
+                })
+                .collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .map(|s| (s.to_string(), "service_started".to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (dep, condition) in &deps {
+            if !compose.services.contains_key(dep) {
+                cx.report_file(
+                    "TG603",
+                    Severity::Error,
+                    &path,
+                    FILE,
+                    line(dep),
+                    format!("{FILE}: `{instance}` depends on unknown service `{dep}`"),
+                    "depend on a service of this file".into(),
+                );
+            } else if condition == "service_healthy" && !healthy.contains(dep) {
+                cx.report_file("TG603", Severity::Error, &path, FILE, line(dep), format!("{FILE}: `{instance}` waits for `{dep}` to be healthy, but `{dep}` has no healthcheck: it never starts"), format!("give `{dep}` a healthcheck or use condition: service_started"));
+            }
+        }
+        graph.insert(instance.clone(), deps.into_iter().map(|(d, _)| d).collect());
+    }
+    if let Some(cycle) = find_cycle(&graph) {
+        cx.report_file(
+            "TG603",
+            Severity::Error,
+            "services",
+            FILE,
+            line_of(text, "depends_on:"),
+            format!("{FILE}: depends_on cycle {}", cycle.join(" -> ")),
+            "break the cycle: compose can never start these".into(),
+        );
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+fn declared_env(files: &Files<'_>) -> BTreeSet<String> {
+    files
+        .text(".env.example")
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Incident 28: every `${VAR}` compose interpolates must be declared in .env.example.
+fn interpolation(cx: &mut Ctx<'_>, text: &str, declared: &BTreeSet<String>) {
+    for (index, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find('$') {
+            let after = &rest[start + 1..];
+            if let Some(escaped) = after.strip_prefix('$') {
+                rest = escaped;
+                continue;
+            }
+            let var: String = match after.strip_prefix('{') {
+                Some(inner) => inner
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect(),
+                None => after
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect(),
+            };
+            if !var.is_empty() && !declared.contains(&var) {
+                cx.report_file("TG604", Severity::Error, "secrets", FILE, Some(index + 1), format!("{FILE} interpolates ${{{var}}}, which .env.example does not declare"), "reference a model secret (its env var is listed in .env.example) or escape a literal `$` as `$$`".into());
+            }
+            rest = &after[var.len().min(after.len())..];
+        }
+    }
+}
+
+fn ports(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    seen: &mut BTreeMap<String, String>,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    for port in &service.ports {
+        let (address, host) = match port {
+            Value::String(spec) => {
+                let parts: Vec<&str> = spec.split(':').collect();
+                match parts.as_slice() {
+                    [address, host, _] => (address.to_string(), host.to_string()),
+                    [host, _] => (String::new(), host.to_string()),
+                    _ => (String::new(), String::new()),
+                }
+            }
+            Value::Object(map) => (
+                map.get("host_ip")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                map.get("published")
+                    .map(|v| {
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .unwrap_or_default(),
+            ),
+            other => (String::new(), other.to_string()),
+        };
+        if host.is_empty() {
+            continue;
+        }
+        if let Some(other) = seen.insert(host.clone(), instance.to_string()) {
+            cx.report_file(
+                "TG203",
+                Severity::Error,
+                &format!("{path}.publish"),
+                FILE,
+                line(&format!(":{host}:")),
+                format!("{FILE}: host port {host} is published by both `{other}` and `{instance}`"),
+                "publish each host port once".into(),
+            );
+        }
+        if address.is_empty() || address == "0.0.0.0" || address == "::" {
+            cx.report_file(
+                "TG205",
+                Severity::Warning,
+                &format!("{path}.publish"),
+                FILE,
+                line(&format!("{host}:")),
+                format!("{FILE}: `{instance}` publishes {host} on all interfaces"),
+                "bind published ports to 127.0.0.1".into(),
+            );
+        }
+    }
+}
+
+/// Host paths some exporters read by design.
+const HOST_PATHS: &[&str] = &[
+    "/",
+    "/sys",
+    "/proc",
+    "/var/run",
+    "/var/lib/docker",
+    "/dev/disk",
+];
+
+fn mounts(
+    cx: &mut Ctx<'_>,
+    files: &Files<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    model_name: Option<&str>,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    let stack = cx.stack();
+    let model = model_name.and_then(|n| stack.service(n));
+    let secret_files: BTreeSet<String> = crate::render::secrets::files(cx.model, &BTreeMap::new())
+        .into_keys()
+        .collect();
+    for mount in &service.volumes {
+        let (kind, source, target, read_only) = match mount {
+            Value::Object(map) => (
+                map.get("type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("volume")
+                    .to_string(),
+                map.get("source")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                map.get("target")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                map.get("read_only")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
+            ),
+            Value::String(spec) => {
+                let parts: Vec<&str> = spec.split(':').collect();
+                let source = parts.first().copied().unwrap_or("").to_string();
+                let kind = if source.starts_with('.') || source.starts_with('/') {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                (
+                    kind.to_string(),
+                    source,
+                    parts.get(1).copied().unwrap_or("").to_string(),
+                    parts.get(2) == Some(&"ro"),
+                )
+            }
+            _ => continue,
+        };
+        if kind != "bind" {
+            // Incident 16: a volume for data nothing writes.
+            if let Some(r) = model.and_then(|m| m.redis.as_ref())
+                && r.persistence == Persistence::None
+                && target == "/data"
+            {
+                cx.report_file("TG304", Severity::Warning, &format!("{path}.redis.persistence"), FILE, line(&source), format!("{FILE}: `{instance}` mounts a data volume but persistence is off: nothing writes it"), "drop the volume or turn persistence on".into());
+            }
+            continue;
+        }
+        // Incident 19: init scripts run only on an empty volume.
+        if target.starts_with("/docker-entrypoint-initdb.d") {
+            cx.report_file("TG403", Severity::Error, path, FILE, line(&target), format!("{FILE}: `{instance}` mounts {target}: init scripts run only on an empty volume and are skipped after a rebuild"), "apply SQL with the explicit migrate step (scripts/migrate.sh or `tg-gateway migrate`)".into());
+        }
+        // Incident 25: every bind-mount source is a rendered file or directory of the right type.
+        if let Some(relative) = source.strip_prefix("./") {
+            let is_file = files.exists(relative);
+            let is_dir = files.is_dir(relative);
+            if !is_file && !is_dir {
+                cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is not in the rendered tree; Docker would create an empty directory there"), "mount only rendered files (see MANIFEST)".into());
+            } else if is_dir && looks_like_file(&target) {
+                cx.report_file(
+                    "TG601",
+                    Severity::Error,
+                    path,
+                    FILE,
+                    line(&source),
+                    format!(
+                        "{FILE}: {source} is a directory but is mounted at the file path {target}"
+                    ),
+                    "mount the file, not its directory".into(),
+                );
+            }
+        } else if let Some(name) = source.strip_prefix(&format!("{}/", stack.deploy.secrets_dir)) {
+            if !secret_files.contains(name) {
+                cx.report_file(
+                    "TG601",
+                    Severity::Error,
+                    path,
+                    FILE,
+                    line(&source),
+                    format!("{FILE}: {source} is not a file `render --with-secrets` writes"),
+                    "mount only the deploy-time files tgstack writes".into(),
+                );
+            }
+        } else if !HOST_PATHS.contains(&source.as_str()) {
+            cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is neither rendered nor a deploy-time secret"), "mount rendered files (relative) or deploy-time secrets".into());
+        }
+        // Incident 14: sentinel must not run from its read-only mount.
+        if model.is_some_and(|m| m.kind == Kind::Sentinel) && read_only && target.ends_with(".conf")
+        {
+            let command = service
+                .command
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            if !command.contains("cp ") {
+                cx.report_file("TG302", Severity::Error, path, FILE, line(&target), format!("{FILE}: `{instance}` runs Sentinel from the read-only {target}; Sentinel rewrites its config and fails"), "copy the config to a writable volume at start (tgstack's rendered command does)".into());
+            }
+        }
+    }
+}
+
+fn looks_like_file(target: &str) -> bool {
+    let last = target.rsplit('/').next().unwrap_or("");
+    last.contains('.') || last == "enabled_plugins"
+}
+
+/// Incident 4: secret-looking environment values must be interpolated, never literal.
+fn environment(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    let pairs: Vec<(String, String)> = match &service.environment {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .filter_map(|i| i.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (key, value) in pairs {
+        let upper = key.to_ascii_uppercase();
+        let secretish = [
+            "PASSWORD",
+            "PASS",
+            "SECRET",
+            "TOKEN",
+            "API_KEY",
+            "API_HASH",
+            "CONNECTION_STRING",
+            "AUTH",
+        ]
+        .iter()
+        .any(|w| upper.contains(w));
+        let literal_credential = if upper.contains("CONNECTION_STRING") || value.contains("://") {
+            // A URL may carry a password only as an interpolated variable.
+            value
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
+                .and_then(|userinfo| userinfo.split_once(':'))
+                .is_some_and(|(_, pw)| !pw.starts_with("${"))
+        } else {
+            secretish && !value.is_empty() && !value.starts_with("${")
+        };
+        if literal_credential {
+            cx.report_file(
+                "TG104",
+                Severity::Error,
+                path,
+                FILE,
+                line(&format!("{key}:")),
+                format!("{FILE}: `{instance}` sets {key} to a literal value"),
+                "reference the secret's variable: `${VAR:?...}` from .env".into(),
+            );
+        }
+    }
+}
+
+/// Incident 26: healthchecks built from the model's user, database and port.
+fn healthcheck(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    model_name: Option<&str>,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    let stack = cx.stack();
+    let Some(model) = model_name.and_then(|n| stack.service(n)) else {
+        return;
+    };
+    let Some(check) = &service.healthcheck else {
+        return;
+    };
+    let words: Vec<String> = match check.get("test") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .map(String::from)
+            .collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),
+        _ => Vec::new(),
+    };
+    let joined = words.join(" ");
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| w == name)
+            .and_then(|i| words.get(i + 1))
+            .cloned()
+    };
+    if let Some(pg) = &model.postgres {
+        let expected = [
+            ("-U", pg.superuser.clone()),
+            ("-d", pg.database.clone()),
+            ("-p", model.port.to_string()),
+            ("-h", "127.0.0.1".to_string()),
+        ];
+        for (name, want) in expected {
+            if flag(name).as_deref() != Some(want.as_str()) {
+                cx.report_file("TG602", Severity::Error, path, FILE, line("pg_isready"), format!("{FILE}: `{instance}` healthcheck uses {name} {} but the model says {want}", flag(name).unwrap_or_else(|| "(nothing)".into())), "healthchecks come from the model's user, database and port over TCP (the init-time server listens on the socket only)".into());
+            }
+        }
+    } else if !joined.is_empty()
+        && !joined.contains(&model.port.to_string())
+        && !matches!(model.kind, Kind::Rabbitmq)
+    {
+        cx.report_file(
+            "TG602",
+            Severity::Error,
+            path,
+            FILE,
+            line("healthcheck"),
+            format!(
+                "{FILE}: `{instance}` healthcheck does not probe its port {}",
+                model.port
+            ),
+            "probe the service's internal port".into(),
+        );
+    }
+}
+
+fn find_cycle(graph: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, Vec<String>>,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(position) = stack.iter().position(|n| n == node) {
+            let mut cycle = stack[position..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        stack.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, stack, done) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+/// `.env.example`: declares every secret variable and holds no values (incidents 4, 28).
+pub fn env_example(cx: &mut Ctx<'_>, files: &Files<'_>) {
+    let file = ".env.example";
+    let Some(text) = files.text(file) else { return };
+    let declared = declared_env(files);
+    for (index, line) in text.lines().enumerate() {
+        if let Some((key, value)) = line.split_once('=')
+            && !line.trim_start().starts_with('#')
+            && !value.trim().is_empty()
+        {
+            cx.report_file(
+                "TG104",
+                Severity::Error,
+                "secrets",
+                file,
+                Some(index + 1),
+                format!("{file}: {} has a value", key.trim()),
+                "the example lists variables only; values go into the deploy-time .env".into(),
+            );
+        }
+    }
+    let stack = cx.stack();
+    for (id, secret) in &stack.secrets {
+        if !declared.contains(&secret.env) {
+            cx.report_file(
+                "TG604",
+                Severity::Error,
+                &format!("secrets.{id}.env"),
+                file,
+                None,
+                format!("{file} does not declare {} (secret `{id}`)", secret.env),
+                "re-render".into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles_are_found() {
+        let mut graph = BTreeMap::new();
+        graph.insert("a".to_string(), vec!["b".to_string()]);
+        graph.insert("b".to_string(), vec!["a".to_string()]);
+        graph.insert("c".to_string(), vec![]);
+        assert_eq!(
+            find_cycle(&graph),
+            Some(vec!["a".into(), "b".into(), "a".into()])
+        );
+        graph.insert("b".to_string(), vec![]);
+        assert_eq!(find_cycle(&graph), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! The rule corpus: every fixture (a broken overlay of the reference model, or a hand edit
+//! of its rendered tree) reports the rules it names, at the places pinned by its snapshot;
+//! the reference model passes clean; every rule of the catalog has a fixture.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use tgstack::finding::Finding;
+use tgstack::model;
+use tgstack::render;
+
+fn expected_rules(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# expect:"))
+        .flat_map(|rest| rest.split(',').map(|r| r.trim().to_string()))
+        .collect()
+}
+
+/// One line per finding: what a reviewer needs to see in the snapshot.
+fn describe(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            let location = f
+                .location
+                .as_ref()
+                .map(|l| {
+                    format!(
+                        "{}:{}:{}",
+                        Path::new(&l.file).file_name().unwrap().to_string_lossy(),
+                        l.line,
+                        l.column
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            let artifact = f
+                .artifact
+                .as_ref()
+                .map(|a| {
+                    format!(
+                        " | {}{}",
+                        a.file,
+                        a.line.map(|l| format!(":{l}")).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{} {} {} [{}]{}\n    {}",
+                f.rule,
+                f.severity.as_str(),
+                location,
+                f.path,
+                artifact,
+                f.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn base() -> (PathBuf, String) {
+    let path = support::root().join("stack.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+/// Model fixture: the overlay merged over the reference model, then validate as the CLI does.
+fn validate_overlay(name: &str, overlay: &str) -> Vec<Finding> {
+    let (path, text) = base();
+    let model = match model::load_texts(vec![
+        (path, text),
+        (PathBuf::from(name), overlay.to_string()),
+    ]) {
+        Ok(model) => model,
+        Err(findings) => return findings,
+    };
+    let findings = tgstack::check::check_model(&model);
+    if findings.iter().any(Finding::is_error) {
+        return findings;
+    }
+    let tree = render::render(&model, None).expect("renders");
+    tgstack::check::validate(&model, &tree, None)
+}
+
+#[test]
+fn model_fixtures_report_their_rules() {
+    insta::glob!("fixtures/invalid/*.toml", |path| {
+        let overlay = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let findings = validate_overlay(&name, &overlay);
+        let reported: BTreeSet<String> = findings.iter().map(|f| f.rule.clone()).collect();
+        for rule in expected_rules(&overlay) {
+            assert!(
+                reported.contains(&rule),
+                "{name}: expected {rule}, got:\n{}",
+                describe(&findings)
+            );
+        }
+        insta::assert_snapshot!(describe(&findings));
+    });
+}
+
+#[derive(serde::Deserialize)]
+struct EditFixture {
+    #[serde(default)]
+    overlay: String,
+    edit: Vec<Edit>,
+}
+
+#[derive(serde::Deserialize)]
+struct Edit {
+    file: String,
+    find: String,
+    replace: String,
+}
+
+#[test]
+fn edit_fixtures_report_their_rules_at_the_rendered_line() {
+    insta::glob!("fixtures/edits/*.toml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let fixture: EditFixture = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (base_path, base_text) = base();
+        let model = model::load_texts(vec![
+            (base_path, base_text),
+            (PathBuf::from("overlay.toml"), fixture.overlay.clone()),
+        ])
+        .expect("fixture overlay loads");
+        let rendered = render::render(&model, None).expect("renders");
+        let mut on_disk = rendered.clone();
+        for edit in &fixture.edit {
+            let bytes = on_disk
+                .get_mut(&edit.file)
+                .unwrap_or_else(|| panic!("{name}: no rendered file {}", edit.file));
+            let current = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                current.contains(&edit.find),
+                "{name}: `{}` not found in {}",
+                edit.find,
+                edit.file
+            );
+            *bytes = current.replacen(&edit.find, &edit.replace, 1).into_bytes();
+        }
+        let findings =
+            tgstack::check::validate(&model, &rendered, Some((Path::new("generated"), &on_disk)));
+        let reported: BTreeSet<String> = findings.iter().map(|f| f.rule.clone()).collect();
+        for rule in expected_rules(&text) {
+            assert!(
+                reported.contains(&rule),
+                "{name}: expected {rule}, got:\n{}",
+                describe(&findings)
+            );
+        }
+        // The edited file is named with a line for every finding about it.
+        for finding in findings.iter().filter(|f| f.rule != "TG013") {
+            assert!(
+                finding.artifact.is_some() || finding.location.is_some(),
+                "{name}: finding without any location: {}",
+                finding.message
+            );
+        }
+        insta::assert_snapshot!(describe(&findings));
+    });
+}
+
+#[test]
+fn reference_model_and_its_rendered_tree_are_clean() {
+    let (path, text) = base();
+    let model = model::load_texts(vec![(path, text)]).expect("reference loads");
+    let tree = render::render(&model, None).expect("renders");
+    let findings = tgstack::check::validate(&model, &tree, Some((Path::new("generated"), &tree)));
+    assert!(
+        findings.is_empty(),
+        "the reference stack must pass clean:\n{}",
+        describe(&findings)
+    );
+}
+
+#[test]
+fn every_rule_has_a_fixture_that_triggers_it() {
+    let mut covered = BTreeSet::new();
+    for dir in ["tests/fixtures/invalid", "tests/fixtures/edits"] {
+        for entry in std::fs::read_dir(support::root().join(dir)).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            covered.extend(expected_rules(&text));
+        }
+    }
+    // Rules about I/O and the deploy-time environment are proven by tests/cli.rs instead.
+    let elsewhere = ["TG000", "TG010", "TG011"];
+    let missing: Vec<&str> = tgstack::check::catalog::RULES
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !covered.contains(*id) && !elsewhere.contains(id))
+        .collect();
+    assert!(missing.is_empty(), "rules without a fixture: {missing:?}");
+}
+
+#[test]
+fn secrets_never_appear_in_findings() {
+    let overlay = "[services.timescaledb.postgres.roles.tg_app]\npassword = \"hunter2-literal\"\n[services.grafana]\nadmin_password = \"other-literal\"\napi_token = \"third-literal\"\n";
+    let findings = validate_overlay("secret.toml", overlay);
+    let everything = format!(
+        "{}\n{}\n{}",
+        tgstack::finding::render_human(&findings),
+        tgstack::finding::render_json(&findings),
+        tgstack::finding::render_sarif(&findings)
+    );
+    assert!(
+        findings.iter().filter(|f| f.rule == "TG104").count() >= 3,
+        "{everything}"
+    );
+    for literal in ["hunter2-literal", "other-literal", "third-literal"] {
+        assert!(
+            !everything.contains(literal),
+            "{literal} leaked:\n{everything}"
+        );
+    }
+}

@@ -28,7 +28,7 @@ pub enum ApiKeyError {
     )]
     Missing { env: String, secret: String },
     #[error(
-        "environment variable {env} (secret `{secret}`, the API's X-API-Key) is empty or holds whitespace or control characters"
+        "environment variable {env} (secret `{secret}`, the API's X-API-Key) is empty, holds control characters or starts or ends with whitespace"
     )]
     Unusable { env: String, secret: String },
 }
@@ -46,10 +46,12 @@ impl ApiKey {
                 env: env.to_string(),
                 secret: secret.to_string(),
             }),
-            // A header value cannot carry these, so such a key could never match.
+            // A header value cannot carry control characters, and HTTP strips surrounding
+            // whitespace, so such a key could never match.
             Some(value)
                 if value.is_empty()
-                    || value.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+                    || value.chars().any(char::is_control)
+                    || value.trim() != value =>
             {
                 Err(ApiKeyError::Unusable {
                     env: env.to_string(),
@@ -106,8 +108,10 @@ mod tests {
     #[test]
     fn unusable_key_is_refused_without_echoing_it() {
         let error =
-            ApiKey::from_env("TG_API_KEY", "api_key", |_| Some("se cret".into())).unwrap_err();
-        assert!(!error.to_string().contains("se cret"));
+            ApiKey::from_env("TG_API_KEY", "api_key", |_| Some(" v4lu3-xyz".into())).unwrap_err();
+        assert!(!error.to_string().contains("v4lu3"), "{error}");
+        assert!(ApiKey::from_env("TG_API_KEY", "api_key", |_| Some("se\ncret".into())).is_err());
+        assert!(ApiKey::from_env("TG_API_KEY", "api_key", |_| Some("in ner".into())).is_ok());
         assert!(ApiKey::from_env("TG_API_KEY", "api_key", |_| Some(String::new())).is_err());
     }
 

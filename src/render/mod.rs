@@ -11,6 +11,7 @@ mod pgbouncer;
 mod postgres;
 mod rabbitmq;
 mod redis;
+mod scripts;
 pub mod secrets;
 pub mod sql;
 pub mod systemd;
@@ -57,6 +58,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(grafana::outputs(model));
     all.extend(sql::outputs(model));
     all.extend(systemd::outputs(model));
+    all.extend(scripts::outputs(model));
     all
 }
 

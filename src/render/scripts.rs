@@ -1,0 +1,197 @@
+//! Operations scripts (`scripts/*.sh`, bash): start, stop, health, backup, migrate and
+//! rollback, computed from the model. No secret is written into them: each reads the
+//! variables it needs from the compose env file in `deploy.secrets_dir` (without executing
+//! it) at run time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use minijinja::{Value, context};
+
+use super::compose::{ComposeService, compose_services};
+use super::{Output, secrets, sql, systemd};
+use crate::model::{Deploy, Kind, Model, Stack};
+
+/// The scripts, by file name: (file, template).
+pub const SCRIPTS: &[(&str, &str)] = &[
+    ("scripts/start.sh", "scripts/start.sh.j2"),
+    ("scripts/stop.sh", "scripts/stop.sh.j2"),
+    ("scripts/health.sh", "scripts/health.sh.j2"),
+    ("scripts/backup.sh", "scripts/backup.sh.j2"),
+    ("scripts/migrate.sh", "scripts/migrate.sh.j2"),
+    ("scripts/rollback.sh", "scripts/rollback.sh.j2"),
+];
+
+/// Compose services in start order: every service after what it depends on (ties by
+/// name, so the order is stable). Stop order is the reverse.
+pub fn start_order(services: &[ComposeService]) -> Vec<String> {
+    let mut pending: BTreeMap<&str, BTreeSet<&str>> = services
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.depends_on.keys().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let mut order = Vec::new();
+    while !pending.is_empty() {
+        let ready: Vec<&str> = pending
+            .iter()
+            .filter(|(_, deps)| deps.iter().all(|d| !pending.contains_key(d)))
+            .map(|(name, _)| *name)
+            .collect();
+        // A cycle (reported by the validator) must not hang rendering: take the rest by name.
+        let batch = if ready.is_empty() {
+            pending.keys().copied().collect()
+        } else {
+            ready
+        };
+        for name in batch {
+            pending.remove(name);
+            order.push(name.to_string());
+        }
+    }
+    order
+}
+
+/// Seconds a container gets to stop gracefully: databases flush, the rest drain.
+fn stop_timeout(stack: &Stack, instance: &str) -> u64 {
+    let kind = stack
+        .services
+        .iter()
+        .find(|(name, s)| stack.instances(name, s).iter().any(|i| i.name == instance))
+        .map(|(_, s)| s.kind);
+    match kind {
+        Some(Kind::Postgres | Kind::Rabbitmq) => 60,
+        Some(Kind::Redis) => 30,
+        _ => 20,
+    }
+}
+
+fn secret_env(stack: &Stack, id: &str) -> String {
+    stack
+        .secrets
+        .get(id)
+        .map(|s| s.env.clone())
+        .unwrap_or_default()
+}
+
+fn context(stack: &Stack) -> Result<Value, String> {
+    let services = compose_services(stack);
+    let order = start_order(&services);
+    let by_name: BTreeMap<&str, &ComposeService> =
+        services.iter().map(|s| (s.name.as_str(), s)).collect();
+    let containers: Vec<Value> = order
+        .iter()
+        .map(|name| context! { name, stop_timeout => stop_timeout(stack, name) })
+        .collect();
+    // Each container's own healthcheck, run inside it: the check Docker itself uses.
+    let health: Vec<Value> = order
+        .iter()
+        .filter_map(|name| by_name.get(name.as_str()))
+        .map(|s| match &s.healthcheck {
+            Some(h) if h.test.first().map(String::as_str) == Some("CMD-SHELL") => context! {
+                name => &s.name,
+                kind => "shell",
+                // Compose escapes `$` as `$$`; the shell inside the container gets `$`.
+                command => h.test.get(1).map(|c| c.replace("$$", "$")).unwrap_or_default(),
+            },
+            Some(h) if h.test.first().map(String::as_str) == Some("CMD") => context! {
+                name => &s.name,
+                kind => "exec",
+                argv => h.test[1..].to_vec(),
+            },
+            _ => context! { name => &s.name, kind => "running" },
+        })
+        .collect();
+    let natives: Vec<Value> = stack
+        .services
+        .iter()
+        .filter(|(_, s)| s.deploy == Deploy::Native)
+        .map(|(name, s)| {
+            context! {
+                name,
+                unit => format!("{name}.service"),
+                health_url => format!("http://127.0.0.1:{}/health", s.port),
+                session_file => systemd::session_file(stack, name),
+                user => systemd::user(name, s),
+            }
+        })
+        .collect();
+
+    let (pg_name, pg_service, pg) = stack
+        .services
+        .iter()
+        .find_map(|(n, s)| s.postgres.as_ref().map(|p| (n, s, p)))
+        .ok_or("the scripts need a postgres service in the model")?;
+    // Migrations go straight to PostgreSQL, never through PgBouncer.
+    let pg_port = match pg_service.deploy {
+        Deploy::Native => pg_service.port,
+        Deploy::Container => pg_service.publish.ok_or_else(|| {
+            format!("services.{pg_name}: migrate and backup reach PostgreSQL from the host, so it needs `publish`")
+        })?,
+    };
+    let roles: Vec<Value> = pg
+        .roles
+        .iter()
+        .map(|(role, spec)| {
+            context! {
+                var => format!("{}_password", role.to_lowercase()),
+                env => secret_env(stack, &spec.password.secret),
+            }
+        })
+        .collect();
+    let postgres = context! {
+        service => pg_name,
+        host => "127.0.0.1",
+        port => pg_port,
+        superuser => &pg.superuser,
+        database => &pg.database,
+        schema => &pg.schema,
+        password_env => secret_env(stack, &pg.superuser_password.secret),
+        variant => sql::variant_dir(pg.variant),
+        files => sql::FILES.iter().map(|(stem, _)| format!("{stem}.sql")).collect::<Vec<_>>(),
+        roles,
+    };
+    let redis: Vec<Value> = stack
+        .services
+        .iter()
+        .filter_map(|(name, s)| {
+            let r = s.redis.as_ref()?;
+            if r.replica_of.is_some() {
+                return None;
+            }
+            let port = match s.deploy {
+                Deploy::Native => Some(s.port),
+                Deploy::Container => s.publish,
+            };
+            Some(context! { name, port, password_env => secret_env(stack, &r.password.secret) })
+        })
+        .collect();
+    let rabbitmq: Vec<String> = stack
+        .services
+        .iter()
+        .filter(|(_, s)| s.kind == Kind::Rabbitmq)
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok(context! {
+        project => &stack.name,
+        config_dir => stack.deploy.config_dir.trim_end_matches('/'),
+        secrets_dir => stack.deploy.secrets_dir.trim_end_matches('/'),
+        env_file => secrets::ENV_FILE,
+        containers,
+        health,
+        natives,
+        postgres,
+        redis,
+        rabbitmq,
+    })
+}
+
+pub fn outputs(model: &Model) -> Vec<Output> {
+    let ctx = context(&model.stack).unwrap_or_else(|problem| context! { refused => problem });
+    SCRIPTS
+        .iter()
+        .map(|(path, template)| Output::new(*path, template, ctx.clone()))
+        .collect()
+}

@@ -1,0 +1,45 @@
+//! Snapshots of the whole rendered tree: the reference model and the fixture models.
+//! A config change is reviewed as the diff of these snapshots (`cargo insta review`).
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::root;
+
+fn render_text(files: Vec<(PathBuf, String)>) -> String {
+    let model = tgstack::model::load_texts(files).unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
+    let findings = tgstack::check::check_model(&model);
+    assert!(!findings.iter().any(|f| f.is_error()), "{}", tgstack::finding::render_human(&findings));
+    let tree = tgstack::render::render(&model, None).unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
+    // The whole tree is also clean under the validator's artifact rules.
+    let validated = tgstack::check::validate(&model, &tree, None);
+    assert!(validated.iter().all(|f| !f.is_error()), "{}", tgstack::finding::render_human(&validated));
+    tree.iter()
+        .map(|(path, bytes)| format!("===== {path} =====\n{}", String::from_utf8_lossy(bytes)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn reference_tree() {
+    let path = root().join("stack.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    insta::assert_snapshot!("reference", render_text(vec![(PathBuf::from("stack.toml"), text)]));
+    let _ = path;
+}
+
+#[test]
+fn fixture_model_trees() {
+    insta::glob!("fixtures/models/*.toml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = PathBuf::from(path.file_name().unwrap());
+        let files = if name.to_string_lossy().ends_with(".overlay.toml") {
+            let base = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+            vec![(PathBuf::from("stack.toml"), base), (name, text)]
+        } else {
+            vec![(name, text)]
+        };
+        insta::assert_snapshot!(render_text(files));
+    });
+}

@@ -244,6 +244,16 @@ pub static RULES: &[Rule] = &[
         good: "password = { secret = \"db_app\" }",
     },
     Rule {
+        id: "TG105",
+        name: "api-auth",
+        severity: Severity::Error,
+        incidents: &[5],
+        summary: "The REST API would run without its API key.",
+        explanation: "Every route of the API except /health and /metrics requires X-API-Key. The key is a model secret (an `api` service cannot be declared without one) and reaches the container through its environment variable; the gateway refuses to start without it.",
+        bad: "environment:\n  TG_DB_APP_PASSWORD: ...   # no TG_API_KEY",
+        good: "environment:\n  TG_API_KEY: \"${TG_API_KEY:?...}\"",
+    },
+    Rule {
         id: "TG106",
         name: "unused-secret",
         severity: Severity::Warning,

@@ -226,6 +226,7 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
             &line,
         );
         environment(cx, &path, instance, service, &line);
+        api_key(cx, &path, instance, service, model_name.as_deref(), &line);
         healthcheck(cx, &path, instance, service, model_name.as_deref(), &line);
         // Incident 27: service_healthy needs a healthcheck; no unknown targets.
         let deps: Vec<(String, String)> = match &service.depends_on {
@@ -576,6 +577,22 @@ fn environment(
                 "reference the secret's variable: `${VAR:?...}` from .env".into(),
             );
         }
+    }
+}
+
+/// Incident 5: an API container gets its key from the secret; without it there is no auth.
+fn api_key(cx: &mut Ctx<'_>, path: &str, instance: &str, service: &Service, model_name: Option<&str>, line: &dyn Fn(&str) -> Option<usize>) {
+    let stack = cx.stack();
+    let Some(api) = model_name.and_then(|n| stack.service(n)).and_then(|m| m.api.as_ref()) else { return };
+    let Some(secret) = stack.secrets.get(&api.api_key.secret) else { return };
+    let value = match &service.environment {
+        Some(Value::Object(map)) => map.get(&secret.env).and_then(|v| v.as_str()).map(String::from),
+        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str()).find_map(|i| i.strip_prefix(&format!("{}=", secret.env)).map(String::from)),
+        _ => None,
+    };
+    let interpolated = value.as_deref().is_some_and(|v| v.starts_with(&format!("${{{}", secret.env)));
+    if !interpolated {
+        cx.report_file("TG105", Severity::Error, &format!("{path}.api.api_key"), FILE, line("environment:"), format!("{FILE}: API `{instance}` does not get {} from the `{}` secret: it would serve without an API key", secret.env, api.api_key.secret), format!("set {}: \"${{{}:?...}}\" (re-render)", secret.env, secret.env));
     }
 }
 

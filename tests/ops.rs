@@ -357,3 +357,87 @@ fn migrate_backup_and_rollback_against_real_servers() {
         "rollback accepted a tampered backup"
     );
 }
+
+#[test]
+fn diagrams_pass_plantuml_and_name_every_service() {
+    let model = load();
+    let tree = render(&model);
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_tree(&tree, dir.path());
+    let sources = [
+        "topology.puml",
+        "monitoring.puml",
+        "cache-flow.puml",
+        "deployment.puml",
+    ];
+    for source in sources {
+        let path = dir.path().join("diagrams").join(source);
+        let output = Command::new("plantuml")
+            .arg("-checkonly")
+            .arg(&path)
+            .output()
+            .expect("plantuml runs (run: bash scripts/test-env.sh)");
+        assert!(
+            output.status.success(),
+            "plantuml rejects {source}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // The same check rejects a broken diagram.
+    let broken = dir.path().join("broken.puml");
+    std::fs::write(
+        &broken,
+        "@startuml\ncomponent \"a\" as a\nskinparam nosuch {\n@enduml\n",
+    )
+    .unwrap();
+    let output = Command::new("plantuml")
+        .arg("-checkonly")
+        .arg(&broken)
+        .output()
+        .expect("plantuml runs");
+    assert!(
+        !output.status.success(),
+        "plantuml accepted a broken diagram"
+    );
+
+    let topology = String::from_utf8_lossy(&tree["diagrams/topology.puml"]).into_owned();
+    let monitoring = String::from_utf8_lossy(&tree["diagrams/monitoring.puml"]).into_owned();
+    let page = String::from_utf8_lossy(&tree["diagrams/architecture.md"]).into_owned();
+    let budget = String::from_utf8_lossy(&tree["diagrams/budget.md"]).into_owned();
+    assert!(page.contains("```mermaid\nflowchart LR\n"));
+    for (name, service) in &model.stack.services {
+        let label = format!("\"{name}\\n{} :{}", service.kind.as_str(), service.port);
+        assert!(monitoring.contains(&label), "monitoring.puml lacks {label}");
+        assert_eq!(
+            topology.contains(&label),
+            service.kind.layer() != "monitoring"
+                || service.deploy == tgstack::model::Deploy::Native,
+            "{name}"
+        );
+        assert!(
+            page.contains(&format!("[\"{name}<br/>")),
+            "architecture.md lacks {name}"
+        );
+        assert!(
+            budget.contains(&format!("| {name} | {} |", service.kind.as_str())),
+            "budget.md lacks {name}"
+        );
+    }
+    // The native gateway reaches containers only through published host ports.
+    assert!(topology.contains("svc_tg_gateway --> svc_pgbouncer : SQL 127.0.0.1:6434"));
+    // Totals are the model's: every instance counted.
+    let (cpus, memory) = model
+        .stack
+        .services
+        .iter()
+        .map(|(n, s)| model.stack.cost(n, s))
+        .fold((0.0, 0u64), |(c, m), (cpu, mem)| (c + cpu, m + mem));
+    assert!(
+        budget.contains(&format!(
+            "| **total** | **{cpus:.2}** | **{}** |",
+            memory >> 20
+        )),
+        "{budget}"
+    );
+}

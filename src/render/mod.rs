@@ -3,6 +3,7 @@
 
 mod compose;
 pub mod engine;
+pub mod diagrams;
 mod env;
 pub mod grafana;
 pub mod monitoring;
@@ -59,6 +60,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(sql::outputs(model));
     all.extend(systemd::outputs(model));
     all.extend(scripts::outputs(model));
+    all.extend(diagrams::outputs(model));
     all
 }
 

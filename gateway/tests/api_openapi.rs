@@ -113,7 +113,11 @@ fn request(port: u16, method: &str, path: &str, key: Option<&str>) -> (u16, Stri
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 
@@ -181,7 +185,11 @@ fn the_running_router_serves_what_the_document_says() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"postgres\""), "{body}");
     let (status, body) = request(port, "GET", "/api/nothing-here", Some(KEY));
-    assert_eq!((status, body.contains("no such route")), (404, true), "{body}");
+    assert_eq!(
+        (status, body.contains("no such route")),
+        (404, true),
+        "{body}"
+    );
     // An undocumented path is 404 even without a key: the key check runs on routes only.
     let (status, _) = request(port, "GET", "/api/nothing-here", None);
     assert_eq!(status, 404);

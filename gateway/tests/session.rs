@@ -89,7 +89,11 @@ fn gateway(tmp: &Path, session_file: &Path, args: &[&str]) -> (bool, String) {
         ),
     )
     .unwrap();
-    let model = format!("{},{}", root.join("stack.toml").display(), overlay.display());
+    let model = format!(
+        "{},{}",
+        root.join("stack.toml").display(),
+        overlay.display()
+    );
     let output = Command::new(BINARY)
         .arg("--model")
         .arg(&model)
@@ -111,7 +115,10 @@ fn a_second_process_on_the_session_refuses_to_start() {
     let held = SessionLock::acquire(&file).unwrap();
     for command in ["login", "run"] {
         let (ok, out) = gateway(tmp.path(), &file, &[command]);
-        assert!(!ok, "`{command}` started while the session was held:\n{out}");
+        assert!(
+            !ok,
+            "`{command}` started while the session was held:\n{out}"
+        );
         assert!(
             out.contains("is in use by another process")
                 && out.contains(&format!("pid {}", std::process::id())),

@@ -104,11 +104,10 @@ impl ApiState {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // No pool timeouts of its own: the request timeout bounds every wait, and a pool
+        // timeout racing it would turn "timed out" into "unavailable" at random.
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
-            .wait_timeout(Some(config.request_timeout))
-            .create_timeout(Some(config.request_timeout))
-            .recycle_timeout(Some(config.request_timeout))
             .runtime(Runtime::Tokio1)
             .build()?;
         Ok(ApiState {

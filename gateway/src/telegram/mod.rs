@@ -494,6 +494,29 @@ mod tests {
     }
 
     #[test]
+    fn settings_need_only_the_api_hash_and_default_the_session_path() {
+        let root = include_str!("../../../stack.toml");
+        let model = tgstack::model::load_texts(vec![(PathBuf::from("stack.toml"), root.into())])
+            .unwrap_or_else(|f| panic!("{:?}", f.iter().map(|f| &f.message).collect::<Vec<_>>()));
+        // Only the Telegram secret is set: login must work before the rest of the stack.
+        let lookup = Arc::new(|name: &str| {
+            (name == "TG_TELEGRAM_API_HASH").then(|| "hash-value".to_string())
+        });
+        let config = Config::from_model(model, None, Kind::Gateway, lookup).unwrap();
+        let settings = TelegramSettings::from_config(&config).unwrap();
+        assert_eq!(
+            settings.session_file,
+            PathBuf::from("/var/lib/tg-gateway/telegram.session")
+        );
+        assert_eq!(settings.api_id, 1234567);
+        assert_eq!(settings.api_hash.expose(), "hash-value");
+        assert_eq!(settings.update_buffer, 10_000);
+        assert_eq!(settings.reconcile_interval, Duration::from_secs(300));
+        assert_eq!(settings.channels.len(), 3);
+        assert!(!format!("{settings:?}").contains("hash-value"));
+    }
+
+    #[test]
     fn api_id_must_fit_telegram() {
         assert_eq!(api_id(1234567).unwrap(), 1234567);
         assert!(api_id(0).is_err());

@@ -23,6 +23,11 @@ secrets_dir = "{tmp}/secrets"
 config_dir = "{tmp}/generated"
 state_dir = "{tmp}/state"
 
+# The gateway's unit keeps its session under /var/lib (systemd StateDirectory), whatever
+# the state directory of the test's native data services is.
+[services.tg-gateway.gateway]
+session_file = "/var/lib/tg-gateway/telegram.session"
+
 [services.timescaledb]
 deploy = "native"
 port = {postgres}

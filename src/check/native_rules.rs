@@ -36,15 +36,10 @@ pub fn run(cx: &mut Ctx<'_>) {
                 }
             }
             Deploy::Native => {
+                // Other native kinds (PostgreSQL, PgBouncer, Redis, ...) run under the
+                // distribution's own units with the rendered configs; TG005 rejects the
+                // kinds that only run as containers.
                 if systemd::subcommand(service.kind).is_none() {
-                    reports.push((
-                        format!("services.{name}.deploy"),
-                        format!(
-                            "native service `{name}` is a `{}`: tgstack writes systemd units for gateway and api services only",
-                            service.kind.as_str()
-                        ),
-                        "set `deploy = \"container\"`".to_string(),
-                    ));
                     continue;
                 }
                 let binary = systemd::binary(service);

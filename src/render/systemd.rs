@@ -169,7 +169,9 @@ pub fn outputs(model: &Model) -> Vec<Output> {
     let mut out = Vec::new();
     let mut users = Vec::new();
     for (name, service) in &stack.services {
-        if service.deploy != Deploy::Native {
+        // Native data services run under the distribution's own units with the rendered
+        // configs; tgstack writes units for the processes it ships (gateway, api).
+        if service.deploy != Deploy::Native || subcommand(service.kind).is_none() {
             continue;
         }
         let ctx = unit_context(stack, name, service)

@@ -581,16 +581,38 @@ fn environment(
 }
 
 /// Incident 5: an API container gets its key from the secret; without it there is no auth.
-fn api_key(cx: &mut Ctx<'_>, path: &str, instance: &str, service: &Service, model_name: Option<&str>, line: &dyn Fn(&str) -> Option<usize>) {
+fn api_key(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    model_name: Option<&str>,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
     let stack = cx.stack();
-    let Some(api) = model_name.and_then(|n| stack.service(n)).and_then(|m| m.api.as_ref()) else { return };
-    let Some(secret) = stack.secrets.get(&api.api_key.secret) else { return };
+    let Some(api) = model_name
+        .and_then(|n| stack.service(n))
+        .and_then(|m| m.api.as_ref())
+    else {
+        return;
+    };
+    let Some(secret) = stack.secrets.get(&api.api_key.secret) else {
+        return;
+    };
     let value = match &service.environment {
-        Some(Value::Object(map)) => map.get(&secret.env).and_then(|v| v.as_str()).map(String::from),
-        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str()).find_map(|i| i.strip_prefix(&format!("{}=", secret.env)).map(String::from)),
+        Some(Value::Object(map)) => map
+            .get(&secret.env)
+            .and_then(|v| v.as_str())
+            .map(String::from),
+        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str()).find_map(|i| {
+            i.strip_prefix(&format!("{}=", secret.env))
+                .map(String::from)
+        }),
         _ => None,
     };
-    let interpolated = value.as_deref().is_some_and(|v| v.starts_with(&format!("${{{}", secret.env)));
+    let interpolated = value
+        .as_deref()
+        .is_some_and(|v| v.starts_with(&format!("${{{}", secret.env)));
     if !interpolated {
         cx.report_file("TG105", Severity::Error, &format!("{path}.api.api_key"), FILE, line("environment:"), format!("{FILE}: API `{instance}` does not get {} from the `{}` secret: it would serve without an API key", secret.env, api.api_key.secret), format!("set {}: \"${{{}:?...}}\" (re-render)", secret.env, secret.env));
     }

@@ -5,6 +5,7 @@
 
 pub mod compose;
 pub mod data;
+pub mod monitoring;
 pub mod parse;
 pub mod yaml;
 
@@ -49,4 +50,5 @@ pub fn run(cx: &mut Ctx<'_>, tree: &Tree) {
     compose::run(cx, &files);
     compose::env_example(cx, &files);
     data::run(cx, &files);
+    monitoring::run(cx, &files);
 }

@@ -88,7 +88,8 @@ impl Pipeline {
         let dedup = Dedup::new(&config.redis.url(), config.dedup_ttl)?;
         let probe_dedup = Dedup::new(&config.redis.url(), config.dedup_ttl)?;
         let (sink, events) = EventSink::channel(options.queue);
-        let (batches, batches_rx) = mpsc::channel::<Batch>(2);
+        // One batch waits while the writer stores another; the next one grows meanwhile.
+        let (batches, batches_rx) = mpsc::channel::<Batch>(1);
         let (handoff, handoff_rx) = mpsc::channel::<Vec<OutboxRow>>(64);
         let behind = Arc::new(AtomicBool::new(true));
         let (stop_publisher, stop_rx) = watch::channel(false);
@@ -186,8 +187,11 @@ async fn run_batcher(
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + batch_delay;
         let mut closed = false;
+        // A batch goes as soon as the writer is free (low latency when traffic is light),
+        // and grows while the writer is busy (large batches under load), up to
+        // `batch_size` or `batch_delay`.
+        let mut permit = None;
         while batch.len() < batch_size {
-            // Take what is already queued without waiting, then wait up to the deadline.
             match events.try_recv() {
                 Ok(event) => {
                     batch.push(event);
@@ -200,16 +204,28 @@ async fn run_batcher(
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
             tokio::select! {
+                biased;
                 event = events.recv() => match event {
                     Some(event) => batch.push(event),
                     None => { closed = true; break; }
+                },
+                reserved = batches.reserve() => match reserved {
+                    Ok(reserved) => { permit = Some(reserved); break; }
+                    Err(_) => return,
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
         let batch = deduplicate(batch, &mut dedup, &health).await;
-        if !batch.events.is_empty() && batches.send(batch).await.is_err() {
-            return;
+        if !batch.events.is_empty() {
+            match permit {
+                Some(permit) => permit.send(batch),
+                None => {
+                    if batches.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+            }
         }
         if closed {
             return;

@@ -100,6 +100,7 @@ impl Publisher {
                 return outcome;
             }
         };
+        let mut refused_only = true;
         let mut pending = Vec::with_capacity(rows.len());
         let mut failed_channels: Vec<i64> = Vec::new();
         for (index, row) in rows.iter().enumerate() {
@@ -136,6 +137,7 @@ impl Publisher {
             match sent {
                 Ok(confirm) => pending.push((index, confirm)),
                 Err(error) => {
+                    refused_only = false;
                     failed_channels.push(row.channel_id);
                     outcome.error.get_or_insert(format!("publish: {error}"));
                 }
@@ -179,6 +181,7 @@ impl Publisher {
                                 .get_or_insert("publisher confirms are off".into());
                         }
                         Err(error) => {
+                            refused_only = false;
                             failed_channels.push(channel_id);
                             outcome.error.get_or_insert(format!("confirm: {error}"));
                         }
@@ -186,11 +189,14 @@ impl Publisher {
                 }
             }
             Err(_) => {
+                refused_only = false;
                 outcome.error = Some(format!("no confirms within {CONFIRM_TIMEOUT:?}"));
                 outcome.confirmed.clear();
             }
         }
-        if outcome.error.is_some() && !self.is_connected() {
+        // A refused message (unroutable, nacked) leaves the link healthy; anything else
+        // (send error, missing confirms) may be a half-dead connection: start afresh.
+        if outcome.error.is_some() && (!self.is_connected() || !refused_only) {
             self.reset().await;
         }
         outcome

@@ -176,8 +176,22 @@ pub fn psql(database: &str, sql: &str) -> String {
     let (ok, out) = run(
         "psql",
         &[
-            "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", database, "-v",
-            "ON_ERROR_STOP=1", "-X", "-q", "-t", "-A", "-c", sql,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-c",
+            sql,
         ],
         &[],
     );
@@ -443,7 +457,11 @@ vhost = "{vhost}"
         // PgBouncer from the rendered ini and the deploy-time userlist, as postgres.
         let (ok, out) = run(
             "chown",
-            &["-R", "postgres", tmp.path().join("secrets").to_str().unwrap()],
+            &[
+                "-R",
+                "postgres",
+                tmp.path().join("secrets").to_str().unwrap(),
+            ],
             &[],
         );
         assert!(ok, "{out}");
@@ -483,8 +501,16 @@ vhost = "{vhost}"
             assert!(ok, "import of {} failed: {out}", file.display());
         }
         eventually("the imported vhost", Duration::from_secs(30), || {
-            let (_, queues) = run("rabbitmqctl", &["-q", "list_queues", "-p", &vhost, "name"], &[]);
-            let (_, perms) = run("rabbitmqctl", &["-q", "list_permissions", "-p", &vhost], &[]);
+            let (_, queues) = run(
+                "rabbitmqctl",
+                &["-q", "list_queues", "-p", &vhost, "name"],
+                &[],
+            );
+            let (_, perms) = run(
+                "rabbitmqctl",
+                &["-q", "list_permissions", "-p", &vhost],
+                &[],
+            );
             (queues.contains("telegram.archive")
                 && queues.contains("telegram.signals")
                 && perms.contains("tg_gateway"))
@@ -555,7 +581,9 @@ vhost = "{vhost}"
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.sql(sql).parse().unwrap_or_else(|_| panic!("not a count: {sql}"))
+        self.sql(sql)
+            .parse()
+            .unwrap_or_else(|_| panic!("not a count: {sql}"))
     }
 
     /// Everything published to a queue so far (consumed).
@@ -606,9 +634,7 @@ vhost = "{vhost}"
     /// GET on the gateway's own listener: (status, body).
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.gateway_port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             stream,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -617,7 +643,11 @@ vhost = "{vhost}"
         let mut text = String::new();
         stream.read_to_string(&mut text).ok()?;
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        let body = text
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
         Some((status, body))
     }
 }
@@ -695,7 +725,10 @@ pub struct Delivered {
 impl Delivered {
     pub fn key(&self) -> (String, i64, i64) {
         (
-            self.payload["event"].as_str().unwrap_or_default().to_string(),
+            self.payload["event"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             self.payload["channel_id"].as_i64().unwrap_or_default(),
             self.payload["message_id"].as_i64().unwrap_or_default(),
         )

@@ -291,6 +291,10 @@ fn rabbitmq_unreachable_then_back_drains_the_outbox_in_order_per_channel() {
         },
     );
     assert_eq!(health.0, 200, "{}", health.1);
+    // The container healthcheck command accepts a degraded gateway.
+    let url = format!("http://127.0.0.1:{}/health", stack.gateway_port);
+    let (ok, out) = stack.gateway(&["healthcheck", &url]);
+    assert!(ok, "healthcheck refused a degraded gateway: {out}");
     assert_eq!(
         stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NULL"),
         total
@@ -354,6 +358,9 @@ fn postgres_path_cut_mid_run_retries_without_loss_or_duplicates() {
         },
     );
     assert_eq!(health.0, 503, "{}", health.1);
+    let url = format!("http://127.0.0.1:{}/health", stack.gateway_port);
+    let (ok, out) = stack.gateway(&["healthcheck", &url]);
+    assert!(!ok, "healthcheck passed while the database was cut: {out}");
     std::thread::sleep(Duration::from_secs(2));
     proxy.restore();
     let status = gateway.child.wait().unwrap();

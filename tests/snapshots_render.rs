@@ -8,13 +8,23 @@ use std::path::PathBuf;
 use support::root;
 
 fn render_text(files: Vec<(PathBuf, String)>) -> String {
-    let model = tgstack::model::load_texts(files).unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
+    let model = tgstack::model::load_texts(files)
+        .unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
     let findings = tgstack::check::check_model(&model);
-    assert!(!findings.iter().any(|f| f.is_error()), "{}", tgstack::finding::render_human(&findings));
-    let tree = tgstack::render::render(&model, None).unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
+    assert!(
+        !findings.iter().any(|f| f.is_error()),
+        "{}",
+        tgstack::finding::render_human(&findings)
+    );
+    let tree = tgstack::render::render(&model, None)
+        .unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
     // The whole tree is also clean under the validator's artifact rules.
     let validated = tgstack::check::validate(&model, &tree, None);
-    assert!(validated.iter().all(|f| !f.is_error()), "{}", tgstack::finding::render_human(&validated));
+    assert!(
+        validated.iter().all(|f| !f.is_error()),
+        "{}",
+        tgstack::finding::render_human(&validated)
+    );
     tree.iter()
         .map(|(path, bytes)| format!("===== {path} =====\n{}", String::from_utf8_lossy(bytes)))
         .collect::<Vec<_>>()
@@ -25,7 +35,10 @@ fn render_text(files: Vec<(PathBuf, String)>) -> String {
 fn reference_tree() {
     let path = root().join("stack.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    insta::assert_snapshot!("reference", render_text(vec![(PathBuf::from("stack.toml"), text)]));
+    insta::assert_snapshot!(
+        "reference",
+        render_text(vec![(PathBuf::from("stack.toml"), text)])
+    );
     let _ = path;
 }
 

@@ -1,15 +1,15 @@
 //! Rendering: the model becomes a tree of files. Each output format has its own module
 //! that computes a context from the model; templates only print it.
 
-mod compose;
-pub mod engine;
+pub mod compose;
 pub mod diagrams;
+pub mod engine;
 mod env;
 pub mod grafana;
 pub mod monitoring;
-pub mod prometheus;
 mod pgbouncer;
 mod postgres;
+pub mod prometheus;
 mod rabbitmq;
 mod redis;
 mod scripts;

@@ -6,6 +6,7 @@
 pub mod compose;
 pub mod data;
 pub mod monitoring;
+pub mod native;
 pub mod parse;
 pub mod yaml;
 
@@ -51,4 +52,5 @@ pub fn run(cx: &mut Ctx<'_>, tree: &Tree) {
     compose::env_example(cx, &files);
     data::run(cx, &files);
     monitoring::run(cx, &files);
+    native::run(cx, &files);
 }

@@ -20,7 +20,7 @@ pub fn check(expected: &Tree, actual: &Tree, dir: &Path) -> Vec<Finding> {
     }
     let shown = dir.display().to_string();
     let mut findings = Vec::new();
-    for drift in write::compare(expected, &actual) {
+    for drift in write::compare(expected, actual) {
         let (path, message, line) = match &drift {
             write::Drift::Missing(p) => (p, format!("{shown}/{p} is missing"), None),
             write::Drift::Extra(p) => (

@@ -140,7 +140,7 @@ fn kind_settings(cx: &mut Ctx<'_>) {
         let expected = settings_table(service.kind);
         for table in settings_present(service) {
             if expected.map(|(t, _)| t) != Some(table) {
-                reports.push((format!("services.{name}.{table}"), format!("service `{name}` is of kind `{}` but has `[services.{name}.{table}]` settings", service.kind.as_str()), format!("remove the table, or set `kind` to the kind it configures")));
+                reports.push((format!("services.{name}.{table}"), format!("service `{name}` is of kind `{}` but has `[services.{name}.{table}]` settings", service.kind.as_str()), "remove the table, or set `kind` to the kind it configures".to_string()));
             }
         }
         if let Some((table, true)) = expected
@@ -540,7 +540,7 @@ fn reachability(cx: &mut Ctx<'_>) {
                 "TG207",
                 reference.path.clone(),
                 format!("`{caller}` and `{}` share no network", reference.target),
-                format!("add a common network to both `networks` lists"),
+                "add a common network to both `networks` lists".to_string(),
             )),
             _ => {}
         }

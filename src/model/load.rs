@@ -115,7 +115,6 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
     );
     let mut redactions = Vec::new();
     collect_secret_literals(
-        &spans,
         merged.get_ref(),
         &mut Vec::new(),
         &mut redactions,
@@ -312,7 +311,6 @@ pub fn path_at(tree: &SpanTree, span: &Range<usize>) -> Option<String> {
 }
 
 fn collect_secret_literals(
-    spans: &SpanTree,
     table: &DeTable<'_>,
     path: &mut Vec<String>,
     redactions: &mut Vec<Range<usize>>,
@@ -337,13 +335,13 @@ fn collect_secret_literals(
                 );
             }
             DeValue::Table(inner) => {
-                collect_secret_literals(spans, inner, path, redactions, findings)
+                collect_secret_literals(inner, path, redactions, findings)
             }
             DeValue::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     if let DeValue::Table(inner) = item.get_ref() {
                         path.push(index.to_string());
-                        collect_secret_literals(spans, inner, path, redactions, findings);
+                        collect_secret_literals(inner, path, redactions, findings);
                         path.pop();
                     }
                 }

@@ -71,7 +71,7 @@ impl ByteSize {
 
     fn with_units(self, units: &[(&str, u64)]) -> String {
         for (suffix, factor) in units {
-            if self.0 >= *factor && self.0 % factor == 0 {
+            if self.0 >= *factor && self.0.is_multiple_of(*factor) {
                 return format!("{}{}", self.0 / factor, suffix);
             }
         }
@@ -169,7 +169,7 @@ impl Duration {
             if *suffix == "w" {
                 continue;
             }
-            if self.0 >= *factor && self.0 % factor == 0 {
+            if self.0 >= *factor && self.0.is_multiple_of(*factor) {
                 return format!("{}{}", self.0 / factor, suffix);
             }
         }

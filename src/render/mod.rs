@@ -75,6 +75,17 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
     let mut tree = Tree::new();
     let mut findings = Vec::new();
     for output in outputs(model) {
+        // A renderer that cannot honour the model says why in `refused`.
+        if let Ok(refused) = output.context.get_attr("refused")
+            && !refused.is_undefined()
+        {
+            findings.push(
+                Finding::new("TG010", Severity::Error, format!("cannot render {}: {refused}", output.path))
+                    .with_artifact(output.path.clone(), None)
+                    .with_help("change the model as the message says"),
+            );
+            continue;
+        }
         let rendered = env
             .get_template(output.template)
             .and_then(|template| template.render(&output.context));

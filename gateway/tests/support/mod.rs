@@ -432,6 +432,10 @@ vhost = "{vhost}"
         );
         psql("postgres", &format!("CREATE DATABASE {database}"));
         let roles = generated.join("timescaledb/roles.sql");
+        // Roles are cluster-wide: two tests altering the same role at once make PostgreSQL
+        // fail one with "tuple concurrently updated", so this step runs one at a time.
+        static ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _roles_guard = ROLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (ok, out) = run(
             "psql",
             &[
@@ -453,6 +457,7 @@ vhost = "{vhost}"
             &[],
         );
         assert!(ok, "roles.sql failed: {out}");
+        drop(_roles_guard);
 
         // PgBouncer from the rendered ini and the deploy-time userlist, as postgres.
         let (ok, out) = run(

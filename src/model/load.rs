@@ -334,9 +334,7 @@ fn collect_secret_literals(
                     ),
                 );
             }
-            DeValue::Table(inner) => {
-                collect_secret_literals(inner, path, redactions, findings)
-            }
+            DeValue::Table(inner) => collect_secret_literals(inner, path, redactions, findings),
             DeValue::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     if let DeValue::Table(inner) = item.get_ref() {

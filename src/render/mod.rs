@@ -80,9 +80,13 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
             && !refused.is_undefined()
         {
             findings.push(
-                Finding::new("TG010", Severity::Error, format!("cannot render {}: {refused}", output.path))
-                    .with_artifact(output.path.clone(), None)
-                    .with_help("change the model as the message says"),
+                Finding::new(
+                    "TG010",
+                    Severity::Error,
+                    format!("cannot render {}: {refused}", output.path),
+                )
+                .with_artifact(output.path.clone(), None)
+                .with_help("change the model as the message says"),
             );
             continue;
         }

@@ -435,7 +435,9 @@ vhost = "{vhost}"
         // Roles are cluster-wide: two tests altering the same role at once make PostgreSQL
         // fail one with "tuple concurrently updated", so this step runs one at a time.
         static ROLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _roles_guard = ROLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _roles_guard = ROLES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (ok, out) = run(
             "psql",
             &[

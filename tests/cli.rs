@@ -414,3 +414,115 @@ fn missing_model_file_is_an_io_error_with_exit_2() {
         "{out}{err}"
     );
 }
+
+#[test]
+fn docs_rules_md_is_current_and_rules_are_explained() {
+    let committed =
+        std::fs::read_to_string(root().join("docs/rules.md")).expect("docs/rules.md is committed");
+    let (code, printed, _) = tgstack(&["rules", "--markdown"], &root());
+    assert_eq!(code, 0);
+    assert!(
+        committed == printed,
+        "docs/rules.md is stale: run `tgstack rules --markdown > docs/rules.md`"
+    );
+    let (code, json, _) = tgstack(&["rules", "--json"], &root());
+    assert_eq!(code, 0);
+    let rules: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(rules.as_array().unwrap().iter().any(|r| r["id"] == "TG203"));
+    let (code, out, _) = tgstack(&["explain", "tg203"], &root());
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("duplicate-host-port") && out.contains("Bad:") && out.contains("Good:"),
+        "{out}"
+    );
+    let (code, _, err) = tgstack(&["explain", "TG2O3"], &root());
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `TG203`?"), "{err}");
+}
+
+#[test]
+fn validate_speaks_json_and_sarif() {
+    let project = Project::new();
+    project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
+    let (code, out, _) = project.run(&[
+        "validate",
+        "-f",
+        "stack.toml",
+        "-f",
+        "broken.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(doc["version"], 1);
+    let finding = &doc["findings"][0];
+    assert_eq!(finding["rule"], "TG203");
+    assert_eq!(finding["location"]["line"], 2);
+    let (code, out, _) = project.run(&[
+        "validate",
+        "-f",
+        "stack.toml",
+        "-f",
+        "broken.toml",
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(code, 1);
+    let sarif: serde_json::Value = serde_json::from_str(&out).expect("SARIF output");
+    assert_eq!(sarif["version"], "2.1.0");
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "TG203");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+    assert!(
+        sarif["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 40
+    );
+    // Warnings alone pass, unless --deny-warnings.
+    project.write(
+        "warn.toml",
+        "[services.redis-master]\nimage = \"redis:latest\"\n",
+    );
+    assert_eq!(
+        project
+            .run(&[
+                "render",
+                "-f",
+                "stack.toml",
+                "-f",
+                "warn.toml",
+                "--out",
+                "warn-out"
+            ])
+            .0,
+        0
+    );
+    let (code, out, _) = project.run(&[
+        "validate",
+        "-f",
+        "stack.toml",
+        "-f",
+        "warn.toml",
+        "--generated",
+        "warn-out",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning[TG608]"), "{out}");
+    let (code, _, _) = project.run(&[
+        "validate",
+        "-f",
+        "stack.toml",
+        "-f",
+        "warn.toml",
+        "--generated",
+        "warn-out",
+        "--deny-warnings",
+    ]);
+    assert_eq!(code, 1);
+}

@@ -5,10 +5,13 @@
 //! custom queries run on PostgreSQL as the read-only role, and the model rules reject
 //! alerts nothing could fire.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
+use support::Scratch;
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
@@ -515,42 +518,6 @@ fn psql(database: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// A database and roles of one test, dropped on drop.
-struct Scratch {
-    database: String,
-    roles: Vec<String>,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let mut statements = vec![format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.database
-        )];
-        statements.extend(
-            self.roles
-                .iter()
-                .map(|r| format!("DROP ROLE IF EXISTS \"{r}\"")),
-        );
-        for statement in statements {
-            let _ = Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-X",
-                    "-q",
-                    "-c",
-                ])
-                .arg(statement)
-                .output();
-        }
-    }
 }
 
 #[test]

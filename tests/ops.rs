@@ -2,11 +2,14 @@
 //! against the local PostgreSQL, Redis and RabbitMQ (systemd is not running here, so
 //! `systemctl` is replaced by `true` through TGSTACK_SYSTEMCTL).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
+use support::Scratch;
 
 use tgstack::model::{self, Model};
 use tgstack::render::{self, Tree, secrets};
@@ -158,41 +161,6 @@ fn psql(database: &str, sql: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-struct Scratch {
-    database: String,
-    roles: Vec<String>,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let mut statements = vec![format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.database
-        )];
-        statements.extend(
-            self.roles
-                .iter()
-                .map(|r| format!("DROP ROLE IF EXISTS \"{r}\"")),
-        );
-        for statement in statements {
-            let _ = Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-X",
-                    "-q",
-                    "-c",
-                ])
-                .arg(statement)
-                .output();
-        }
-    }
 }
 
 const DEFINITIONS: &str = "SELECT md5(string_agg(c.relname || c.oid || c.relkind::text, ',' ORDER BY c.relname)) || (SELECT md5(string_agg(p.oid::regprocedure::text || md5(p.prosrc), ',' ORDER BY p.oid)) FROM pg_proc p WHERE p.pronamespace = 'telegram'::regnamespace) FROM pg_class c WHERE c.relnamespace = 'telegram'::regnamespace";

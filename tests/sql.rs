@@ -2,9 +2,12 @@
 //! twice on the real PostgreSQL server without changing anything the second time, and the
 //! upserts deduplicate.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
+use support::Scratch;
 
 use tgstack::check::sql::{check_sql, check_sql_files};
 use tgstack::model::{self, Model, PostgresVariant};
@@ -77,42 +80,6 @@ fn require_postgres() {
         ready,
         "PostgreSQL on 127.0.0.1:5432 is not reachable: run: bash scripts/test-env.sh"
     );
-}
-
-/// A database and roles owned by one test, dropped on drop.
-struct Scratch {
-    database: String,
-    roles: Vec<String>,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let mut args = vec![format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.database
-        )];
-        args.extend(
-            self.roles
-                .iter()
-                .map(|r| format!("DROP ROLE IF EXISTS \"{r}\"")),
-        );
-        for statement in args {
-            let _ = Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-X",
-                    "-q",
-                    "-c",
-                ])
-                .arg(statement)
-                .output();
-        }
-    }
 }
 
 /// Everything the migrations own, as text: relations (with oids, so a drop and re-create

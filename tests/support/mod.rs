@@ -273,3 +273,39 @@ pub fn psql(database: &str, sql: &str) -> String {
     assert!(ok, "psql failed on {database}: {sql}\n{out}");
     out.trim().to_string()
 }
+
+/// A database and roles owned by one test on the shared PostgreSQL, dropped on drop.
+pub struct Scratch {
+    pub database: String,
+    pub roles: Vec<String>,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let mut statements = vec![format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.database
+        )];
+        statements.extend(
+            self.roles
+                .iter()
+                .map(|r| format!("DROP ROLE IF EXISTS \"{r}\"")),
+        );
+        for statement in statements {
+            let _ = Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-X",
+                    "-q",
+                    "-c",
+                ])
+                .arg(statement)
+                .output();
+        }
+    }
+}

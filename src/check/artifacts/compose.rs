@@ -119,19 +119,20 @@ fn line_in_service(text: &str, service: &str, needle: &str) -> Option<usize> {
         .or(Some(start + 1))
 }
 
-/// Model service that renders compose service `instance` (sentinels: `<name>-<i>`).
-fn model_service_of(cx: &Ctx<'_>, instance: &str) -> Option<String> {
+/// Compose service (instance) name -> the model service that renders it
+/// (sentinels render `<name>-<i>`).
+fn instance_owners(cx: &Ctx<'_>) -> BTreeMap<String, String> {
     let stack = cx.stack();
     stack
         .services
         .iter()
-        .find(|(name, service)| {
+        .flat_map(|(name, service)| {
             stack
                 .instances(name, service)
-                .iter()
-                .any(|i| i.name == instance)
+                .into_iter()
+                .map(move |i| (i.name, name.clone()))
         })
-        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
@@ -140,11 +141,7 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
         Ok(compose) => compose,
         Err(error) => {
             let message = error.to_string();
-            let line = message
-                .split("line ")
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|n| n.parse().ok());
+            let line = super::parse::error_line(&message);
             cx.report_file(
                 "TG023",
                 Severity::Error,
@@ -170,8 +167,13 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
         .map(|(n, _)| n)
         .collect();
     let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let owners = instance_owners(cx);
+    // Names of the deploy-time files `render --with-secrets` writes (contents unused).
+    let secret_files: BTreeSet<String> = crate::render::secrets::files(cx.model, &BTreeMap::new())
+        .into_keys()
+        .collect();
     for (instance, service) in &compose.services {
-        let model_name = model_service_of(cx, instance);
+        let model_name = owners.get(instance).cloned();
         let path = model_name
             .as_ref()
             .map(|n| format!("services.{n}"))
@@ -218,7 +220,10 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
         ports(cx, &path, instance, service, &mut host_ports, &line);
         mounts(
             cx,
-            files,
+            &Sources {
+                files,
+                secret_files: &secret_files,
+            },
             &path,
             instance,
             service,
@@ -395,9 +400,15 @@ const HOST_PATHS: &[&str] = &[
     "/dev/disk",
 ];
 
+/// What a bind-mount source may be: a rendered file, or a deploy-time secret file.
+struct Sources<'a> {
+    files: &'a Files<'a>,
+    secret_files: &'a BTreeSet<String>,
+}
+
 fn mounts(
     cx: &mut Ctx<'_>,
-    files: &Files<'_>,
+    sources: &Sources<'_>,
     path: &str,
     instance: &str,
     service: &Service,
@@ -406,9 +417,6 @@ fn mounts(
 ) {
     let stack = cx.stack();
     let model = model_name.and_then(|n| stack.service(n));
-    let secret_files: BTreeSet<String> = crate::render::secrets::files(cx.model, &BTreeMap::new())
-        .into_keys()
-        .collect();
     for mount in &service.volumes {
         let (kind, source, target, read_only) = match mount {
             Value::Object(map) => (
@@ -461,8 +469,8 @@ fn mounts(
         }
         // Incident 25: every bind-mount source is a rendered file or directory of the right type.
         if let Some(relative) = source.strip_prefix("./") {
-            let is_file = files.exists(relative);
-            let is_dir = files.is_dir(relative);
+            let is_file = sources.files.exists(relative);
+            let is_dir = sources.files.is_dir(relative);
             if !is_file && !is_dir {
                 cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is not in the rendered tree; Docker would create an empty directory there"), "mount only rendered files (see MANIFEST)".into());
             } else if is_dir && looks_like_file(&target) {
@@ -479,7 +487,7 @@ fn mounts(
                 );
             }
         } else if let Some(name) = source.strip_prefix(&format!("{}/", stack.deploy.secrets_dir)) {
-            if !secret_files.contains(name) {
+            if !sources.secret_files.contains(name) {
                 cx.report_file(
                     "TG601",
                     Severity::Error,

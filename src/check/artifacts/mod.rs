@@ -10,17 +10,41 @@ pub mod native;
 pub mod parse;
 pub mod yaml;
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
 use crate::check::Ctx;
 use crate::render::Tree;
 
-/// Read access to a rendered tree.
+/// Read access to a rendered tree. Each YAML file is parsed at most once per run, however
+/// many rules read it (the compose file is read by four rule families).
 pub struct Files<'a> {
     tree: &'a Tree,
+    yaml: BTreeMap<&'a str, OnceLock<Result<Value, String>>>,
 }
 
 impl<'a> Files<'a> {
     pub fn new(tree: &'a Tree) -> Self {
-        Files { tree }
+        let yaml = tree
+            .keys()
+            .filter(|p| p.ends_with(".yml") || p.ends_with(".yaml"))
+            .map(|p| (p.as_str(), OnceLock::new()))
+            .collect();
+        Files { tree, yaml }
+    }
+
+    /// The parsed YAML file (duplicate keys are parse errors), or the parser's message.
+    pub fn yaml(&self, path: &str) -> Option<&Result<Value, String>> {
+        let text = self.text(path)?;
+        let cell = self.yaml.get(path)?;
+        Some(cell.get_or_init(|| serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string())))
+    }
+
+    /// The parsed YAML file, when it parses.
+    pub fn yaml_value(&self, path: &str) -> Option<&Value> {
+        self.yaml(path)?.as_ref().ok()
     }
 
     pub fn text(&self, path: &str) -> Option<&'a str> {

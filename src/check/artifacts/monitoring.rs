@@ -37,12 +37,12 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
     let Some(text) = files.text(&config_path) else {
         return;
     };
-    let Ok(config) = serde_saphyr::from_str::<Value>(text) else {
+    let Some(config) = files.yaml_value(&config_path) else {
         return;
     };
     let path = format!("services.{dir}");
-    let jobs = scrape_jobs(cx, &config, &config_path, text, &path);
-    rule_files(cx, files, &config, &config_path, text, &dir, &path, &jobs);
+    let jobs = scrape_jobs(cx, config, &config_path, text, &path);
+    rule_files(cx, files, config, &config_path, text, &dir, &path, &jobs);
     grafana(cx, files, &jobs);
 }
 
@@ -342,7 +342,7 @@ fn rule_files(
         let Some(rules_text) = files.text(file) else {
             continue;
         };
-        let Ok(doc) = serde_saphyr::from_str::<Value>(rules_text) else {
+        let Some(doc) = files.yaml_value(file) else {
             continue;
         };
         let recorded: BTreeSet<String> = doc
@@ -411,10 +411,7 @@ fn rule_files(
 
 /// Compose bind mounts of the Prometheus container: (tree path prefix, container target).
 fn prometheus_mounts(files: &Files<'_>, service: &str) -> Vec<(String, String)> {
-    let Some(text) = files.text(super::compose::FILE) else {
-        return Vec::new();
-    };
-    let Ok(doc) = serde_saphyr::from_str::<Value>(text) else {
+    let Some(doc) = files.yaml_value(super::compose::FILE) else {
         return Vec::new();
     };
     doc.pointer(&format!("/services/{service}/volumes"))
@@ -468,10 +465,7 @@ fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, jobs: &BTreeMap<String, Job>) {
             );
             continue;
         }
-        let Some(text) = files.text(file) else {
-            continue;
-        };
-        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else {
+        let Some(doc) = files.yaml_value(file) else {
             continue;
         };
         for provider in doc
@@ -561,8 +555,7 @@ fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, jobs: &BTreeMap<String, Job>) {
 fn datasources(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, grafana: &Service, path: &str) {
     let stack = cx.stack();
     let compose_env: BTreeSet<String> = files
-        .text(super::compose::FILE)
-        .and_then(|t| serde_saphyr::from_str::<Value>(t).ok())
+        .yaml_value(super::compose::FILE)
         .and_then(|doc| {
             doc.pointer(&format!("/services/{name}/environment"))
                 .and_then(|e| e.as_object())
@@ -576,7 +569,7 @@ fn datasources(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, grafana: &Servic
         let Some(text) = files.text(file) else {
             continue;
         };
-        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else {
+        let Some(doc) = files.yaml_value(file) else {
             continue;
         };
         for source in doc

@@ -250,6 +250,15 @@ pub fn hba(text: &str) -> (Vec<HbaRecord>, Vec<SyntaxIssue>) {
     (records, issues)
 }
 
+/// The line a YAML parser's message names (`... line 57 column 5 ...`).
+pub fn error_line(message: &str) -> Option<usize> {
+    message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+}
+
 /// The 1-based line of the first line of `text` containing `needle`.
 pub fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)

@@ -18,13 +18,8 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
         let Some(text) = files.text(path) else {
             continue;
         };
-        if let Err(error) = serde_saphyr::from_str::<serde_json::Value>(text) {
-            let message = error.to_string();
-            let line = message
-                .split("line ")
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|n| n.parse().ok());
+        if let Some(Err(message)) = files.yaml(path) {
+            let line = super::parse::error_line(message);
             cx.report_file(
                 "TG020",
                 Severity::Error,

@@ -121,13 +121,13 @@ fn phases(overlay: Option<&str>, runs: usize) -> [Duration; 4] {
     for _ in 0..runs {
         let t0 = Instant::now();
         let model = tgstack::model::load_texts(files.clone())
-            .unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
+            .unwrap_or_else(|f| panic!("{}", tgstack::report::human(&f)));
         let t1 = Instant::now();
-        let _ = tgstack::check::check_model(&model);
+        let model_findings = tgstack::check::model_findings(&model);
         let t2 = Instant::now();
         let tree = tgstack::render::render(&model, None).unwrap();
         let t3 = Instant::now();
-        let _ = tgstack::check::validate(&model, &tree, None);
+        let _ = tgstack::check::validate(&model, model_findings, &tree, None);
         let t4 = Instant::now();
         samples.push([t1 - t0, t2 - t1, t3 - t2, t4 - t3]);
     }

@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::Against;
 use crate::check;
-use crate::finding::{self, Finding, Severity};
+use crate::finding::Finding;
 use crate::model::{self, Model};
 use crate::render::{self, write};
+use crate::report;
+use crate::tree::{self, Tree};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -211,7 +214,7 @@ fn indent(text: &str) -> String {
 
 fn print_findings(findings: &[Finding]) {
     let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(finding::render_human(findings).as_bytes());
+    let _ = stderr.write_all(report::human(findings).as_bytes());
 }
 
 /// Loads the model; on failure prints the findings and returns the exit code.
@@ -239,19 +242,12 @@ fn default_out(files: &[PathBuf]) -> PathBuf {
 fn prepare(
     files: &[PathBuf],
     templates: Option<&Path>,
-) -> Result<(Model, render::Tree, Vec<Finding>), i32> {
+) -> Result<(Model, Tree, Vec<Finding>), i32> {
     let model = load(files)?;
-    let findings = check::check_model(&model);
-    if findings.iter().any(Finding::is_error) {
-        return Err({
+    match crate::render(&model, templates) {
+        Ok(rendered) => Ok((model, rendered.tree, rendered.warnings)),
+        Err(findings) => {
             print_findings(&findings);
-            1
-        });
-    }
-    match render::render(&model, templates) {
-        Ok(tree) => Ok((model, tree, findings)),
-        Err(errors) => {
-            print_findings(&errors);
             Err(1)
         }
     }
@@ -273,21 +269,21 @@ fn render_command(
     }
     let out = out.unwrap_or_else(|| default_out(files));
     if check_only {
-        let actual = match write::read_tree(&out) {
+        let actual = match tree::read_tree(&out) {
             Ok(actual) => actual,
             Err(error) => {
                 eprintln!("error: cannot read {}: {error}", out.display());
                 return 2;
             }
         };
-        let drift = write::compare(&tree, &actual);
+        let drift = tree::compare(&tree, &actual);
         if drift.is_empty() {
             eprintln!("{} is up to date ({} files)", out.display(), tree.len());
             return 0;
         }
         print!(
             "{}",
-            write::unified_diff(&out.display().to_string(), &tree, &actual, &drift)
+            tree::unified_diff(&out.display().to_string(), &tree, &actual, &drift)
         );
         let model_args: Vec<String> = files
             .iter()
@@ -388,34 +384,30 @@ fn validate_command(
             };
         }
     };
-    let mut findings = check::check_model(&model);
-    if !findings.iter().any(Finding::is_error) {
-        match render::render(&model, templates) {
-            Ok(tree) => {
-                let dir = generated.unwrap_or_else(|| default_out(files));
-                let on_disk = match write::read_tree(&dir) {
-                    Ok(on_disk) => on_disk,
-                    Err(error) => {
-                        emit(
-                            &[Finding::io(format!(
-                                "cannot read {}: {error}",
-                                dir.display()
-                            ))],
-                            format,
-                        );
-                        return 2;
-                    }
-                };
-                findings = check::validate(&model, &tree, Some((&dir, &on_disk)));
-            }
-            Err(errors) => findings.extend(errors),
+    let dir = generated.unwrap_or_else(|| default_out(files));
+    let on_disk = match tree::read_tree(&dir) {
+        Ok(on_disk) => on_disk,
+        Err(error) => {
+            emit(
+                &[Finding::io(format!(
+                    "cannot read {}: {error}",
+                    dir.display()
+                ))],
+                format,
+            );
+            return 2;
         }
-    }
-    emit(&findings, format);
-    let failing = findings.iter().any(|f| {
-        f.severity == Severity::Error || (deny_warnings && f.severity == Severity::Warning)
-    });
-    if failing { 1 } else { 0 }
+    };
+    let report = crate::validate(
+        &model,
+        templates,
+        Against::Disk {
+            dir: &dir,
+            tree: &on_disk,
+        },
+    );
+    emit(&report.findings, format);
+    if report.fails(deny_warnings) { 1 } else { 0 }
 }
 
 fn emit(findings: &[Finding], format: Format) {
@@ -424,11 +416,11 @@ fn emit(findings: &[Finding], format: Format) {
             if findings.is_empty() {
                 eprintln!("no findings");
             } else {
-                print!("{}", finding::render_human(findings));
+                print!("{}", report::human(findings));
             }
         }
-        Format::Json => println!("{}", finding::render_json(findings)),
-        Format::Sarif => println!("{}", finding::render_sarif(findings)),
+        Format::Json => println!("{}", report::json(findings)),
+        Format::Sarif => println!("{}", report::sarif(findings)),
     }
 }
 

@@ -9,9 +9,14 @@ pub mod check;
 pub mod cli;
 pub mod finding;
 pub mod model;
+mod pipeline;
 pub mod render;
+pub mod report;
 pub mod source;
 pub mod suggest;
+pub mod tree;
+
+pub use pipeline::{Against, Rendered, Report, render, validate};
 
 /// The JSON Schema of stack.toml, derived from the model types.
 pub fn schema_json() -> String {

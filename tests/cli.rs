@@ -328,7 +328,7 @@ fn with_secrets_writes_private_files_outside_the_tree_and_names_missing_variable
     );
     // No secret value anywhere in the rendered tree or in the committed generated/.
     for dir in [out_dir.as_path(), &project.path().join("generated")] {
-        let tree = tgstack::render::write::read_tree(dir).unwrap();
+        let tree = tgstack::tree::read_tree(dir).unwrap();
         for (path, bytes) in tree {
             let text = String::from_utf8_lossy(&bytes);
             for (_, value) in &envs {

@@ -11,12 +11,7 @@ fn root() -> PathBuf {
 fn exercise(text: &str) {
     let loaded = tgstack::model::load_texts(vec![(PathBuf::from("fuzz.toml"), text.to_string())]);
     if let Ok(model) = loaded {
-        let findings = tgstack::check::check_model(&model);
-        if !findings.iter().any(|f| f.is_error())
-            && let Ok(tree) = tgstack::render::render(&model, None)
-        {
-            let _ = tgstack::check::validate(&model, &tree, None);
-        }
+        let _ = tgstack::validate(&model, None, tgstack::Against::Rendered);
     }
 }
 

@@ -19,7 +19,8 @@ use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value as Json;
 use tgstack::catalog;
 use tgstack::model::{self, Kind, Model, PostgresVariant};
-use tgstack::render::{self, Tree, grafana, monitoring, prometheus, sql};
+use tgstack::render::{self, grafana, monitoring, prometheus, sql};
+use tgstack::tree::Tree;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,7 +37,7 @@ fn load(overlay: &str) -> Model {
     model::load_texts(texts).unwrap_or_else(|findings| {
         panic!(
             "model does not load:\n{}",
-            tgstack::finding::render_human(&findings)
+            tgstack::report::human(&findings)
         )
     })
 }
@@ -45,7 +46,7 @@ fn render_tree(model: &Model) -> Tree {
     render::render(model, None).unwrap_or_else(|findings| {
         panic!(
             "model does not render:\n{}",
-            tgstack::finding::render_human(&findings)
+            tgstack::report::human(&findings)
         )
     })
 }
@@ -463,7 +464,7 @@ fn every_alert_and_dashboard_query_reads_catalog_metrics_of_its_job() {
                 let kind = stack.services.get(&job).map(|s| s.kind);
                 let kind = kind.unwrap_or_else(|| panic!("{what}: job {job} is no service"));
                 assert!(
-                    catalog::find(catalog::metrics_for(kind), &metric).is_some(),
+                    catalog::find(kind.metrics(), &metric).is_some(),
                     "{what}: {metric} is not in the catalog of {job} ({})",
                     kind.as_str()
                 );
@@ -485,7 +486,7 @@ fn every_alert_and_dashboard_query_reads_catalog_metrics_of_its_job() {
         .map(|m| m.name.to_string())
         .collect();
     assert_eq!(families, catalog_custom);
-    assert!(catalog::metrics_for(Kind::Redis).is_empty());
+    assert!(Kind::Redis.metrics().is_empty());
 }
 
 fn unique(prefix: &str) -> String {

@@ -10,7 +10,8 @@ use std::process::Command;
 
 use tgstack::check::check_model;
 use tgstack::model::{self, Model};
-use tgstack::render::{self, Tree, secrets};
+use tgstack::render::{self, secrets};
+use tgstack::tree::Tree;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -23,7 +24,7 @@ fn try_load(overlay: &str) -> Result<Model, String> {
     if !overlay.is_empty() {
         texts.push((PathBuf::from("overlay.toml"), overlay.to_string()));
     }
-    model::load_texts(texts).map_err(|f| tgstack::finding::render_human(&f))
+    model::load_texts(texts).map_err(|f| tgstack::report::human(&f))
 }
 
 fn load(overlay: &str) -> Model {
@@ -32,7 +33,7 @@ fn load(overlay: &str) -> Model {
 
 fn render(model: &Model) -> Tree {
     render::render(model, None)
-        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::finding::render_human(&f)))
+        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::report::human(&f)))
 }
 
 fn text(tree: &Tree, path: &str) -> String {

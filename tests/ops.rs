@@ -12,7 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use support::Scratch;
 
 use tgstack::model::{self, Model};
-use tgstack::render::{self, Tree, secrets};
+use tgstack::render::{self, secrets};
+use tgstack::tree::Tree;
 
 const PG: &str = "timescaledb";
 
@@ -23,17 +24,13 @@ fn root() -> PathBuf {
 fn load() -> Model {
     let base = root().join("stack.toml");
     let text = std::fs::read_to_string(&base).expect("read stack.toml");
-    model::load_texts(vec![(base, text)]).unwrap_or_else(|f| {
-        panic!(
-            "model does not load:\n{}",
-            tgstack::finding::render_human(&f)
-        )
-    })
+    model::load_texts(vec![(base, text)])
+        .unwrap_or_else(|f| panic!("model does not load:\n{}", tgstack::report::human(&f)))
 }
 
 fn render(model: &Model) -> Tree {
     render::render(model, None)
-        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::finding::render_human(&f)))
+        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::report::human(&f)))
 }
 
 fn write_tree(tree: &Tree, dir: &Path) {

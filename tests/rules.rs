@@ -7,9 +7,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use tgstack::Against;
 use tgstack::finding::Finding;
 use tgstack::model;
-use tgstack::render;
 
 fn expected_rules(text: &str) -> BTreeSet<String> {
     text.lines()
@@ -76,12 +76,7 @@ fn validate_overlay(name: &str, overlay: &str) -> Vec<Finding> {
         Ok(model) => model,
         Err(findings) => return findings,
     };
-    let findings = tgstack::check::check_model(&model);
-    if findings.iter().any(Finding::is_error) {
-        return findings;
-    }
-    let tree = render::render(&model, None).expect("renders");
-    tgstack::check::validate(&model, &tree, None)
+    tgstack::validate(&model, None, Against::Rendered).findings
 }
 
 #[test]
@@ -128,8 +123,7 @@ fn edit_fixtures_report_their_rules_at_the_rendered_line() {
             (PathBuf::from("overlay.toml"), fixture.overlay.clone()),
         ])
         .expect("fixture overlay loads");
-        let rendered = render::render(&model, None).expect("renders");
-        let mut on_disk = rendered.clone();
+        let mut on_disk = tgstack::render(&model, None).expect("renders").tree;
         for edit in &fixture.edit {
             let bytes = on_disk
                 .get_mut(&edit.file)
@@ -143,8 +137,11 @@ fn edit_fixtures_report_their_rules_at_the_rendered_line() {
             );
             *bytes = current.replacen(&edit.find, &edit.replace, 1).into_bytes();
         }
-        let findings =
-            tgstack::check::validate(&model, &rendered, Some((Path::new("generated"), &on_disk)));
+        let against = Against::Disk {
+            dir: Path::new("generated"),
+            tree: &on_disk,
+        };
+        let findings = tgstack::validate(&model, None, against).findings;
         let reported: BTreeSet<String> = findings.iter().map(|f| f.rule.clone()).collect();
         for rule in expected_rules(&text) {
             assert!(
@@ -169,8 +166,12 @@ fn edit_fixtures_report_their_rules_at_the_rendered_line() {
 fn reference_model_and_its_rendered_tree_are_clean() {
     let (path, text) = base();
     let model = model::load_texts(vec![(path, text)]).expect("reference loads");
-    let tree = render::render(&model, None).expect("renders");
-    let findings = tgstack::check::validate(&model, &tree, Some((Path::new("generated"), &tree)));
+    let tree = tgstack::render(&model, None).expect("renders").tree;
+    let against = Against::Disk {
+        dir: Path::new("generated"),
+        tree: &tree,
+    };
+    let findings = tgstack::validate(&model, None, against).findings;
     assert!(
         findings.is_empty(),
         "the reference stack must pass clean:\n{}",
@@ -203,9 +204,9 @@ fn secrets_never_appear_in_findings() {
     let findings = validate_overlay("secret.toml", overlay);
     let everything = format!(
         "{}\n{}\n{}",
-        tgstack::finding::render_human(&findings),
-        tgstack::finding::render_json(&findings),
-        tgstack::finding::render_sarif(&findings)
+        tgstack::report::human(&findings),
+        tgstack::report::json(&findings),
+        tgstack::report::sarif(&findings)
     );
     assert!(
         findings.iter().filter(|f| f.rule == "TG104").count() >= 3,

@@ -9,23 +9,19 @@ use support::root;
 
 fn render_text(files: Vec<(PathBuf, String)>) -> String {
     let model = tgstack::model::load_texts(files)
-        .unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
-    let findings = tgstack::check::check_model(&model);
-    assert!(
-        !findings.iter().any(|f| f.is_error()),
-        "{}",
-        tgstack::finding::render_human(&findings)
-    );
-    let tree = tgstack::render::render(&model, None)
-        .unwrap_or_else(|f| panic!("{}", tgstack::finding::render_human(&f)));
+        .unwrap_or_else(|f| panic!("{}", tgstack::report::human(&f)));
+    let rendered =
+        tgstack::render(&model, None).unwrap_or_else(|f| panic!("{}", tgstack::report::human(&f)));
     // The whole tree is also clean under the validator's artifact rules.
-    let validated = tgstack::check::validate(&model, &tree, None);
+    let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
     assert!(
-        validated.iter().all(|f| !f.is_error()),
+        !report.fails(false),
         "{}",
-        tgstack::finding::render_human(&validated)
+        tgstack::report::human(&report.findings)
     );
-    tree.iter()
+    rendered
+        .tree
+        .iter()
         .map(|(path, bytes)| format!("===== {path} =====\n{}", String::from_utf8_lossy(bytes)))
         .collect::<Vec<_>>()
         .join("\n")

@@ -29,7 +29,7 @@ fn load(overlay: &str) -> Model {
     model::load_texts(texts).unwrap_or_else(|findings| {
         panic!(
             "model does not load:\n{}",
-            tgstack::finding::render_human(&findings)
+            tgstack::report::human(&findings)
         )
     })
 }
@@ -366,11 +366,14 @@ fn both_variants_pass_the_static_check() {
 fn rendered_files_are_the_migration() {
     let model = load("");
     let tree = render::render(&model, None)
-        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::finding::render_human(&f)));
+        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::report::human(&f)));
     for &variant in sql::VARIANTS {
         let files = sql::migration(&model.stack, PG, variant).expect("migration renders");
         for (name, text) in &files {
-            let path = format!("{PG}/sql/{}/{name}", sql::variant_dir(variant));
+            let path = format!(
+                "{}/{name}",
+                tgstack::model::paths::migrations_dir(PG, variant)
+            );
             let rendered = tree
                 .get(&path)
                 .unwrap_or_else(|| panic!("{path} not rendered"));

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::finding::{Finding, Severity};
-use crate::render::{Tree, write};
+use crate::tree::{self, Drift, Tree};
 
 /// Compares what the model renders with the tree found in `dir`.
 pub fn check(expected: &Tree, actual: &Tree, dir: &Path) -> Vec<Finding> {
@@ -20,15 +20,15 @@ pub fn check(expected: &Tree, actual: &Tree, dir: &Path) -> Vec<Finding> {
     }
     let shown = dir.display().to_string();
     let mut findings = Vec::new();
-    for drift in write::compare(expected, actual) {
+    for drift in tree::compare(expected, actual) {
         let (path, message, line) = match &drift {
-            write::Drift::Missing(p) => (p, format!("{shown}/{p} is missing"), None),
-            write::Drift::Extra(p) => (
+            Drift::Missing(p) => (p, format!("{shown}/{p} is missing"), None),
+            Drift::Extra(p) => (
                 p,
                 format!("{shown}/{p} is not rendered from the model"),
                 None,
             ),
-            write::Drift::Changed(p) => {
+            Drift::Changed(p) => {
                 let line = first_difference(&expected[p], &actual[p]);
                 (
                     p,

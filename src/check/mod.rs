@@ -11,6 +11,7 @@ pub mod sql;
 
 use crate::finding::{Finding, Severity};
 use crate::model::{Model, Stack};
+use crate::tree::Tree;
 
 /// What a rule sees, and where it reports.
 pub struct Ctx<'a> {
@@ -78,23 +79,29 @@ pub fn split_path(path: &str) -> Vec<String> {
     path.split('.').map(str::to_string).collect()
 }
 
-/// Runs the model rules; findings are located in the model sources and sorted.
-pub fn check_model(model: &Model) -> Vec<Finding> {
+/// The model rules' raw findings (before suppressions and locations: see [`finish`]).
+pub fn model_findings(model: &Model) -> Vec<Finding> {
     let mut cx = Ctx::new(model);
     model_rules::run(&mut cx);
-    finish(model, cx.findings)
+    cx.findings
 }
 
-/// Everything `tgstack validate` checks: the model, then (when the model renders) the
-/// rendered files, read from `on_disk` when that tree exists (so hand edits are judged by
-/// the rules they break) plus the drift between it and what the model renders.
+/// Runs the model rules; findings are located in the model sources and sorted.
+pub fn check_model(model: &Model) -> Vec<Finding> {
+    finish(model, model_findings(model))
+}
+
+/// The rendered files' rules on top of the model's `model_findings`: over `on_disk` when
+/// that tree exists (so hand edits are judged by the rules they break) plus the drift
+/// between it and what the model renders, else over `rendered`.
 pub fn validate(
     model: &Model,
-    rendered: &crate::render::Tree,
-    on_disk: Option<(&std::path::Path, &crate::render::Tree)>,
+    model_findings: Vec<Finding>,
+    rendered: &Tree,
+    on_disk: Option<(&std::path::Path, &Tree)>,
 ) -> Vec<Finding> {
     let mut cx = Ctx::new(model);
-    model_rules::run(&mut cx);
+    cx.findings = model_findings;
     match on_disk {
         Some((dir, tree)) if !tree.is_empty() => {
             artifacts::run(&mut cx, tree);

@@ -18,16 +18,13 @@ pub mod sql;
 pub mod systemd;
 pub mod write;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use minijinja::Value;
 
 use crate::finding::{Finding, Severity};
-use crate::model::Model;
-
-/// A rendered tree: relative path -> bytes. Sorted, so output order is deterministic.
-pub type Tree = BTreeMap<String, Vec<u8>>;
+use crate::model::{Model, paths};
+use crate::tree::Tree;
 
 /// One file to render: where it goes, which template, with what context.
 pub struct Output {
@@ -114,7 +111,7 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
             ),
         }
     }
-    tree.insert("MANIFEST".into(), manifest(&tree).into_bytes());
+    tree.insert(paths::MANIFEST.into(), manifest(&tree).into_bytes());
     if findings.is_empty() {
         Ok(tree)
     } else {

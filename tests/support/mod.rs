@@ -62,23 +62,16 @@ pub fn load_with_overlay(overlay: &str) -> Model {
         Ok(model) => model,
         Err(findings) => panic!(
             "overlay does not load:\n{}",
-            tgstack::finding::render_human(&findings)
+            tgstack::report::human(&findings)
         ),
     }
 }
 
 /// Renders the model into `dir` (as `tgstack render --out dir` would).
 pub fn render_into(model: &Model, dir: &Path) {
-    let findings = tgstack::check::check_model(model);
-    let errors: Vec<_> = findings.iter().filter(|f| f.is_error()).cloned().collect();
-    assert!(
-        errors.is_empty(),
-        "model has errors:\n{}",
-        tgstack::finding::render_human(&errors)
-    );
-    let tree = render::render(model, None)
-        .unwrap_or_else(|f| panic!("render failed:\n{}", tgstack::finding::render_human(&f)));
-    render::write::write_tree(&tree, dir).expect("write rendered tree");
+    let rendered = tgstack::render(model, None)
+        .unwrap_or_else(|f| panic!("render failed:\n{}", tgstack::report::human(&f)));
+    render::write::write_tree(&rendered.tree, dir).expect("write rendered tree");
 }
 
 /// Test values for every secret of the model, and the deploy-time files made from them.

@@ -401,7 +401,7 @@ vhost = "{vhost}"
             Ok(model) => model,
             Err(findings) => panic!(
                 "test overlay does not load:\n{}",
-                tgstack::finding::render_human(&findings)
+                tgstack::report::human(&findings)
             ),
         };
         let generated = tmp.path().join("generated");
@@ -685,7 +685,7 @@ impl Drop for TestStack {
 /// Renders the model. The test runs the data services natively, which the model allows
 /// only for the gateway and API (systemd units are written for those alone): those unit
 /// outputs are replaced by empty templates, every other file is the real rendering.
-fn render_data_layer(model: &Model, tmp: &Path) -> render::Tree {
+fn render_data_layer(model: &Model, tmp: &Path) -> tgstack::tree::Tree {
     let findings = match render::render(model, None) {
         Ok(tree) => return tree,
         Err(findings) => findings,
@@ -696,7 +696,7 @@ fn render_data_layer(model: &Model, tmp: &Path) -> render::Tree {
     assert!(
         only_units,
         "render failed:\n{}",
-        tgstack::finding::render_human(&findings)
+        tgstack::report::human(&findings)
     );
     let templates = tmp.join("templates");
     copy_dir(&root().join("templates"), &templates);
@@ -704,7 +704,7 @@ fn render_data_layer(model: &Model, tmp: &Path) -> render::Tree {
         std::fs::write(entry.unwrap().path(), "").unwrap();
     }
     render::render(model, Some(&templates))
-        .unwrap_or_else(|f| panic!("render failed:\n{}", tgstack::finding::render_human(&f)))
+        .unwrap_or_else(|f| panic!("render failed:\n{}", tgstack::report::human(&f)))
 }
 
 fn copy_dir(from: &Path, to: &Path) {

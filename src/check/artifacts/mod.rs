@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::check::Ctx;
-use crate::render::Tree;
+use crate::tree::Tree;
 
 /// Read access to a rendered tree. Each YAML file is parsed at most once per run, however
 /// many rules read it (the compose file is read by four rule families).

@@ -4,11 +4,12 @@
 //! model's `[secrets]` entries name; they are never printed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use tgstack::model::native;
 use tgstack::model::{
     Channel, Deploy, Endpoint, Kind, Model, PostgresSettings, PostgresVariant, SecretRef, Service,
     Stack, Unreachable,
@@ -382,14 +383,9 @@ impl Config {
             routing_key_prefix: rabbit.routing_key_prefix.clone(),
         };
 
-        let session_file = settings.session_file.clone().map_or_else(
-            || {
-                Path::new(&self.stack().deploy.state_dir)
-                    .join(&self.name)
-                    .join("telegram.session")
-            },
-            PathBuf::from,
-        );
+        let session_file = native::session_file(self.stack(), &self.name)
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("service `{}` has no [gateway] settings", self.name))?;
         Ok(GatewayConfig {
             service: self.name.clone(),
             listen: self.listen_addr(),

@@ -12,8 +12,6 @@ pub mod redis_exporter;
 
 use serde::Serialize;
 
-use crate::model::Kind;
-
 /// Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,33 +99,6 @@ pub static SCRAPE: &[Metric] = &[
         &["job", "instance"],
     ),
 ];
-
-static POSTGRES_EXPORTER: std::sync::LazyLock<Vec<Metric>> = std::sync::LazyLock::new(|| {
-    let mut all = postgres_exporter::BUILTIN.to_vec();
-    all.extend_from_slice(postgres_exporter::CUSTOM);
-    all
-});
-
-/// The metric families a process of `kind` exposes on its scrape endpoint; empty for
-/// kinds that expose none (their metrics come from an exporter).
-pub fn metrics_for(kind: Kind) -> &'static [Metric] {
-    match kind {
-        Kind::Gateway => gateway::GATEWAY,
-        Kind::Api => gateway::API,
-        Kind::PostgresExporter => POSTGRES_EXPORTER.as_slice(),
-        Kind::RedisExporter => redis_exporter::METRICS,
-        Kind::PgbouncerExporter => pgbouncer_exporter::METRICS,
-        Kind::NodeExporter => node_exporter::METRICS,
-        Kind::Cadvisor => cadvisor::METRICS,
-        Kind::Rabbitmq => rabbitmq::METRICS,
-        Kind::Postgres
-        | Kind::Pgbouncer
-        | Kind::Redis
-        | Kind::Sentinel
-        | Kind::Prometheus
-        | Kind::Grafana => &[],
-    }
-}
 
 /// The family a series name belongs to among `metrics` (histogram suffixes included).
 pub fn find<'a>(metrics: &'a [Metric], series: &str) -> Option<&'a Metric> {

@@ -277,3 +277,14 @@ pub static CUSTOM: &[Metric] = &[
         &[],
     ),
 ];
+
+static ALL: std::sync::LazyLock<Vec<Metric>> = std::sync::LazyLock::new(|| {
+    let mut all = BUILTIN.to_vec();
+    all.extend_from_slice(CUSTOM);
+    all
+});
+
+/// Every family the exporter serves: its built-in collectors and the custom queries.
+pub fn all() -> &'static [Metric] {
+    ALL.as_slice()
+}

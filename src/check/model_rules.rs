@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Ctx;
 use crate::finding::Severity;
+use crate::model::kinds::SettingsTable;
 use crate::model::{Deploy, Kind, PasswordEncryption, SecretRef, Service, Unreachable};
 use crate::suggest::did_you_mean;
 
@@ -114,36 +115,20 @@ fn settings_present(service: &Service) -> Vec<&'static str> {
     present
 }
 
-/// The settings table a kind uses, and whether it must be present.
-pub fn settings_table(kind: Kind) -> Option<(&'static str, bool)> {
-    Some(match kind {
-        Kind::Postgres => ("postgres", true),
-        Kind::Pgbouncer => ("pgbouncer", true),
-        Kind::Redis => ("redis", true),
-        Kind::Sentinel => ("sentinel", true),
-        Kind::Rabbitmq => ("rabbitmq", false),
-        Kind::Gateway => ("gateway", true),
-        Kind::Api => ("api", true),
-        Kind::Prometheus => ("prometheus", false),
-        Kind::Grafana => ("grafana", true),
-        Kind::PostgresExporter | Kind::RedisExporter | Kind::PgbouncerExporter => {
-            ("exporter", true)
-        }
-        Kind::NodeExporter | Kind::Cadvisor => return None,
-    })
-}
-
 fn kind_settings(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
     let mut reports = Vec::new();
     for (name, service) in &stack.services {
-        let expected = settings_table(service.kind);
+        let expected = service.kind.spec().settings;
         for table in settings_present(service) {
-            if expected.map(|(t, _)| t) != Some(table) {
+            if expected.map(|s| s.table) != Some(table) {
                 reports.push((format!("services.{name}.{table}"), format!("service `{name}` is of kind `{}` but has `[services.{name}.{table}]` settings", service.kind.as_str()), "remove the table, or set `kind` to the kind it configures".to_string()));
             }
         }
-        if let Some((table, true)) = expected
+        if let Some(SettingsTable {
+            table,
+            required: true,
+        }) = expected
             && !settings_present(service).contains(&table)
         {
             reports.push((
@@ -155,11 +140,7 @@ fn kind_settings(cx: &mut Ctx<'_>) {
                 format!("add `[services.{name}.{table}]` (see `tgstack schema`)"),
             ));
         }
-        let native_ok = !matches!(
-            service.kind,
-            Kind::Rabbitmq | Kind::Grafana | Kind::Prometheus | Kind::Cadvisor | Kind::NodeExporter
-        );
-        if service.deploy == Deploy::Native && !native_ok {
+        if !service.kind.spec().deploys.contains(&service.deploy) {
             reports.push((
                 format!("services.{name}.deploy"),
                 format!(
@@ -383,20 +364,6 @@ fn service_references(cx: &Ctx<'_>) -> Vec<Reference> {
     refs
 }
 
-/// The postgres settings behind a database service (itself, or a pgbouncer's upstream).
-pub fn database_of<'a>(
-    stack: &'a crate::model::Stack,
-    name: &str,
-) -> Option<(&'a str, &'a crate::model::PostgresSettings)> {
-    let service = stack.service(name)?;
-    if let Some(pg) = &service.postgres {
-        return Some((stack.services.get_key_value(name)?.0.as_str(), pg));
-    }
-    let upstream = &service.pgbouncer.as_ref()?.upstream;
-    let (key, target) = stack.services.get_key_value(upstream)?;
-    Some((key.as_str(), target.postgres.as_ref()?))
-}
-
 fn service_refs(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
     let names: Vec<&str> = stack.services.keys().map(String::as_str).collect();
@@ -450,7 +417,7 @@ fn service_refs(cx: &mut Ctx<'_>) {
             role_refs.push((format!("{base}.exporter.user"), &e.target, user));
         }
         for (path, database, role) in role_refs {
-            if let Some((db_name, pg)) = database_of(stack, database)
+            if let Some((db_name, pg)) = stack.database_of(database)
                 && !pg.roles.contains_key(role)
             {
                 let roles: Vec<&str> = pg.roles.keys().map(String::as_str).collect();
@@ -466,7 +433,7 @@ fn service_refs(cx: &mut Ctx<'_>) {
             }
         }
         if let Some(b) = &s.pgbouncer
-            && let (Some(users), Some((db_name, pg))) = (&b.users, database_of(stack, &b.upstream))
+            && let (Some(users), Some((db_name, pg))) = (&b.users, stack.database_of(&b.upstream))
         {
             for user in users {
                 if !pg.roles.contains_key(user) {
@@ -788,7 +755,7 @@ fn auth(cx: &mut Ctx<'_>) {
     let mut reports = Vec::new();
     for (name, s) in &stack.services {
         if let Some(b) = &s.pgbouncer
-            && let (Some(auth), Some((db, pg))) = (b.auth_type, database_of(stack, &b.upstream))
+            && let (Some(auth), Some((db, pg))) = (b.auth_type, stack.database_of(&b.upstream))
             && auth != pg.password_encryption
         {
             reports.push(("TG101", Severity::Error, format!("services.{name}.pgbouncer.auth_type"), format!("PgBouncer auth_type `{}` differs from `{db}` password_encryption `{}`: logins fail", auth.as_str(), pg.password_encryption.as_str()), "drop auth_type (it follows the server) or make both the same".to_string()));
@@ -850,7 +817,7 @@ fn pool_capacity(cx: &mut Ctx<'_>) {
     let mut reports = Vec::new();
     for (name, s) in &stack.services {
         let Some(b) = &s.pgbouncer else { continue };
-        let Some((db, pg)) = database_of(stack, &b.upstream) else {
+        let Some((db, pg)) = stack.database_of(&b.upstream) else {
             continue;
         };
         let users = b.users.as_ref().map(Vec::len).unwrap_or(pg.roles.len()) as u32;
@@ -874,7 +841,7 @@ fn timeouts(cx: &mut Ctx<'_>) {
     let mut reports = Vec::new();
     for (name, s) in &stack.services {
         let Some(b) = &s.pgbouncer else { continue };
-        if let Some((db, pg)) = database_of(stack, &b.upstream)
+        if let Some((db, pg)) = stack.database_of(&b.upstream)
             && b.query_timeout <= pg.statement_timeout
         {
             reports.push((

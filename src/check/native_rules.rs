@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::Ctx;
 use crate::finding::Severity;
+use crate::model::native;
 use crate::model::{Deploy, Kind};
-use crate::render::systemd;
 
 pub const RULE: &str = "TG701";
 
@@ -17,7 +17,7 @@ pub fn run(cx: &mut Ctx<'_>) {
     let mut sessions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, service) in &stack.services {
         if service.kind == Kind::Gateway
-            && let Some(path) = systemd::session_file(stack, name)
+            && let Some(path) = native::session_file(stack, name)
         {
             sessions.entry(path).or_default().push(name);
         }
@@ -39,20 +39,20 @@ pub fn run(cx: &mut Ctx<'_>) {
                 // Other native kinds (PostgreSQL, PgBouncer, Redis, ...) run under the
                 // distribution's own units with the rendered configs; TG005 rejects the
                 // kinds that only run as containers.
-                if systemd::subcommand(service.kind).is_none() {
+                if native::subcommand(service.kind).is_none() {
                     continue;
                 }
-                let binary = systemd::binary(service);
+                let binary = native::binary(service);
                 if !binary.starts_with('/') {
                     reports.push((
                         format!("services.{name}.native.binary"),
                         format!(
                             "`{binary}` is not an absolute path; systemd needs one in ExecStart"
                         ),
-                        format!("write the full path, e.g. `{}`", systemd::DEFAULT_BINARY),
+                        format!("write the full path, e.g. `{}`", native::DEFAULT_BINARY),
                     ));
                 }
-                let user = systemd::user(name, service);
+                let user = native::user(name, service);
                 if user == "root" || user.is_empty() || user.len() > 31 {
                     reports.push((
                         format!("services.{name}.native.user"),
@@ -64,14 +64,14 @@ pub fn run(cx: &mut Ctx<'_>) {
                     ));
                 }
                 if service.kind == Kind::Gateway
-                    && let Err(problem) = systemd::state_directory(stack, name)
+                    && let Err(problem) = native::state_directory(stack, name)
                 {
                     reports.push((
                         format!("services.{name}.gateway.session_file"),
                         problem,
                         format!(
                             "leave `session_file` unset, or put it in a directory below {}/",
-                            systemd::SYSTEMD_STATE_ROOT
+                            native::SYSTEMD_STATE_ROOT
                         ),
                     ));
                 }

@@ -1,7 +1,11 @@
 //! The model: stack.toml typed, located and resolved.
 
+pub mod kinds;
 mod load;
 mod monitoring;
+pub mod native;
+pub mod paths;
+pub mod secret_files;
 mod types;
 pub mod units;
 

@@ -1,7 +1,7 @@
 //! Facts derived from the model that renderers and rules share: who reaches whom at
 //! which address, which host ports are published, what each service costs.
 
-use super::{Deploy, Kind, Service, Stack};
+use super::{Deploy, Kind, PostgresSettings, Service, Stack};
 
 /// An address one service uses to reach another.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -91,6 +91,18 @@ impl Stack {
     pub fn reach(&self, from: &Service, to_name: &str) -> Result<Endpoint, Unreachable> {
         let to = self.service(to_name).ok_or(Unreachable::UnknownService)?;
         self.reach_port(from, to_name, to.port, to.publish)
+    }
+
+    /// The postgres settings behind a database service (itself, or a pgbouncer's
+    /// upstream), with the name of the postgres service.
+    pub fn database_of(&self, name: &str) -> Option<(&str, &PostgresSettings)> {
+        let service = self.service(name)?;
+        if let Some(pg) = &service.postgres {
+            return Some((self.services.get_key_value(name)?.0.as_str(), pg));
+        }
+        let upstream = &service.pgbouncer.as_ref()?.upstream;
+        let (key, target) = self.services.get_key_value(upstream)?;
+        Some((key.as_str(), target.postgres.as_ref()?))
     }
 
     /// Every host port the stack publishes, with its owner.

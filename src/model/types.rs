@@ -164,41 +164,6 @@ pub enum Kind {
     Cadvisor,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Postgres => "postgres",
-            Kind::Pgbouncer => "pgbouncer",
-            Kind::Redis => "redis",
-            Kind::Sentinel => "sentinel",
-            Kind::Rabbitmq => "rabbitmq",
-            Kind::Gateway => "gateway",
-            Kind::Api => "api",
-            Kind::Prometheus => "prometheus",
-            Kind::Grafana => "grafana",
-            Kind::PostgresExporter => "postgres-exporter",
-            Kind::RedisExporter => "redis-exporter",
-            Kind::PgbouncerExporter => "pgbouncer-exporter",
-            Kind::NodeExporter => "node-exporter",
-            Kind::Cadvisor => "cadvisor",
-        }
-    }
-
-    /// The layer the budget table groups the service in.
-    pub fn layer(self) -> &'static str {
-        match self {
-            Kind::Prometheus
-            | Kind::Grafana
-            | Kind::PostgresExporter
-            | Kind::RedisExporter
-            | Kind::PgbouncerExporter
-            | Kind::NodeExporter
-            | Kind::Cadvisor => "monitoring",
-            _ => "data",
-        }
-    }
-}
-
 /// One service of the stack.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

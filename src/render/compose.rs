@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use minijinja::context;
 use serde::Serialize;
 
-use super::{Output, rabbitmq, secrets};
-use crate::model::{Deploy, Kind, Model, Persistence, SecretRef, Service, Stack};
+use super::{Output, rabbitmq};
+use crate::model::secret_files::{self, gateway_secrets, grafana_secrets};
+use crate::model::{Deploy, Kind, Model, Persistence, Service, Stack, paths};
 
 #[derive(Debug, Serialize)]
 pub struct ComposeService {
@@ -63,7 +64,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         .map(|(name, net)| context! { name, subnet => &net.subnet, internal => net.internal })
         .collect();
     vec![Output::new(
-        "docker-compose.yml",
+        paths::COMPOSE,
         "docker-compose.yml.j2",
         context! { project => &stack.name, services => super::ser(&services), volumes, networks },
     )]
@@ -232,7 +233,7 @@ fn compose_service(
                 format!("./{name}/pgbouncer.ini"),
                 "/etc/pgbouncer/pgbouncer.ini".into(),
             ));
-            let userlist = format!("{secrets_dir}/{}", secrets::userlist_name(name));
+            let userlist = format!("{secrets_dir}/{}", secret_files::userlist_name(name));
             volumes.push(bind(userlist.clone(), userlist));
             health(
                 &["CMD-SHELL", &format!("nc -z 127.0.0.1 {port} || exit 1")],
@@ -262,7 +263,7 @@ fn compose_service(
                 format!("./{name}/redis.conf"),
                 "/usr/local/etc/redis/redis.conf".into(),
             ));
-            let auth = format!("{secrets_dir}/{}", secrets::redis_auth_name(name));
+            let auth = format!("{secrets_dir}/{}", secret_files::redis_auth_name(name));
             volumes.push(bind(auth.clone(), auth));
             health(
                 &[
@@ -277,7 +278,7 @@ fn compose_service(
                 depends(stack, &s.monitors, &mut depends_on);
             }
             hostname = Some(instance.to_string());
-            let auth = format!("{secrets_dir}/{}", secrets::sentinel_auth_name(name));
+            let auth = format!("{secrets_dir}/{}", secret_files::sentinel_auth_name(name));
             // Sentinel rewrites its config: run it from a writable copy (incident 14).
             command = vec![
                 "sh".into(),
@@ -316,7 +317,7 @@ fn compose_service(
                 format!("{}/definitions.json", rabbitmq::DEFINITIONS_DIR),
             ));
             volumes.push(bind(
-                format!("{secrets_dir}/{}", secrets::rabbitmq_users_name(name)),
+                format!("{secrets_dir}/{}", secret_files::rabbitmq_users_name(name)),
                 format!("{}/users.json", rabbitmq::DEFINITIONS_DIR),
             ));
             volumes.push(volume(format!("{name}-data"), "/var/lib/rabbitmq"));
@@ -584,65 +585,4 @@ fn compose_service(
         cpus: format!("{cpus}"),
         memory: memory.docker(),
     }
-}
-
-/// The password secret of `role` on the database behind service `database`.
-fn role_secret<'a>(stack: &'a Stack, database: &str, role: &str) -> Option<&'a SecretRef> {
-    let (_, pg) = crate::check::model_rules::database_of(stack, database)?;
-    pg.roles.get(role).map(|r| &r.password)
-}
-
-/// Maps secret references to `env var -> secret id`.
-fn by_env(stack: &Stack, refs: Vec<&SecretRef>) -> BTreeMap<String, String> {
-    refs.into_iter()
-        .filter_map(|r| {
-            stack
-                .secrets
-                .get(&r.secret)
-                .map(|s| (s.env.clone(), r.secret.clone()))
-        })
-        .collect()
-}
-
-/// Environment variables (name -> secret id) a gateway/API process reads its secrets from.
-pub fn gateway_secrets(stack: &Stack, service: &Service) -> BTreeMap<String, String> {
-    let mut refs = Vec::new();
-    if let Some(api) = &service.api {
-        refs.extend(role_secret(stack, &api.database, &api.db_role));
-        refs.push(&api.api_key);
-    }
-    if let Some(g) = &service.gateway {
-        refs.extend(role_secret(stack, &g.database, &g.db_role));
-        refs.push(&g.api_hash);
-        refs.extend(
-            stack
-                .service(&g.redis)
-                .and_then(|r| r.redis.as_ref())
-                .map(|r| &r.password),
-        );
-        refs.extend(
-            stack
-                .service(&g.broker)
-                .and_then(|b| b.rabbitmq.as_ref())
-                .and_then(|r| r.users.get(&g.broker_user))
-                .map(|u| &u.password),
-        );
-    }
-    by_env(stack, refs)
-}
-
-/// Environment variables (name -> secret id) Grafana's datasources read passwords from.
-pub fn grafana_secrets(stack: &Stack, service: &Service) -> BTreeMap<String, String> {
-    let mut refs = Vec::new();
-    if let Some(g) = &service.grafana {
-        refs.extend(role_secret(stack, &g.database, &g.db_role));
-        refs.extend(
-            g.redis
-                .as_ref()
-                .and_then(|r| stack.service(r))
-                .and_then(|r| r.redis.as_ref())
-                .map(|r| &r.password),
-        );
-    }
-    by_env(stack, refs)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use minijinja::{Value, context};
 
 use super::Output;
-use crate::model::{Deploy, Kind, Model, Service, Stack};
+use crate::model::{Deploy, Kind, Model, Service, Stack, kinds};
 
 /// PlantUML / Mermaid identifier of a service.
 fn alias(name: &str) -> String {
@@ -88,18 +88,10 @@ fn edges(stack: &Stack) -> Vec<(String, String, String, bool)> {
         }
         if s.prometheus.is_some() {
             for (target, t) in &stack.services {
-                let metrics = match t.kind {
-                    Kind::Gateway | Kind::Api => Some((t.port, t.publish)),
-                    Kind::Rabbitmq => t.rabbitmq.as_ref().map(|r| (r.metrics_port, None)),
-                    Kind::PostgresExporter
-                    | Kind::RedisExporter
-                    | Kind::PgbouncerExporter
-                    | Kind::NodeExporter
-                    | Kind::Cadvisor => Some((t.port, t.publish)),
-                    _ => None,
-                };
-                if metrics.is_some() {
-                    add(name, target, "scrape", metrics);
+                // Metrics ports other than the main one are never published.
+                if let Some((port, _)) = kinds::scrape_endpoint(t) {
+                    let publish = (port == t.port).then_some(t.publish).flatten();
+                    add(name, target, "scrape", Some((port, publish)));
                 }
             }
         }

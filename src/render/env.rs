@@ -4,7 +4,7 @@
 use minijinja::context;
 
 use super::Output;
-use crate::model::Model;
+use crate::model::{Model, paths};
 
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
@@ -16,9 +16,9 @@ pub fn outputs(model: &Model) -> Vec<Output> {
     // The merged model (overlays applied), for processes that read stack.toml at run time.
     let effective = toml::to_string_pretty(stack).unwrap_or_default();
     vec![
-        Output::new(".env.example", "env.example.j2", context! { secrets }),
+        Output::new(paths::ENV_EXAMPLE, "env.example.j2", context! { secrets }),
         Output::new(
-            "model/stack.toml",
+            paths::EFFECTIVE_MODEL,
             "model.toml.j2",
             context! { model => effective },
         ),

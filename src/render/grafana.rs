@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 
 use super::Output;
 use super::monitoring::{promql_str, scrape_jobs};
-use crate::model::{Kind, Model, Service, Stack};
+use crate::model::{Kind, Model, Service, Stack, paths};
 
 /// The redis datasource plugin, pinned; installed through `GF_INSTALL_PLUGINS`.
 pub const REDIS_PLUGIN: &str = "redis-datasource";
@@ -73,7 +73,7 @@ pub fn datasources(stack: &Stack, grafana: &Service) -> Vec<Datasource> {
     }
     if let (Ok(endpoint), Some((_, pg))) = (
         stack.reach(grafana, &g.database),
-        crate::check::model_rules::database_of(stack, &g.database),
+        stack.database_of(&g.database),
     ) {
         let password_env = pg
             .roles
@@ -156,7 +156,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         }
         let sources = datasources(stack, service);
         out.push(Output::new(
-            format!("{name}/provisioning/datasources/datasources.yml"),
+            paths::grafana_datasources(name),
             "grafana/datasources.yml.j2",
             context! {
                 stack => &stack.name,
@@ -164,7 +164,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             },
         ));
         out.push(Output::new(
-            format!("{name}/provisioning/dashboards/dashboards.yml"),
+            paths::grafana_dashboard_provider(name),
             "grafana/dashboards.yml.j2",
             context! { stack => &stack.name, path => DASHBOARDS_DIR },
         ));
@@ -172,7 +172,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         for dashboard in dashboards(stack, has_sql) {
             let uid = dashboard["uid"].as_str().unwrap_or_default().to_string();
             out.push(Output::new(
-                format!("{name}/dashboards/{uid}.json"),
+                paths::grafana_dashboard(name, &uid),
                 "grafana/dashboard.json.j2",
                 context! { json => serde_json::to_string_pretty(&dashboard).unwrap_or_default() },
             ));
@@ -244,16 +244,16 @@ pub fn dashboards(stack: &Stack, has_sql: bool) -> Vec<Json> {
     let rabbit = job_of(stack, Kind::Rabbitmq);
     let node = job_of(stack, Kind::NodeExporter);
     let cadvisor = job_of(stack, Kind::Cadvisor);
-    let schema = crate::check::model_rules::database_of(
-        stack,
-        stack
-            .services
-            .iter()
-            .find(|(_, s)| s.kind == Kind::Postgres)
-            .map(|(n, _)| n.as_str())
-            .unwrap_or_default(),
-    )
-    .map(|(_, pg)| pg.schema.replace('"', "\"\""));
+    let schema = stack
+        .database_of(
+            stack
+                .services
+                .iter()
+                .find(|(_, s)| s.kind == Kind::Postgres)
+                .map(|(n, _)| n.as_str())
+                .unwrap_or_default(),
+        )
+        .map(|(_, pg)| pg.schema.replace('"', "\"\""));
 
     let mut all = Vec::new();
 

@@ -4,7 +4,7 @@
 use minijinja::context;
 
 use super::Output;
-use crate::model::{Deploy, Kind, Model, PoolMode};
+use crate::model::{Deploy, Kind, Model, PoolMode, paths};
 
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
@@ -34,7 +34,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         };
         let stats_users: Vec<String> = bouncer.stats.iter().map(|s| s.user.clone()).collect();
         out.push(Output::new(
-            format!("{name}/pgbouncer.ini"),
+            paths::pgbouncer_ini(name),
             "pgbouncer/pgbouncer.ini.j2",
             context! {
                 service => name,
@@ -45,7 +45,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 port => service.port,
                 pool_mode,
                 auth_type => auth_type.as_str(),
-                auth_file => format!("{}/{}", stack.deploy.secrets_dir, super::secrets::userlist_name(name)),
+                auth_file => format!("{}/{}", stack.deploy.secrets_dir, crate::model::secret_files::userlist_name(name)),
                 b => super::ser(bouncer),
                 admin_user => &bouncer.admin.user,
                 stats_users,

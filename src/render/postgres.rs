@@ -3,7 +3,7 @@
 use minijinja::context;
 
 use super::Output;
-use crate::model::{Deploy, Kind, Model, PostgresVariant};
+use crate::model::{Deploy, Kind, Model, PostgresVariant, paths};
 
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
@@ -46,7 +46,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             })
             .collect();
         out.push(Output::new(
-            format!("{name}/postgresql.conf"),
+            paths::postgresql_conf(name),
             "postgres/postgresql.conf.j2",
             context! {
                 service => name,
@@ -66,7 +66,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             },
         ));
         out.push(Output::new(
-            format!("{name}/pg_hba.conf"),
+            paths::pg_hba_conf(name),
             "postgres/pg_hba.conf.j2",
             context! {
                 service => name,
@@ -78,7 +78,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             },
         ));
         out.push(Output::new(
-            format!("{name}/roles.sql"),
+            paths::roles_sql(name),
             "postgres/roles.sql.j2",
             context! {
                 service => name,

@@ -10,12 +10,8 @@ use serde::Serialize;
 use super::Output;
 use super::monitoring::{self, BuiltAlert};
 use crate::catalog::postgres_exporter;
-use crate::model::{AlertSeverity, Kind, Model, PostgresVariant, Stack};
+use crate::model::{AlertSeverity, Kind, Model, PostgresVariant, Stack, paths};
 
-/// Where the rules land inside the Prometheus service's directory (and its container).
-pub const RULES_DIR: &str = "rules";
-/// Where the rule unit tests land (not mounted: they are for promtool).
-pub const TESTS_FILE: &str = "tests/alerts.test.yml";
 /// Where each postgres-exporter reads its custom queries.
 pub const QUERIES_PATH: &str = "/etc/postgres-exporter/queries.yaml";
 
@@ -28,11 +24,6 @@ pub fn rule_files(stack: &Stack) -> BTreeMap<AlertSeverity, Vec<BuiltAlert>> {
     files
 }
 
-/// `rules/<severity>.yml`, relative to prometheus.yml.
-pub fn rule_file_name(severity: AlertSeverity) -> String {
-    format!("{RULES_DIR}/{}.yml", severity.as_str())
-}
-
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
     let mut out = Vec::new();
@@ -40,9 +31,12 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         match (service.kind, &service.prometheus) {
             (Kind::Prometheus, Some(settings)) => {
                 let files = rule_files(stack);
-                let rule_names: Vec<String> = files.keys().map(|s| rule_file_name(*s)).collect();
+                let rule_names: Vec<String> = files
+                    .keys()
+                    .map(|s| paths::prometheus_rule_file(*s))
+                    .collect();
                 out.push(Output::new(
-                    format!("{name}/prometheus.yml"),
+                    paths::prometheus_yml(name),
                     "prometheus/prometheus.yml.j2",
                     context! {
                         stack => &stack.name,
@@ -56,7 +50,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 for (severity, alerts) in &files {
                     tests.extend(alerts.iter().filter_map(|a| a.test.clone()));
                     out.push(Output::new(
-                        format!("{name}/{}", rule_file_name(*severity)),
+                        paths::prometheus_file(name, &paths::prometheus_rule_file(*severity)),
                         "prometheus/rules.yml.j2",
                         context! {
                             stack => &stack.name,
@@ -71,10 +65,10 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                     let from_tests: Vec<String> =
                         rule_names.iter().map(|f| format!("../{f}")).collect();
                     out.push(Output::new(
-                        format!("{name}/{TESTS_FILE}"),
+                        paths::prometheus_file(name, paths::PROMETHEUS_TESTS),
                         "prometheus/alerts.test.yml.j2",
                         context! {
-                            self_path => format!("{name}/{TESTS_FILE}"),
+                            self_path => paths::prometheus_file(name, paths::PROMETHEUS_TESTS),
                             rule_files => from_tests,
                             interval => settings.evaluation_interval.prometheus(),
                             tests => super::ser(&tests),

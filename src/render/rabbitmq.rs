@@ -6,7 +6,7 @@ use minijinja::context;
 use serde_json::{Map, Value as Json, json};
 
 use super::Output;
-use crate::model::{Kind, Model, RabbitmqSettings};
+use crate::model::{Kind, Model, RabbitmqSettings, paths};
 
 /// Where the image reads definitions from; topology and users are two files there.
 pub const DEFINITIONS_DIR: &str = "/etc/rabbitmq/definitions";
@@ -18,7 +18,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             continue;
         };
         out.push(Output::new(
-            format!("{name}/rabbitmq.conf"),
+            paths::rabbitmq_conf(name),
             "rabbitmq/rabbitmq.conf.j2",
             context! {
                 service => name,
@@ -29,13 +29,13 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             },
         ));
         out.push(Output::new(
-            format!("{name}/enabled_plugins"),
+            paths::rabbitmq_plugins(name),
             "rabbitmq/enabled_plugins.j2",
             context! { service => name },
         ));
         let definitions = serde_json::to_string_pretty(&topology(rabbit)).unwrap_or_default();
         out.push(Output::new(
-            format!("{name}/definitions.json"),
+            paths::rabbitmq_definitions(name),
             "rabbitmq/definitions.json.j2",
             context! { definitions },
         ));

@@ -4,7 +4,7 @@
 use minijinja::context;
 
 use super::Output;
-use crate::model::{Deploy, Kind, Model, Persistence};
+use crate::model::{Deploy, Kind, Model, Persistence, paths};
 
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
@@ -33,7 +33,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                     format!("{}/{}", stack.deploy.state_dir, name)
                 };
                 out.push(Output::new(
-                    format!("{name}/redis.conf"),
+                    paths::redis_conf(name),
                     "redis/redis.conf.j2",
                     context! {
                         service => name,
@@ -47,7 +47,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                         // Replicas announce their service name so sentinels hand out
                         // resolvable names, not container IPs (incident 14).
                         announce => container.then_some(name.as_str()),
-                        auth_include => format!("{secrets_dir}/{}", super::secrets::redis_auth_name(name)),
+                        auth_include => format!("{secrets_dir}/{}", crate::model::secret_files::redis_auth_name(name)),
                     },
                 ));
             }
@@ -62,7 +62,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                         format!("{}/{}", stack.deploy.state_dir, instance.name)
                     };
                     out.push(Output::new(
-                        format!("{name}/{}.conf", instance.name),
+                        paths::sentinel_conf(name, &instance.name),
                         "redis/sentinel.conf.j2",
                         context! {
                             service => name,

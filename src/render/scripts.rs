@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use minijinja::{Value, context};
 
 use super::compose::{ComposeService, compose_services};
-use super::{Output, secrets, sql, systemd};
+use super::{Output, sql};
+use crate::model::secret_files;
 use crate::model::{Deploy, Kind, Model, Stack};
+use crate::model::{native, paths};
 
 /// The scripts, by file name: (file, template).
 pub const SCRIPTS: &[(&str, &str)] = &[
@@ -113,8 +115,8 @@ fn context(stack: &Stack) -> Result<Value, String> {
                 name,
                 unit => format!("{name}.service"),
                 health_url => format!("http://127.0.0.1:{}/health", s.port),
-                session_file => systemd::session_file(stack, name),
-                user => systemd::user(name, s),
+                session_file => native::session_file(stack, name),
+                user => native::user(name, s),
             }
         })
         .collect();
@@ -149,7 +151,7 @@ fn context(stack: &Stack) -> Result<Value, String> {
         database => &pg.database,
         schema => &pg.schema,
         password_env => secret_env(stack, &pg.superuser_password.secret),
-        variant => sql::variant_dir(pg.variant),
+        variant => paths::variant_dir(pg.variant),
         files => sql::FILES.iter().map(|(stem, _)| format!("{stem}.sql")).collect::<Vec<_>>(),
         roles,
     };
@@ -178,7 +180,7 @@ fn context(stack: &Stack) -> Result<Value, String> {
         project => &stack.name,
         config_dir => stack.deploy.config_dir.trim_end_matches('/'),
         secrets_dir => stack.deploy.secrets_dir.trim_end_matches('/'),
-        env_file => secrets::ENV_FILE,
+        env_file => secret_files::ENV_FILE,
         containers,
         health,
         natives,

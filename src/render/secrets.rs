@@ -9,26 +9,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::finding::{Finding, Severity};
-use crate::model::{Kind, Model, Stack};
-
-pub fn userlist_name(service: &str) -> String {
-    format!("{service}-userlist.txt")
-}
-pub fn redis_auth_name(service: &str) -> String {
-    format!("{service}-auth.conf")
-}
-pub fn sentinel_auth_name(service: &str) -> String {
-    format!("{service}-auth.conf")
-}
-pub fn rabbitmq_users_name(service: &str) -> String {
-    format!("{service}-users.json")
-}
-/// The compose env file with every secret variable.
-pub const ENV_FILE: &str = "stack.env";
-/// The `EnvironmentFile` of a native service's systemd unit: only the variables it reads.
-pub fn native_env_name(service: &str) -> String {
-    format!("{service}.env")
-}
+use crate::model::secret_files::{SecretFileKind, gateway_secrets, secret_files};
+use crate::model::{Model, Service, Stack};
 
 /// A systemd `EnvironmentFile` value: double-quoted, with `\`, `"`, `$` and `` ` `` escaped.
 fn systemd_env_quoted(value: &str) -> String {
@@ -115,109 +97,93 @@ pub fn rabbitmq_hash(user: &str, password: &str) -> String {
 pub fn files(model: &Model, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let stack = &model.stack;
     let value = |id: &str| values.get(id).cloned().unwrap_or_default();
-    let mut files = BTreeMap::new();
-    for (name, service) in &stack.services {
-        match service.kind {
-            Kind::Pgbouncer => {
-                let Some(b) = &service.pgbouncer else {
-                    continue;
-                };
-                let Some(pg) = stack.service(&b.upstream).and_then(|u| u.postgres.as_ref()) else {
-                    continue;
-                };
-                let mut lines = BTreeMap::new();
-                let allowed: Vec<String> = b
-                    .users
-                    .clone()
-                    .unwrap_or_else(|| pg.roles.keys().cloned().collect());
-                for role in allowed {
-                    if let Some(spec) = pg.roles.get(&role) {
-                        lines.insert(role.clone(), value(&spec.password.secret));
-                    }
+    secret_files(stack)
+        .into_iter()
+        .filter_map(|file| {
+            let service = stack.service(&file.service);
+            let text = match file.kind {
+                SecretFileKind::PgbouncerUserlist => userlist(stack, service?, &value)?,
+                SecretFileKind::RedisAuth => {
+                    let password = quoted(&value(&service?.redis.as_ref()?.password.secret), '"');
+                    format!("requirepass {password}\nmasterauth {password}\n")
                 }
-                for console in std::iter::once(&b.admin).chain(b.stats.iter()) {
-                    lines.insert(console.user.clone(), value(&console.password.secret));
+                SecretFileKind::SentinelAuth => {
+                    let s = service?.sentinel.as_ref()?;
+                    let r = stack.service(&s.monitors)?.redis.as_ref()?;
+                    let password = quoted(&value(&r.password.secret), '"');
+                    format!("sentinel auth-pass {} {password}\n", s.master_name)
                 }
-                let text: String = lines
+                SecretFileKind::RabbitmqUsers => rabbitmq_users(service?, &value)?,
+                SecretFileKind::NativeEnv => gateway_secrets(stack, service?)
                     .iter()
-                    .map(|(user, password)| {
-                        format!("{} {}\n", userlist_quoted(user), userlist_quoted(password))
-                    })
-                    .collect();
-                files.insert(userlist_name(name), text);
-            }
-            Kind::Redis => {
-                let Some(r) = &service.redis else { continue };
-                let password = quoted(&value(&r.password.secret), '"');
-                files.insert(
-                    redis_auth_name(name),
-                    format!("requirepass {password}\nmasterauth {password}\n"),
-                );
-            }
-            Kind::Sentinel => {
-                let Some(s) = &service.sentinel else { continue };
-                let Some(r) = stack.service(&s.monitors).and_then(|m| m.redis.as_ref()) else {
-                    continue;
-                };
-                let password = quoted(&value(&r.password.secret), '"');
-                files.insert(
-                    sentinel_auth_name(name),
-                    format!("sentinel auth-pass {} {password}\n", s.master_name),
-                );
-            }
-            Kind::Rabbitmq => {
-                let Some(r) = &service.rabbitmq else { continue };
-                let users: Vec<_> = r
-                    .users
+                    .map(|(var, id)| format!("{var}={}\n", systemd_env_quoted(&value(id))))
+                    .collect(),
+                // Compose reads secret variables from this file: `docker compose --env-file ...`.
+                SecretFileKind::ComposeEnv => stack
+                    .secrets
                     .iter()
-                    .map(|(user, spec)| {
-                        json!({
-                            "name": user,
-                            "password_hash": rabbitmq_hash(user, &value(&spec.password.secret)),
-                            "hashing_algorithm": "rabbit_password_hashing_sha256",
-                            "tags": spec.tags,
-                        })
-                    })
-                    .collect();
-                let permissions: Vec<_> = r
-                    .users
-                    .iter()
-                    .map(|(user, spec)| {
-                        json!({
-                            "user": user, "vhost": r.vhost,
-                            "configure": spec.configure, "write": spec.write, "read": spec.read,
-                        })
-                    })
-                    .collect();
-                let doc = json!({ "users": users, "permissions": permissions });
-                files.insert(
-                    rabbitmq_users_name(name),
-                    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-                );
-            }
-            _ => {}
+                    .map(|(id, s)| format!("{}={}\n", s.env, quoted(&value(id), '\'')))
+                    .collect(),
+            };
+            Some((file.name, text))
+        })
+        .collect()
+}
+
+/// PgBouncer's `auth_file`: every role it may log in as, plus its console users.
+fn userlist(stack: &Stack, service: &Service, value: &dyn Fn(&str) -> String) -> Option<String> {
+    let b = service.pgbouncer.as_ref()?;
+    let pg = stack.service(&b.upstream)?.postgres.as_ref()?;
+    let mut lines = BTreeMap::new();
+    let allowed: Vec<String> = b
+        .users
+        .clone()
+        .unwrap_or_else(|| pg.roles.keys().cloned().collect());
+    for role in allowed {
+        if let Some(spec) = pg.roles.get(&role) {
+            lines.insert(role.clone(), value(&spec.password.secret));
         }
     }
-    // Native units read exactly the secrets their program reads (incident 29).
-    for (name, service) in &stack.services {
-        if service.deploy == crate::model::Deploy::Native
-            && matches!(service.kind, Kind::Gateway | Kind::Api)
-        {
-            let text: String = super::compose::gateway_secrets(stack, service)
-                .iter()
-                .map(|(var, id)| format!("{var}={}\n", systemd_env_quoted(&value(id))))
-                .collect();
-            files.insert(native_env_name(name), text);
-        }
+    for console in std::iter::once(&b.admin).chain(b.stats.iter()) {
+        lines.insert(console.user.clone(), value(&console.password.secret));
     }
-    // Compose reads secret variables from this file: `docker compose --env-file ...`.
-    let env: String = stack
-        .secrets
+    Some(
+        lines
+            .iter()
+            .map(|(user, password)| {
+                format!("{} {}\n", userlist_quoted(user), userlist_quoted(password))
+            })
+            .collect(),
+    )
+}
+
+/// RabbitMQ users (hashed passwords) and their permissions, imported at boot.
+fn rabbitmq_users(service: &Service, value: &dyn Fn(&str) -> String) -> Option<String> {
+    let r = service.rabbitmq.as_ref()?;
+    let users: Vec<_> = r
+        .users
         .iter()
-        .map(|(id, s)| format!("{}={}\n", s.env, quoted(&value(id), '\'')))
+        .map(|(user, spec)| {
+            json!({
+                "name": user,
+                "password_hash": rabbitmq_hash(user, &value(&spec.password.secret)),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": spec.tags,
+            })
+        })
         .collect();
-    files.insert(ENV_FILE.into(), env);
-    files
+    let permissions: Vec<_> = r
+        .users
+        .iter()
+        .map(|(user, spec)| {
+            json!({
+                "user": user, "vhost": r.vhost,
+                "configure": spec.configure, "write": spec.write, "read": spec.read,
+            })
+        })
+        .collect();
+    let doc = json!({ "users": users, "permissions": permissions });
+    Some(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
 }
 
 /// Writes the secret files into `dir` (created 0700), each 0600, replacing old ones.

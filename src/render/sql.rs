@@ -11,7 +11,7 @@ use minijinja::{Value, context};
 
 use super::{Output, engine};
 use crate::model::units::Duration;
-use crate::model::{Kind, Model, PostgresSettings, PostgresVariant, Stack};
+use crate::model::{Kind, Model, PostgresSettings, PostgresVariant, Stack, paths};
 
 /// The migration files, applied in this order: (file stem, template).
 pub const FILES: &[(&str, &str)] = &[
@@ -28,19 +28,6 @@ pub const FILES: &[(&str, &str)] = &[
 
 /// Both variants, in the order they are rendered.
 pub const VARIANTS: &[PostgresVariant] = &[PostgresVariant::Timescaledb, PostgresVariant::Plain];
-
-/// Directory name of a variant below `<service>/sql/`.
-pub fn variant_dir(variant: PostgresVariant) -> &'static str {
-    match variant {
-        PostgresVariant::Timescaledb => "timescaledb",
-        PostgresVariant::Plain => "plain",
-    }
-}
-
-/// Rendered path (relative to `generated/`) of one migration file.
-pub fn file_path(service: &str, variant: PostgresVariant, stem: &str) -> String {
-    format!("{service}/sql/{}/{stem}.sql", variant_dir(variant))
-}
 
 /// The migration of `postgres_service` in `variant`: (file name, SQL) in apply order.
 /// The same text `tgstack render` writes into `generated/<service>/sql/<variant>/`.
@@ -60,7 +47,7 @@ pub fn migration(
             .map_err(|e| {
                 format!(
                     "cannot render {}: {}",
-                    file_path(postgres_service, variant, stem),
+                    paths::migration(postgres_service, variant, stem),
                     engine::describe(&e)
                 )
             })?;
@@ -97,7 +84,11 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 // A model the SQL cannot express becomes a render error naming the problem.
                 let ctx = context(stack, name, pg, variant, stem)
                     .unwrap_or_else(|problem| context! { refused => problem });
-                out.push(Output::new(file_path(name, variant, stem), template, ctx));
+                out.push(Output::new(
+                    paths::migration(name, variant, stem),
+                    template,
+                    ctx,
+                ));
             }
         }
     }
@@ -208,7 +199,7 @@ fn context(
     let a = &pg.aggregates;
     Ok(context! {
         service,
-        variant => variant_dir(variant),
+        variant => paths::variant_dir(variant),
         timescale => variant == PostgresVariant::Timescaledb,
         version => stem,
         schema => &pg.schema,

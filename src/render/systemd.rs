@@ -5,82 +5,13 @@
 
 use minijinja::{Value, context};
 
-use super::{Output, secrets};
-use crate::model::units::Duration;
-use crate::model::{Deploy, Kind, Model, Service, Stack};
-
-/// The program a native gateway or api unit starts when the model names none.
-pub const DEFAULT_BINARY: &str = "/usr/local/bin/tg-gateway";
-/// systemd puts every `StateDirectory=` below this directory.
-pub const SYSTEMD_STATE_ROOT: &str = "/var/lib";
-/// How long systemd waits for a graceful stop when the model says nothing.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration(30_000);
-
-/// Rendered path of a native service's unit.
-pub fn unit_path(service: &str) -> String {
-    format!("systemd/{service}.service")
-}
-
-/// The kinds tgstack can write a unit for, with the `tg-gateway` subcommand they run.
-pub fn subcommand(kind: Kind) -> Option<&'static str> {
-    match kind {
-        Kind::Gateway => Some("run"),
-        Kind::Api => Some("api"),
-        _ => None,
-    }
-}
-
-/// The session file of a gateway service: the model's `session_file`, or
-/// `<deploy.state_dir>/<service>/telegram.session`.
-pub fn session_file(stack: &Stack, service: &str) -> Option<String> {
-    let gateway = stack.service(service)?.gateway.as_ref()?;
-    Some(gateway.session_file.clone().unwrap_or_else(|| {
-        format!(
-            "{}/{service}/telegram.session",
-            stack.deploy.state_dir.trim_end_matches('/')
-        )
-    }))
-}
-
-/// The system user a native service runs as.
-pub fn user(service_name: &str, service: &Service) -> String {
-    service
-        .native
-        .as_ref()
-        .and_then(|n| n.user.clone())
-        .unwrap_or_else(|| service_name.to_string())
-}
-
-/// The program a native service's unit starts.
-pub fn binary(service: &Service) -> String {
-    service
-        .native
-        .as_ref()
-        .and_then(|n| n.binary.clone())
-        .unwrap_or_else(|| DEFAULT_BINARY.to_string())
-}
-
-/// The directory below /var/lib the unit owns: where the session file lives for a
-/// gateway, `<service>` otherwise. Err when the session file lies outside /var/lib.
-pub fn state_directory(stack: &Stack, name: &str) -> Result<String, String> {
-    let Some(session) = session_file(stack, name) else {
-        return Ok(name.to_string());
-    };
-    let dir = session
-        .rsplit_once('/')
-        .map(|(dir, _)| dir.to_string())
-        .unwrap_or_default();
-    match dir.strip_prefix(&format!("{SYSTEMD_STATE_ROOT}/")) {
-        Some(relative)
-            if !relative.is_empty() && !relative.split('/').any(|p| p == ".." || p.is_empty()) =>
-        {
-            Ok(relative.to_string())
-        }
-        _ => Err(format!(
-            "the session file `{session}` must lie in a directory below {SYSTEMD_STATE_ROOT}/ so the unit's StateDirectory (mode 0700) owns it"
-        )),
-    }
-}
+use super::Output;
+use crate::model::native::{
+    DEFAULT_STOP_TIMEOUT, SYSTEMD_STATE_ROOT, binary, session_file, state_directory, subcommand,
+    user,
+};
+use crate::model::secret_files::native_env_name;
+use crate::model::{Deploy, Model, Service, Stack, paths};
 
 /// systemd size with binary units (`300M`, `2G`).
 pub fn systemd_size(bytes: u64) -> String {
@@ -130,7 +61,7 @@ fn unit_context(stack: &Stack, name: &str, service: &Service) -> Result<Value, S
         state_directory(stack, name).map_err(|e| format!("services.{name}: {e}"))?;
     let config_dir = stack.deploy.config_dir.trim_end_matches('/').to_string();
     let secrets_dir = stack.deploy.secrets_dir.trim_end_matches('/').to_string();
-    let env_file = format!("{secrets_dir}/{}", secrets::native_env_name(name));
+    let env_file = format!("{secrets_dir}/{}", native_env_name(name));
     let model_path = format!("{config_dir}/model/stack.toml");
     for (what, value) in [
         ("user", user.as_str()),
@@ -176,7 +107,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         }
         let ctx = unit_context(stack, name, service)
             .unwrap_or_else(|problem| context! { refused => problem });
-        out.push(Output::new(unit_path(name), "systemd/service.j2", ctx));
+        out.push(Output::new(paths::unit(name), "systemd/service.j2", ctx));
         if let Ok(dir) = state_directory(stack, name) {
             users.push(context! {
                 name => user(name, service),
@@ -187,7 +118,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
     }
     if !users.is_empty() {
         out.push(Output::new(
-            "systemd/tgstack.sysusers.conf",
+            paths::SYSUSERS,
             "systemd/sysusers.conf.j2",
             context! { users },
         ));

@@ -16,7 +16,7 @@ pub mod mapping;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use grammers_session::Session as _;
 use grammers_session::storages::SqliteSession;
 use grammers_session::types::{PeerId, PeerRef};
 use grammers_session::updates::UpdatesLike;
-use tgstack::model::{Channel, Kind};
+use tgstack::model::{Channel, Kind, native};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -74,14 +74,9 @@ impl TelegramSettings {
             .gateway
             .as_ref()
             .ok_or_else(|| anyhow!("service `{}` has no [gateway] settings", config.name))?;
-        let session_file = settings.session_file.clone().map_or_else(
-            || {
-                Path::new(&config.stack().deploy.state_dir)
-                    .join(&config.name)
-                    .join("telegram.session")
-            },
-            PathBuf::from,
-        );
+        let session_file = native::session_file(config.stack(), &config.name)
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("service `{}` has no [gateway] settings", config.name))?;
         Ok(TelegramSettings {
             api_id: api_id(settings.api_id)?,
             api_hash: config.secret(&settings.api_hash)?,

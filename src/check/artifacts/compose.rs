@@ -11,7 +11,7 @@ use super::Files;
 use super::parse::line_of;
 use crate::check::Ctx;
 use crate::finding::Severity;
-use crate::model::{Kind, Persistence};
+use crate::model::{Kind, Persistence, secret_files};
 
 pub const FILE: &str = "docker-compose.yml";
 
@@ -169,8 +169,9 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
     let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let owners = instance_owners(cx);
     // Names of the deploy-time files `render --with-secrets` writes (contents unused).
-    let secret_files: BTreeSet<String> = crate::render::secrets::files(cx.model, &BTreeMap::new())
-        .into_keys()
+    let secret_files: BTreeSet<String> = secret_files::secret_files(cx.stack())
+        .into_iter()
+        .map(|file| file.name)
         .collect();
     for (instance, service) in &compose.services {
         let model_name = owners.get(instance).cloned();

@@ -413,7 +413,7 @@ fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         );
     }
     // Incidents 1/3: auth method agrees with the server and is never trust/plain.
-    let upstream_pg = crate::check::model_rules::database_of(stack, &b.upstream);
+    let upstream_pg = stack.database_of(&b.upstream);
     let server = postgres_settings(files, &b.upstream);
     if let Some((auth, line)) = get("auth_type") {
         if matches!(auth.as_str(), "trust" | "any" | "plain") {

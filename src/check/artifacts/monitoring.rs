@@ -14,7 +14,7 @@ use super::parse::line_of;
 use crate::catalog::{self, Metric};
 use crate::check::Ctx;
 use crate::finding::Severity;
-use crate::model::{Deploy, Kind, Service, Stack};
+use crate::model::{Deploy, Kind, Service, Stack, kinds};
 
 const CONFIG: &str = "prometheus.yml";
 
@@ -48,18 +48,7 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
 
 /// The metrics port of a service, where its /metrics is served.
 fn metrics_port(service: &Service) -> Option<u16> {
-    match service.kind {
-        Kind::Rabbitmq => service.rabbitmq.as_ref().map(|r| r.metrics_port),
-        Kind::Gateway
-        | Kind::Api
-        | Kind::PostgresExporter
-        | Kind::RedisExporter
-        | Kind::PgbouncerExporter
-        | Kind::NodeExporter
-        | Kind::Cadvisor
-        | Kind::Prometheus => Some(service.port),
-        _ => None,
-    }
+    kinds::metrics_endpoint(service).map(|(port, _)| port)
 }
 
 /// The model service a scrape target `host:port` names, seen from Prometheus.
@@ -139,7 +128,7 @@ fn scrape_jobs(
                     if expected != Some(port) {
                         cx.report_file("TG515", Severity::Error, &format!("services.{service_name}"), file, line, format!("{file}: job `{name}` scrapes {target}, but `{service_name}` serves metrics on port {}", expected.map(|p| p.to_string()).unwrap_or_else(|| "(none)".into())), "scrape the internal metrics port".into());
                     }
-                    metrics.extend(catalog::metrics_for(service.kind).iter());
+                    metrics.extend(service.kind.metrics().iter());
                 }
             }
         }
@@ -622,7 +611,7 @@ fn datasources(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, grafana: &Servic
             }
             if let Some(user) = source.get("user").and_then(|v| v.as_str())
                 && let Some(database) = grafana.grafana.as_ref().map(|g| g.database.clone())
-                && let Some((db, pg)) = crate::check::model_rules::database_of(stack, &database)
+                && let Some((db, pg)) = stack.database_of(&database)
                 && !pg.roles.contains_key(user)
             {
                 cx.report_file(

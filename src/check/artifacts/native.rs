@@ -240,9 +240,10 @@ fn units(cx: &mut Ctx<'_>, files: &Files<'_>) {
                 "re-render".into(),
             );
         }
-        let secret_envs: BTreeSet<String> = crate::render::compose::gateway_secrets(stack, service)
-            .into_keys()
-            .collect();
+        let secret_envs: BTreeSet<String> =
+            crate::model::secret_files::gateway_secrets(stack, service)
+                .into_keys()
+                .collect();
         let all_secret_envs: BTreeSet<&str> =
             stack.secrets.values().map(|s| s.env.as_str()).collect();
         let has = |key: &str| {

@@ -1,0 +1,70 @@
+//! Facts of the native layer (services run by systemd on the host): the program a unit
+//! starts, its user, its state directory and the gateway's session file. The renderer of
+//! the units, the rules and the gateway itself read them here.
+
+use super::units::Duration;
+use super::{Kind, Service, Stack};
+
+/// The program a native gateway or api unit starts when the model names none.
+pub const DEFAULT_BINARY: &str = "/usr/local/bin/tg-gateway";
+/// systemd puts every `StateDirectory=` below this directory.
+pub const SYSTEMD_STATE_ROOT: &str = "/var/lib";
+/// How long systemd waits for a graceful stop when the model says nothing.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration(30_000);
+
+/// The kinds tgstack can write a unit for, with the `tg-gateway` subcommand they run.
+pub fn subcommand(kind: Kind) -> Option<&'static str> {
+    kind.spec().gateway_subcommand
+}
+
+/// The session file of a gateway service: the model's `session_file`, or
+/// `<deploy.state_dir>/<service>/telegram.session`.
+pub fn session_file(stack: &Stack, service: &str) -> Option<String> {
+    let gateway = stack.service(service)?.gateway.as_ref()?;
+    Some(gateway.session_file.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{service}/telegram.session",
+            stack.deploy.state_dir.trim_end_matches('/')
+        )
+    }))
+}
+
+/// The system user a native service runs as.
+pub fn user(service_name: &str, service: &Service) -> String {
+    service
+        .native
+        .as_ref()
+        .and_then(|n| n.user.clone())
+        .unwrap_or_else(|| service_name.to_string())
+}
+
+/// The program a native service's unit starts.
+pub fn binary(service: &Service) -> String {
+    service
+        .native
+        .as_ref()
+        .and_then(|n| n.binary.clone())
+        .unwrap_or_else(|| DEFAULT_BINARY.to_string())
+}
+
+/// The directory below /var/lib the unit owns: where the session file lives for a
+/// gateway, `<service>` otherwise. Err when the session file lies outside /var/lib.
+pub fn state_directory(stack: &Stack, name: &str) -> Result<String, String> {
+    let Some(session) = session_file(stack, name) else {
+        return Ok(name.to_string());
+    };
+    let dir = session
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_string())
+        .unwrap_or_default();
+    match dir.strip_prefix(&format!("{SYSTEMD_STATE_ROOT}/")) {
+        Some(relative)
+            if !relative.is_empty() && !relative.split('/').any(|p| p == ".." || p.is_empty()) =>
+        {
+            Ok(relative.to_string())
+        }
+        _ => Err(format!(
+            "the session file `{session}` must lie in a directory below {SYSTEMD_STATE_ROOT}/ so the unit's StateDirectory (mode 0700) owns it"
+        )),
+    }
+}

@@ -288,6 +288,16 @@ fn parse_error_line(message: &str) -> Option<u64> {
     digits.parse().ok().filter(|l| *l > 0)
 }
 
+/// Where a PL/pgSQL body stands while its statements are read in order.
+#[derive(Default)]
+struct PlpgsqlBlocks {
+    /// Open blocks, innermost last: `BEGIN` or `IF`.
+    open: Vec<&'static str>,
+    /// In a DECLARE section: statements are variable declarations.
+    declaring: bool,
+    saw_begin: bool,
+}
+
 impl Checker {
     fn issue(&mut self, line: u64, message: impl Into<String>) {
         self.issues.push(SqlIssue {
@@ -1010,133 +1020,157 @@ impl Checker {
             }
         };
         shift(&mut tokens, at);
-        let mut stack: Vec<&'static str> = Vec::new();
-        let mut declaring = false;
-        let mut saw_begin = false;
+        let mut blocks = PlpgsqlBlocks::default();
         for piece in split_statements(tokens) {
             let mut s = solid(&piece);
             let line = line_of(&s);
-            // Strip block keywords in front of the statement.
-            loop {
-                let head = s.first().and_then(kw).unwrap_or_default();
-                match head.as_str() {
-                    "DECLARE" => {
-                        declaring = true;
-                        s.remove(0);
-                    }
-                    "BEGIN" => {
-                        declaring = false;
-                        saw_begin = true;
-                        stack.push("BEGIN");
-                        s.remove(0);
-                    }
-                    "IF" | "ELSIF" => {
-                        let Some(then) = s.iter().position(|t| is_kw(Some(t), "THEN")) else {
-                            self.issue(line, format!("{head} without THEN"));
-                            s.clear();
-                            break;
-                        };
-                        self.expression(&s[1..then], line, &head);
-                        if head == "IF" {
-                            stack.push("IF");
-                        } else if stack.last() != Some(&"IF") {
-                            self.issue(line, "ELSIF outside IF");
-                        }
-                        s.drain(..=then);
-                    }
-                    "ELSE" => {
-                        if stack.last() != Some(&"IF") {
-                            self.issue(line, "ELSE outside IF");
-                        }
-                        s.remove(0);
-                    }
-                    _ => break,
-                }
-            }
-            let head = s.first().and_then(kw).unwrap_or_default();
+            self.block_keywords(&mut s, line, &mut blocks);
             if s.is_empty() {
                 continue;
             }
-            if declaring {
-                // `name type [:= expr]`
-                if let Some(assign) = s
-                    .windows(2)
-                    .position(|w| w[0].token == Token::Colon && w[1].token == Token::Eq)
-                {
-                    self.expression(&s[assign + 2..], line, "default value");
-                } else if let Some(assign) = s.iter().position(|t| t.token == Token::Assignment) {
-                    self.expression(&s[assign + 1..], line, "default value");
-                }
-                continue;
-            }
-            match head.as_str() {
-                "END" => {
-                    let what = s.get(1).and_then(kw).unwrap_or_default();
-                    let expected = match what.as_str() {
-                        "IF" => "IF",
-                        "LOOP" => "LOOP",
-                        _ => "BEGIN",
-                    };
-                    if stack.pop() != Some(expected) {
-                        self.issue(
-                            line,
-                            format!("END {what} does not close an open {expected}"),
-                        );
-                    }
-                }
-                "PERFORM" => self.expression(&s[1..], line, "PERFORM"),
-                "RETURN" => {
-                    if s.len() > 1 {
-                        self.expression(&s[1..], line, "RETURN");
-                    }
-                }
-                "RAISE" => {
-                    let level = s.get(1).and_then(kw).unwrap_or_default();
-                    let levels = ["DEBUG", "LOG", "INFO", "NOTICE", "WARNING", "EXCEPTION"];
-                    let format_at = if levels.contains(&level.as_str()) {
-                        2
-                    } else {
-                        1
-                    };
-                    if !matches!(
-                        s.get(format_at).map(|t| &t.token),
-                        Some(Token::SingleQuotedString(_))
-                    ) {
-                        self.issue(line, "RAISE needs a level and a quoted message");
-                    }
-                }
-                "GET" => {
-                    let ok = s.iter().any(|t| is_kw(Some(t), "DIAGNOSTICS"))
-                        && s.iter()
-                            .any(|t| matches!(kw(t).as_deref(), Some("ROW_COUNT")));
-                    if !ok {
-                        self.issue(line, "only GET DIAGNOSTICS var = ROW_COUNT is recognised");
-                    }
-                }
-                _ => {
-                    if let Some(assign) = s
-                        .iter()
-                        .position(|t| t.token == Token::Assignment)
-                        .filter(|&p| p == 1)
-                    {
-                        self.expression(&s[assign + 1..], line, "assignment");
-                    } else {
-                        // Plain SQL: spaced again so sqlparser sees separate tokens.
-                        let mut spaced = Vec::new();
-                        for t in &s {
-                            spaced.push(t.clone());
-                            spaced.push(TokenWithSpan::wrap(Token::Whitespace(Whitespace::Space)));
-                        }
-                        self.statement(&spaced);
-                    }
-                }
+            if blocks.declaring {
+                self.declaration(&s, line);
+            } else {
+                self.plpgsql_statement(&s, line, &mut blocks.open);
             }
         }
-        if !saw_begin {
+        if !blocks.saw_begin {
             self.issue(at, "PL/pgSQL body without BEGIN");
         }
-        if let Some(open) = stack.last() {
+        if let Some(open) = blocks.open.last() {
             self.issue(at, format!("PL/pgSQL body leaves {open} unclosed"));
+        }
+    }
+
+    /// Strips the block keywords in front of a statement (DECLARE, BEGIN,
+    /// IF/ELSIF ... THEN, ELSE), checking the conditions and that IF branches nest.
+    fn block_keywords(
+        &mut self,
+        s: &mut Vec<TokenWithSpan>,
+        line: u64,
+        blocks: &mut PlpgsqlBlocks,
+    ) {
+        loop {
+            let head = s.first().and_then(kw).unwrap_or_default();
+            match head.as_str() {
+                "DECLARE" => {
+                    blocks.declaring = true;
+                    s.remove(0);
+                }
+                "BEGIN" => {
+                    blocks.declaring = false;
+                    blocks.saw_begin = true;
+                    blocks.open.push("BEGIN");
+                    s.remove(0);
+                }
+                "IF" | "ELSIF" => {
+                    let Some(then) = s.iter().position(|t| is_kw(Some(t), "THEN")) else {
+                        self.issue(line, format!("{head} without THEN"));
+                        s.clear();
+                        return;
+                    };
+                    self.expression(&s[1..then], line, &head);
+                    if head == "IF" {
+                        blocks.open.push("IF");
+                    } else if blocks.open.last() != Some(&"IF") {
+                        self.issue(line, "ELSIF outside IF");
+                    }
+                    s.drain(..=then);
+                }
+                "ELSE" => {
+                    if blocks.open.last() != Some(&"IF") {
+                        self.issue(line, "ELSE outside IF");
+                    }
+                    s.remove(0);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// `name type [:= expr]` of a DECLARE section: the default value must parse.
+    fn declaration(&mut self, s: &[TokenWithSpan], line: u64) {
+        if let Some(assign) = s
+            .windows(2)
+            .position(|w| w[0].token == Token::Colon && w[1].token == Token::Eq)
+        {
+            self.expression(&s[assign + 2..], line, "default value");
+        } else if let Some(assign) = s.iter().position(|t| t.token == Token::Assignment) {
+            self.expression(&s[assign + 1..], line, "default value");
+        }
+    }
+
+    /// One statement of a PL/pgSQL block, its block keywords stripped. `open` holds the
+    /// blocks open around it, innermost last.
+    fn plpgsql_statement(&mut self, s: &[TokenWithSpan], line: u64, open: &mut Vec<&'static str>) {
+        let head = s.first().and_then(kw).unwrap_or_default();
+        match head.as_str() {
+            "END" => {
+                let what = s.get(1).and_then(kw).unwrap_or_default();
+                let expected = match what.as_str() {
+                    "IF" => "IF",
+                    "LOOP" => "LOOP",
+                    _ => "BEGIN",
+                };
+                if open.pop() != Some(expected) {
+                    self.issue(
+                        line,
+                        format!("END {what} does not close an open {expected}"),
+                    );
+                }
+            }
+            "PERFORM" => self.expression(&s[1..], line, "PERFORM"),
+            "RETURN" => {
+                if s.len() > 1 {
+                    self.expression(&s[1..], line, "RETURN");
+                }
+            }
+            "RAISE" => self.raise(s, line),
+            "GET" => {
+                let ok = s.iter().any(|t| is_kw(Some(t), "DIAGNOSTICS"))
+                    && s.iter()
+                        .any(|t| matches!(kw(t).as_deref(), Some("ROW_COUNT")));
+                if !ok {
+                    self.issue(line, "only GET DIAGNOSTICS var = ROW_COUNT is recognised");
+                }
+            }
+            _ => self.assignment_or_sql(s, line),
+        }
+    }
+
+    /// `RAISE [level] 'message' ...`.
+    fn raise(&mut self, s: &[TokenWithSpan], line: u64) {
+        let level = s.get(1).and_then(kw).unwrap_or_default();
+        let levels = ["DEBUG", "LOG", "INFO", "NOTICE", "WARNING", "EXCEPTION"];
+        let format_at = if levels.contains(&level.as_str()) {
+            2
+        } else {
+            1
+        };
+        if !matches!(
+            s.get(format_at).map(|t| &t.token),
+            Some(Token::SingleQuotedString(_))
+        ) {
+            self.issue(line, "RAISE needs a level and a quoted message");
+        }
+    }
+
+    /// `var := expr`, or else an embedded SQL statement.
+    fn assignment_or_sql(&mut self, s: &[TokenWithSpan], line: u64) {
+        if let Some(assign) = s
+            .iter()
+            .position(|t| t.token == Token::Assignment)
+            .filter(|&p| p == 1)
+        {
+            self.expression(&s[assign + 1..], line, "assignment");
+        } else {
+            // Plain SQL: spaced again so sqlparser sees separate tokens.
+            let mut spaced = Vec::new();
+            for t in s {
+                spaced.push(t.clone());
+                spaced.push(TokenWithSpan::wrap(Token::Whitespace(Whitespace::Space)));
+            }
+            self.statement(&spaced);
         }
     }
 

@@ -155,6 +155,50 @@ fn depends(stack: &Stack, on: &str, map: &mut BTreeMap<String, String>) {
     }
 }
 
+/// What one kind adds to its compose service: everything but image, ports, networks,
+/// restart policy and resources, which every kind takes straight from the model.
+#[derive(Default)]
+struct KindSettings {
+    hostname: Option<String>,
+    command: Vec<String>,
+    environment: BTreeMap<String, String>,
+    volumes: Vec<Mount>,
+    depends_on: BTreeMap<String, String>,
+    extra_hosts: Vec<String>,
+    healthcheck: Option<Healthcheck>,
+}
+
+impl KindSettings {
+    fn env(&mut self, var: &str, value: String) {
+        self.environment.insert(var.into(), value);
+    }
+
+    fn depends(&mut self, stack: &Stack, on: &str) {
+        depends(stack, on, &mut self.depends_on);
+    }
+}
+
+/// The container instance being rendered, and the model it comes from.
+struct Instance<'a> {
+    stack: &'a Stack,
+    /// Service name (config files live under `./{name}/`).
+    name: &'a str,
+    service: &'a Service,
+    /// Container name; differs from `name` for replicated services such as sentinels.
+    instance: &'a str,
+}
+
+impl Instance<'_> {
+    fn port(&self) -> u16 {
+        self.service.port
+    }
+
+    /// A secret file of the secrets directory, by file name.
+    fn secret_file(&self, file: String) -> String {
+        format!("{}/{file}", self.stack.deploy.secrets_dir)
+    }
+}
+
 fn compose_service(
     stack: &Stack,
     name: &str,
@@ -162,427 +206,473 @@ fn compose_service(
     instance: &str,
     publish: Option<u16>,
 ) -> ComposeService {
-    let address = stack.publish_address(service);
-    let secrets_dir = &stack.deploy.secrets_dir;
-    let port = service.port;
-    let mut ports = Vec::new();
-    if let Some(host_port) = publish {
-        ports.push(format!("{address}:{host_port}:{port}"));
-    }
-    let mut command = Vec::new();
-    let mut environment = BTreeMap::new();
-    let mut volumes = Vec::new();
-    let mut depends_on = BTreeMap::new();
-    let mut extra_hosts = Vec::new();
-    let mut hostname = None;
-    let port_text = port.to_string();
-    let healthcheck = match service.kind {
-        Kind::Postgres => {
-            let pg = service.postgres.as_ref();
-            let db = pg.map(|p| p.database.clone()).unwrap_or_default();
-            let user = pg.map(|p| p.superuser.clone()).unwrap_or_default();
-            environment.insert("POSTGRES_DB".into(), db.clone());
-            environment.insert("POSTGRES_USER".into(), user.clone());
-            if let Some(pg) = pg {
-                environment.insert(
-                    "POSTGRES_PASSWORD".into(),
-                    secret_env(stack, &pg.superuser_password.secret),
-                );
-            }
-            command = [
-                "postgres",
-                "-c",
-                "config_file=/etc/postgresql/postgresql.conf",
-                "-c",
-                "hba_file=/etc/postgresql/pg_hba.conf",
-            ]
-            .map(String::from)
-            .to_vec();
-            volumes.push(bind(
-                format!("./{name}/postgresql.conf"),
-                "/etc/postgresql/postgresql.conf".into(),
-            ));
-            volumes.push(bind(
-                format!("./{name}/pg_hba.conf"),
-                "/etc/postgresql/pg_hba.conf".into(),
-            ));
-            volumes.push(volume(format!("{name}-data"), "/var/lib/postgresql/data"));
-            // TCP on 127.0.0.1: the init-time server listens on the socket only, so this
-            // stays red until the real server is up (incident 26).
-            health(
-                &[
-                    "CMD",
-                    "pg_isready",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port_text,
-                    "-U",
-                    &user,
-                    "-d",
-                    &db,
-                ],
-                "60s",
-            )
-        }
-        Kind::Pgbouncer => {
-            if let Some(b) = &service.pgbouncer {
-                depends(stack, &b.upstream, &mut depends_on);
-            }
-            volumes.push(bind(
-                format!("./{name}/pgbouncer.ini"),
-                "/etc/pgbouncer/pgbouncer.ini".into(),
-            ));
-            let userlist = format!("{secrets_dir}/{}", secret_files::userlist_name(name));
-            volumes.push(bind(userlist.clone(), userlist));
-            health(
-                &["CMD-SHELL", &format!("nc -z 127.0.0.1 {port} || exit 1")],
-                "10s",
-            )
-        }
-        Kind::Redis => {
-            let redis = service.redis.as_ref();
-            if let Some(master) = redis.and_then(|r| r.replica_of.as_ref()) {
-                depends(stack, master, &mut depends_on);
-            }
-            if let Some(redis) = redis {
-                // redis-cli reads the password from REDISCLI_AUTH (healthcheck only).
-                environment.insert(
-                    "REDISCLI_AUTH".into(),
-                    secret_env(stack, &redis.password.secret),
-                );
-                if redis.persistence != Persistence::None {
-                    volumes.push(volume(format!("{name}-data"), "/data"));
-                }
-            }
-            command = vec![
-                "redis-server".into(),
-                "/usr/local/etc/redis/redis.conf".into(),
-            ];
-            volumes.push(bind(
-                format!("./{name}/redis.conf"),
-                "/usr/local/etc/redis/redis.conf".into(),
-            ));
-            let auth = format!("{secrets_dir}/{}", secret_files::redis_auth_name(name));
-            volumes.push(bind(auth.clone(), auth));
-            health(
-                &[
-                    "CMD-SHELL",
-                    &format!("redis-cli -p {port} ping | grep -q PONG"),
-                ],
-                "10s",
-            )
-        }
-        Kind::Sentinel => {
-            if let Some(s) = &service.sentinel {
-                depends(stack, &s.monitors, &mut depends_on);
-            }
-            hostname = Some(instance.to_string());
-            let auth = format!("{secrets_dir}/{}", secret_files::sentinel_auth_name(name));
-            // Sentinel rewrites its config: run it from a writable copy (incident 14).
-            command = vec![
-                "sh".into(),
-                "-c".into(),
-                format!(
-                    "cp /etc/tgstack/sentinel.conf /data/sentinel.conf && cat {auth} >> /data/sentinel.conf && exec redis-sentinel /data/sentinel.conf"
-                ),
-            ];
-            volumes.push(bind(
-                format!("./{name}/{instance}.conf"),
-                "/etc/tgstack/sentinel.conf".into(),
-            ));
-            volumes.push(bind(auth.clone(), auth));
-            volumes.push(volume(format!("{instance}-data"), "/data"));
-            health(
-                &[
-                    "CMD-SHELL",
-                    &format!("redis-cli -p {port} ping | grep -q PONG"),
-                ],
-                "10s",
-            )
-        }
-        Kind::Rabbitmq => {
-            // The node name comes from the host name; keep it stable across recreation.
-            hostname = Some(name.to_string());
-            volumes.push(bind(
-                format!("./{name}/rabbitmq.conf"),
-                "/etc/rabbitmq/rabbitmq.conf".into(),
-            ));
-            volumes.push(bind(
-                format!("./{name}/enabled_plugins"),
-                "/etc/rabbitmq/enabled_plugins".into(),
-            ));
-            volumes.push(bind(
-                format!("./{name}/definitions.json"),
-                format!("{}/definitions.json", rabbitmq::DEFINITIONS_DIR),
-            ));
-            volumes.push(bind(
-                format!("{secrets_dir}/{}", secret_files::rabbitmq_users_name(name)),
-                format!("{}/users.json", rabbitmq::DEFINITIONS_DIR),
-            ));
-            volumes.push(volume(format!("{name}-data"), "/var/lib/rabbitmq"));
-            health(&["CMD", "rabbitmq-diagnostics", "-q", "ping"], "60s")
-        }
-        Kind::Api | Kind::Gateway => {
-            let database = service
-                .api
-                .as_ref()
-                .map(|a| a.database.clone())
-                .or_else(|| service.gateway.as_ref().map(|g| g.database.clone()));
-            if let Some(database) = database {
-                depends(stack, &database, &mut depends_on);
-            }
-            if let Some(g) = &service.gateway {
-                depends(stack, &g.redis, &mut depends_on);
-                depends(stack, &g.broker, &mut depends_on);
-            }
-            for (var, id) in gateway_secrets(stack, service) {
-                environment.insert(var, secret_env(stack, &id));
-            }
-            environment.insert("TGSTACK_MODEL".into(), "/etc/tgstack/stack.toml".into());
-            environment.insert("TGSTACK_SERVICE".into(), name.to_string());
-            let sub = if service.kind == Kind::Api {
-                "api"
-            } else {
-                "run"
-            };
-            command = vec!["tg-gateway".into(), sub.into()];
-            volumes.push(bind(
-                "./model/stack.toml".into(),
-                "/etc/tgstack/stack.toml".into(),
-            ));
-            health(
-                &[
-                    "CMD",
-                    "tg-gateway",
-                    "healthcheck",
-                    &format!("http://127.0.0.1:{port}/health"),
-                ],
-                "20s",
-            )
-        }
-        Kind::Prometheus => {
-            if let Some(p) = &service.prometheus {
-                command = vec![
-                    "--config.file=/etc/prometheus/prometheus.yml".into(),
-                    "--storage.tsdb.path=/prometheus".into(),
-                    format!("--storage.tsdb.retention.time={}", p.retention.prometheus()),
-                    format!("--web.listen-address=:{port}"),
-                    "--web.enable-lifecycle".into(),
-                ];
-            }
-            volumes.push(bind(
-                format!("./{name}/prometheus.yml"),
-                "/etc/prometheus/prometheus.yml".into(),
-            ));
-            volumes.push(bind(
-                format!("./{name}/rules"),
-                "/etc/prometheus/rules".into(),
-            ));
-            volumes.push(volume(format!("{name}-data"), "/prometheus"));
-            // Native services are scraped through the host.
-            if stack.services.values().any(|s| s.deploy == Deploy::Native) {
-                extra_hosts.push("host.docker.internal:host-gateway".into());
-            }
-            health(
-                &[
-                    "CMD",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    &format!("http://127.0.0.1:{port}/-/healthy"),
-                ],
-                "20s",
-            )
-        }
-        Kind::Grafana => {
-            if let Some(g) = &service.grafana {
-                environment.insert("GF_SECURITY_ADMIN_USER".into(), g.admin_user.clone());
-                environment.insert(
-                    "GF_SECURITY_ADMIN_PASSWORD".into(),
-                    secret_env(stack, &g.admin_password.secret),
-                );
-                environment.insert("GF_SERVER_HTTP_PORT".into(), port.to_string());
-                environment.insert("GF_USERS_ALLOW_SIGN_UP".into(), "false".into());
-                environment.insert("GF_ANALYTICS_REPORTING_ENABLED".into(), "false".into());
-                if let Some(plugins) = super::grafana::install_plugins(service) {
-                    environment.insert("GF_INSTALL_PLUGINS".into(), plugins);
-                }
-                for (var, id) in grafana_secrets(stack, service) {
-                    environment.insert(var, secret_env(stack, &id));
-                }
-                depends(stack, &g.prometheus, &mut depends_on);
-                depends(stack, &g.database, &mut depends_on);
-            }
-            volumes.push(bind(
-                format!("./{name}/provisioning"),
-                "/etc/grafana/provisioning".into(),
-            ));
-            volumes.push(bind(
-                format!("./{name}/dashboards"),
-                super::grafana::DASHBOARDS_DIR.into(),
-            ));
-            volumes.push(volume(format!("{name}-data"), "/var/lib/grafana"));
-            health(
-                &[
-                    "CMD",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    &format!("http://127.0.0.1:{port}/api/health"),
-                ],
-                "30s",
-            )
-        }
-        Kind::PostgresExporter => {
-            if let Some(e) = &service.exporter {
-                depends(stack, &e.target, &mut depends_on);
-                if let (Ok(endpoint), Some(pg)) = (
-                    stack.reach(service, &e.target),
-                    stack.service(&e.target).and_then(|t| t.postgres.as_ref()),
-                ) {
-                    environment.insert(
-                        "DATA_SOURCE_URI".into(),
-                        format!("{endpoint}/{}?sslmode=disable", pg.database),
-                    );
-                    if let Some(user) = &e.user {
-                        environment.insert("DATA_SOURCE_USER".into(), user.clone());
-                        if let Some(role) = pg.roles.get(user) {
-                            environment.insert(
-                                "DATA_SOURCE_PASS".into(),
-                                secret_env(stack, &role.password.secret),
-                            );
-                        }
-                    }
-                }
-            }
-            command = vec![
-                format!("--web.listen-address=:{port}"),
-                format!("--extend.query-path={}", super::prometheus::QUERIES_PATH),
-            ];
-            volumes.push(bind(
-                format!("./{name}/queries.yaml"),
-                super::prometheus::QUERIES_PATH.into(),
-            ));
-            health(
-                &[
-                    "CMD",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    &format!("http://127.0.0.1:{port}/metrics"),
-                ],
-                "10s",
-            )
-        }
-        Kind::RedisExporter => {
-            if let Some(e) = &service.exporter {
-                depends(stack, &e.target, &mut depends_on);
-                if let Ok(endpoint) = stack.reach(service, &e.target) {
-                    environment.insert("REDIS_ADDR".into(), format!("redis://{endpoint}"));
-                }
-                if let Some(redis) = stack.service(&e.target).and_then(|t| t.redis.as_ref()) {
-                    environment.insert(
-                        "REDIS_PASSWORD".into(),
-                        secret_env(stack, &redis.password.secret),
-                    );
-                }
-            }
-            environment.insert(
-                "REDIS_EXPORTER_WEB_LISTEN_ADDRESS".into(),
-                format!(":{port}"),
-            );
-            None
-        }
-        Kind::PgbouncerExporter => {
-            if let Some(e) = &service.exporter {
-                depends(stack, &e.target, &mut depends_on);
-                if let (Ok(endpoint), Some(b)) = (
-                    stack.reach(service, &e.target),
-                    stack.service(&e.target).and_then(|t| t.pgbouncer.as_ref()),
-                ) {
-                    let user = e.user.clone().unwrap_or_else(|| b.admin.user.clone());
-                    let secret = b
-                        .stats
-                        .iter()
-                        .chain(std::iter::once(&b.admin))
-                        .find(|u| u.user == user)
-                        .map(|u| u.password.secret.clone())
-                        .unwrap_or_default();
-                    if let Some(s) = stack.secrets.get(&secret) {
-                        // Compose interpolates the secret from .env at start.
-                        environment.insert(
-                            "PGBOUNCER_EXPORTER_CONNECTION_STRING".into(),
-                            format!(
-                                "postgres://{user}:{}@{endpoint}/pgbouncer?sslmode=disable",
-                                required_env(&s.env)
-                            ),
-                        );
-                    }
-                    command = vec![format!("--web.listen-address=:{port}")];
-                }
-            }
-            None
-        }
-        Kind::NodeExporter => {
-            command = vec![
-                "--path.rootfs=/host".into(),
-                format!("--web.listen-address=:{port}"),
-            ];
-            volumes.push(Mount {
-                kind: "bind",
-                source: "/".into(),
-                target: "/host".into(),
-                read_only: true,
-            });
-            health(
-                &[
-                    "CMD",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    &format!("http://127.0.0.1:{port}/metrics"),
-                ],
-                "10s",
-            )
-        }
-        Kind::Cadvisor => {
-            command = vec![format!("--port={port}"), "--docker_only=true".into()];
-            for (source, target) in [
-                ("/", "/rootfs"),
-                ("/var/run", "/var/run"),
-                ("/sys", "/sys"),
-                ("/var/lib/docker", "/var/lib/docker"),
-            ] {
-                volumes.push(Mount {
-                    kind: "bind",
-                    source: source.into(),
-                    target: target.into(),
-                    read_only: true,
-                });
-            }
-            None
-        }
+    let inst = Instance {
+        stack,
+        name,
+        service,
+        instance,
     };
+    let settings = kind_settings(&inst);
+    let address = stack.publish_address(service);
+    let ports = publish
+        .map(|host_port| format!("{address}:{host_port}:{}", service.port))
+        .into_iter()
+        .collect();
     let (cpus, memory) = (service.cpus, service.memory);
     ComposeService {
         name: instance.to_string(),
         image: service.image.clone().unwrap_or_default(),
-        hostname,
-        command,
-        environment,
+        hostname: settings.hostname,
+        command: settings.command,
+        environment: settings.environment,
         ports,
-        volumes,
+        volumes: settings.volumes,
         networks: service.networks.clone(),
-        healthcheck,
-        depends_on,
-        extra_hosts,
+        healthcheck: settings.healthcheck,
+        depends_on: settings.depends_on,
+        extra_hosts: settings.extra_hosts,
         restart: service.restart.clone(),
         cpus: format!("{cpus}"),
         memory: memory.docker(),
+    }
+}
+
+fn kind_settings(inst: &Instance<'_>) -> KindSettings {
+    match inst.service.kind {
+        Kind::Postgres => postgres(inst),
+        Kind::Pgbouncer => pgbouncer(inst),
+        Kind::Redis => redis(inst),
+        Kind::Sentinel => sentinel(inst),
+        Kind::Rabbitmq => rabbitmq(inst),
+        Kind::Api | Kind::Gateway => gateway(inst),
+        Kind::Prometheus => prometheus(inst),
+        Kind::Grafana => grafana(inst),
+        Kind::PostgresExporter => postgres_exporter(inst),
+        Kind::RedisExporter => redis_exporter(inst),
+        Kind::PgbouncerExporter => pgbouncer_exporter(inst),
+        Kind::NodeExporter => node_exporter(inst),
+        Kind::Cadvisor => cadvisor(inst),
+    }
+}
+
+/// A healthcheck that fetches `url` from inside the container with wget.
+fn wget_health(url: &str, start_period: &str) -> Option<Healthcheck> {
+    health(&["CMD", "wget", "-q", "-O", "/dev/null", url], start_period)
+}
+
+fn redis_ping_health(port: u16) -> Option<Healthcheck> {
+    health(
+        &[
+            "CMD-SHELL",
+            &format!("redis-cli -p {port} ping | grep -q PONG"),
+        ],
+        "10s",
+    )
+}
+
+fn postgres(inst: &Instance<'_>) -> KindSettings {
+    let name = inst.name;
+    let mut out = KindSettings::default();
+    let pg = inst.service.postgres.as_ref();
+    let db = pg.map(|p| p.database.clone()).unwrap_or_default();
+    let user = pg.map(|p| p.superuser.clone()).unwrap_or_default();
+    out.env("POSTGRES_DB", db.clone());
+    out.env("POSTGRES_USER", user.clone());
+    if let Some(pg) = pg {
+        out.env(
+            "POSTGRES_PASSWORD",
+            secret_env(inst.stack, &pg.superuser_password.secret),
+        );
+    }
+    out.command = [
+        "postgres",
+        "-c",
+        "config_file=/etc/postgresql/postgresql.conf",
+        "-c",
+        "hba_file=/etc/postgresql/pg_hba.conf",
+    ]
+    .map(String::from)
+    .to_vec();
+    out.volumes = vec![
+        bind(
+            format!("./{name}/postgresql.conf"),
+            "/etc/postgresql/postgresql.conf".into(),
+        ),
+        bind(
+            format!("./{name}/pg_hba.conf"),
+            "/etc/postgresql/pg_hba.conf".into(),
+        ),
+        volume(format!("{name}-data"), "/var/lib/postgresql/data"),
+    ];
+    // TCP on 127.0.0.1: the init-time server listens on the socket only, so this
+    // stays red until the real server is up (incident 26).
+    out.healthcheck = health(
+        &[
+            "CMD",
+            "pg_isready",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &inst.port().to_string(),
+            "-U",
+            &user,
+            "-d",
+            &db,
+        ],
+        "60s",
+    );
+    out
+}
+
+fn pgbouncer(inst: &Instance<'_>) -> KindSettings {
+    let name = inst.name;
+    let mut out = KindSettings::default();
+    if let Some(b) = &inst.service.pgbouncer {
+        out.depends(inst.stack, &b.upstream);
+    }
+    let userlist = inst.secret_file(secret_files::userlist_name(name));
+    out.volumes = vec![
+        bind(
+            format!("./{name}/pgbouncer.ini"),
+            "/etc/pgbouncer/pgbouncer.ini".into(),
+        ),
+        bind(userlist.clone(), userlist),
+    ];
+    out.healthcheck = health(
+        &[
+            "CMD-SHELL",
+            &format!("nc -z 127.0.0.1 {} || exit 1", inst.port()),
+        ],
+        "10s",
+    );
+    out
+}
+
+fn redis(inst: &Instance<'_>) -> KindSettings {
+    let name = inst.name;
+    let mut out = KindSettings::default();
+    let redis = inst.service.redis.as_ref();
+    if let Some(master) = redis.and_then(|r| r.replica_of.as_ref()) {
+        out.depends(inst.stack, master);
+    }
+    if let Some(redis) = redis {
+        // redis-cli reads the password from REDISCLI_AUTH (healthcheck only).
+        out.env(
+            "REDISCLI_AUTH",
+            secret_env(inst.stack, &redis.password.secret),
+        );
+        if redis.persistence != Persistence::None {
+            out.volumes.push(volume(format!("{name}-data"), "/data"));
+        }
+    }
+    out.command = vec![
+        "redis-server".into(),
+        "/usr/local/etc/redis/redis.conf".into(),
+    ];
+    out.volumes.push(bind(
+        format!("./{name}/redis.conf"),
+        "/usr/local/etc/redis/redis.conf".into(),
+    ));
+    let auth = inst.secret_file(secret_files::redis_auth_name(name));
+    out.volumes.push(bind(auth.clone(), auth));
+    out.healthcheck = redis_ping_health(inst.port());
+    out
+}
+
+fn sentinel(inst: &Instance<'_>) -> KindSettings {
+    let (name, instance) = (inst.name, inst.instance);
+    let mut out = KindSettings::default();
+    if let Some(s) = &inst.service.sentinel {
+        out.depends(inst.stack, &s.monitors);
+    }
+    out.hostname = Some(instance.to_string());
+    let auth = inst.secret_file(secret_files::sentinel_auth_name(name));
+    // Sentinel rewrites its config: run it from a writable copy (incident 14).
+    out.command = vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "cp /etc/tgstack/sentinel.conf /data/sentinel.conf && cat {auth} >> /data/sentinel.conf && exec redis-sentinel /data/sentinel.conf"
+        ),
+    ];
+    out.volumes = vec![
+        bind(
+            format!("./{name}/{instance}.conf"),
+            "/etc/tgstack/sentinel.conf".into(),
+        ),
+        bind(auth.clone(), auth),
+        volume(format!("{instance}-data"), "/data"),
+    ];
+    out.healthcheck = redis_ping_health(inst.port());
+    out
+}
+
+fn rabbitmq(inst: &Instance<'_>) -> KindSettings {
+    let name = inst.name;
+    let definitions = rabbitmq::DEFINITIONS_DIR;
+    KindSettings {
+        // The node name comes from the host name; keep it stable across recreation.
+        hostname: Some(name.to_string()),
+        volumes: vec![
+            bind(
+                format!("./{name}/rabbitmq.conf"),
+                "/etc/rabbitmq/rabbitmq.conf".into(),
+            ),
+            bind(
+                format!("./{name}/enabled_plugins"),
+                "/etc/rabbitmq/enabled_plugins".into(),
+            ),
+            bind(
+                format!("./{name}/definitions.json"),
+                format!("{definitions}/definitions.json"),
+            ),
+            bind(
+                inst.secret_file(secret_files::rabbitmq_users_name(name)),
+                format!("{definitions}/users.json"),
+            ),
+            volume(format!("{name}-data"), "/var/lib/rabbitmq"),
+        ],
+        healthcheck: health(&["CMD", "rabbitmq-diagnostics", "-q", "ping"], "60s"),
+        ..KindSettings::default()
+    }
+}
+
+/// The gateway and the API: one binary, `run` or `api`, reading the model itself.
+fn gateway(inst: &Instance<'_>) -> KindSettings {
+    let (stack, service) = (inst.stack, inst.service);
+    let mut out = KindSettings::default();
+    let database = service
+        .api
+        .as_ref()
+        .map(|a| a.database.clone())
+        .or_else(|| service.gateway.as_ref().map(|g| g.database.clone()));
+    if let Some(database) = database {
+        out.depends(stack, &database);
+    }
+    if let Some(g) = &service.gateway {
+        out.depends(stack, &g.redis);
+        out.depends(stack, &g.broker);
+    }
+    for (var, id) in gateway_secrets(stack, service) {
+        out.env(&var, secret_env(inst.stack, &id));
+    }
+    out.env("TGSTACK_MODEL", "/etc/tgstack/stack.toml".into());
+    out.env("TGSTACK_SERVICE", inst.name.to_string());
+    let sub = if service.kind == Kind::Api {
+        "api"
+    } else {
+        "run"
+    };
+    out.command = vec!["tg-gateway".into(), sub.into()];
+    out.volumes.push(bind(
+        "./model/stack.toml".into(),
+        "/etc/tgstack/stack.toml".into(),
+    ));
+    out.healthcheck = health(
+        &[
+            "CMD",
+            "tg-gateway",
+            "healthcheck",
+            &format!("http://127.0.0.1:{}/health", inst.port()),
+        ],
+        "20s",
+    );
+    out
+}
+
+fn prometheus(inst: &Instance<'_>) -> KindSettings {
+    let (name, port) = (inst.name, inst.port());
+    let mut out = KindSettings::default();
+    if let Some(p) = &inst.service.prometheus {
+        out.command = vec![
+            "--config.file=/etc/prometheus/prometheus.yml".into(),
+            "--storage.tsdb.path=/prometheus".into(),
+            format!("--storage.tsdb.retention.time={}", p.retention.prometheus()),
+            format!("--web.listen-address=:{port}"),
+            "--web.enable-lifecycle".into(),
+        ];
+    }
+    out.volumes = vec![
+        bind(
+            format!("./{name}/prometheus.yml"),
+            "/etc/prometheus/prometheus.yml".into(),
+        ),
+        bind(format!("./{name}/rules"), "/etc/prometheus/rules".into()),
+        volume(format!("{name}-data"), "/prometheus"),
+    ];
+    // Native services are scraped through the host.
+    if inst
+        .stack
+        .services
+        .values()
+        .any(|s| s.deploy == Deploy::Native)
+    {
+        out.extra_hosts
+            .push("host.docker.internal:host-gateway".into());
+    }
+    out.healthcheck = wget_health(&format!("http://127.0.0.1:{port}/-/healthy"), "20s");
+    out
+}
+
+fn grafana(inst: &Instance<'_>) -> KindSettings {
+    let (stack, name, port) = (inst.stack, inst.name, inst.port());
+    let mut out = KindSettings::default();
+    if let Some(g) = &inst.service.grafana {
+        out.env("GF_SECURITY_ADMIN_USER", g.admin_user.clone());
+        out.env(
+            "GF_SECURITY_ADMIN_PASSWORD",
+            secret_env(inst.stack, &g.admin_password.secret),
+        );
+        out.env("GF_SERVER_HTTP_PORT", port.to_string());
+        out.env("GF_USERS_ALLOW_SIGN_UP", "false".into());
+        out.env("GF_ANALYTICS_REPORTING_ENABLED", "false".into());
+        if let Some(plugins) = super::grafana::install_plugins(inst.service) {
+            out.env("GF_INSTALL_PLUGINS", plugins);
+        }
+        for (var, id) in grafana_secrets(stack, inst.service) {
+            out.env(&var, secret_env(inst.stack, &id));
+        }
+        out.depends(stack, &g.prometheus);
+        out.depends(stack, &g.database);
+    }
+    out.volumes = vec![
+        bind(
+            format!("./{name}/provisioning"),
+            "/etc/grafana/provisioning".into(),
+        ),
+        bind(
+            format!("./{name}/dashboards"),
+            super::grafana::DASHBOARDS_DIR.into(),
+        ),
+        volume(format!("{name}-data"), "/var/lib/grafana"),
+    ];
+    out.healthcheck = wget_health(&format!("http://127.0.0.1:{port}/api/health"), "30s");
+    out
+}
+
+fn postgres_exporter(inst: &Instance<'_>) -> KindSettings {
+    let (stack, service, port) = (inst.stack, inst.service, inst.port());
+    let mut out = KindSettings::default();
+    if let Some(e) = &service.exporter {
+        out.depends(stack, &e.target);
+        if let (Ok(endpoint), Some(pg)) = (
+            stack.reach(service, &e.target),
+            stack.service(&e.target).and_then(|t| t.postgres.as_ref()),
+        ) {
+            out.env(
+                "DATA_SOURCE_URI",
+                format!("{endpoint}/{}?sslmode=disable", pg.database),
+            );
+            if let Some(user) = &e.user {
+                out.env("DATA_SOURCE_USER", user.clone());
+                if let Some(role) = pg.roles.get(user) {
+                    out.env(
+                        "DATA_SOURCE_PASS",
+                        secret_env(inst.stack, &role.password.secret),
+                    );
+                }
+            }
+        }
+    }
+    let queries = super::prometheus::QUERIES_PATH;
+    out.command = vec![
+        format!("--web.listen-address=:{port}"),
+        format!("--extend.query-path={queries}"),
+    ];
+    out.volumes.push(bind(
+        format!("./{}/queries.yaml", inst.name),
+        queries.into(),
+    ));
+    out.healthcheck = wget_health(&format!("http://127.0.0.1:{port}/metrics"), "10s");
+    out
+}
+
+fn redis_exporter(inst: &Instance<'_>) -> KindSettings {
+    let (stack, service) = (inst.stack, inst.service);
+    let mut out = KindSettings::default();
+    if let Some(e) = &service.exporter {
+        out.depends(stack, &e.target);
+        if let Ok(endpoint) = stack.reach(service, &e.target) {
+            out.env("REDIS_ADDR", format!("redis://{endpoint}"));
+        }
+        if let Some(redis) = stack.service(&e.target).and_then(|t| t.redis.as_ref()) {
+            out.env(
+                "REDIS_PASSWORD",
+                secret_env(inst.stack, &redis.password.secret),
+            );
+        }
+    }
+    out.env(
+        "REDIS_EXPORTER_WEB_LISTEN_ADDRESS",
+        format!(":{}", inst.port()),
+    );
+    out
+}
+
+fn pgbouncer_exporter(inst: &Instance<'_>) -> KindSettings {
+    let (stack, service) = (inst.stack, inst.service);
+    let mut out = KindSettings::default();
+    let Some(e) = &service.exporter else {
+        return out;
+    };
+    out.depends(stack, &e.target);
+    let (Ok(endpoint), Some(b)) = (
+        stack.reach(service, &e.target),
+        stack.service(&e.target).and_then(|t| t.pgbouncer.as_ref()),
+    ) else {
+        return out;
+    };
+    let user = e.user.clone().unwrap_or_else(|| b.admin.user.clone());
+    let secret = b
+        .stats
+        .iter()
+        .chain(std::iter::once(&b.admin))
+        .find(|u| u.user == user)
+        .map(|u| u.password.secret.clone())
+        .unwrap_or_default();
+    if let Some(s) = stack.secrets.get(&secret) {
+        // Compose interpolates the secret from .env at start.
+        out.env(
+            "PGBOUNCER_EXPORTER_CONNECTION_STRING",
+            format!(
+                "postgres://{user}:{}@{endpoint}/pgbouncer?sslmode=disable",
+                required_env(&s.env)
+            ),
+        );
+    }
+    out.command = vec![format!("--web.listen-address=:{}", inst.port())];
+    out
+}
+
+fn node_exporter(inst: &Instance<'_>) -> KindSettings {
+    let port = inst.port();
+    KindSettings {
+        command: vec![
+            "--path.rootfs=/host".into(),
+            format!("--web.listen-address=:{port}"),
+        ],
+        volumes: vec![bind("/".into(), "/host".into())],
+        healthcheck: wget_health(&format!("http://127.0.0.1:{port}/metrics"), "10s"),
+        ..KindSettings::default()
+    }
+}
+
+fn cadvisor(inst: &Instance<'_>) -> KindSettings {
+    let host_paths = [
+        ("/", "/rootfs"),
+        ("/var/run", "/var/run"),
+        ("/sys", "/sys"),
+        ("/var/lib/docker", "/var/lib/docker"),
+    ];
+    KindSettings {
+        command: vec![
+            format!("--port={}", inst.port()),
+            "--docker_only=true".into(),
+        ],
+        volumes: host_paths
+            .into_iter()
+            .map(|(source, target)| bind(source.into(), target.into()))
+            .collect(),
+        ..KindSettings::default()
     }
 }

@@ -156,8 +156,33 @@ fn context(stack: &Stack) -> Value {
             context! { from => alias(&from), to => alias(&to), label, monitoring }
         })
         .collect();
-    // The message path of the first gateway, for the cache-flow sequence.
-    let flow = stack.services.iter().find_map(|(name, s)| {
+    let flow = cache_flow(stack);
+    let api = stack
+        .services
+        .iter()
+        .find(|(_, s)| s.api.is_some())
+        .map(|(name, _)| name.clone());
+    let networks = networks_with_members(stack);
+    context! {
+        stack => &stack.name,
+        nodes,
+        edges,
+        layers,
+        rows,
+        networks,
+        flow,
+        api,
+        host_cpus => format!("{:.2}", stack.host.cpus),
+        host_memory_mib => stack.host.memory.0 >> 20,
+        total_cpus => format!("{total_cpus:.2}"),
+        total_memory_mib => total_memory >> 20,
+        bind => &stack.host.bind,
+    }
+}
+
+/// The message path of the first gateway, for the cache-flow sequence.
+fn cache_flow(stack: &Stack) -> Option<Value> {
+    stack.services.iter().find_map(|(name, s)| {
         let g = s.gateway.as_ref()?;
         let broker = stack.service(&g.broker).and_then(|b| b.rabbitmq.as_ref());
         let upstream = stack
@@ -178,13 +203,12 @@ fn context(stack: &Stack) -> Value {
             batch_delay => g.batch_delay.to_string(),
             reconcile_interval => g.reconcile_interval.to_string(),
         })
-    });
-    let api = stack
-        .services
-        .iter()
-        .find(|(_, s)| s.api.is_some())
-        .map(|(name, _)| name.clone());
-    let networks: Vec<Value> = stack
+    })
+}
+
+/// Each network with the containers on it.
+fn networks_with_members(stack: &Stack) -> Vec<Value> {
+    stack
         .networks
         .iter()
         .map(|(name, n)| {
@@ -196,22 +220,7 @@ fn context(stack: &Stack) -> Value {
                 .collect();
             context! { id => format!("net_{}", alias(name)), name, subnet => &n.subnet, members }
         })
-        .collect();
-    context! {
-        stack => &stack.name,
-        nodes,
-        edges,
-        layers,
-        rows,
-        networks,
-        flow,
-        api,
-        host_cpus => format!("{:.2}", stack.host.cpus),
-        host_memory_mib => stack.host.memory.0 >> 20,
-        total_cpus => format!("{total_cpus:.2}"),
-        total_memory_mib => total_memory >> 20,
-        bind => &stack.host.bind,
-    }
+        .collect()
 }
 
 pub fn outputs(model: &Model) -> Vec<Output> {

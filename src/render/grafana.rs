@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::Output;
-use super::monitoring::{promql_str, scrape_jobs};
+use super::monitoring::{ScrapeJob, promql_str, scrape_jobs};
 use crate::model::{Kind, Model, Service, Stack, paths};
 
 /// The redis datasource plugin, pinned; installed through `GF_INSTALL_PLUGINS`.
@@ -181,22 +181,24 @@ pub fn outputs(model: &Model) -> Vec<Output> {
     out
 }
 
-/// A query of a panel.
+/// A query of a panel description. `$job` in PromQL stands for the job selector of the
+/// panel's section, `$schema` in SQL for the schema of the SQL contract.
 enum Query {
     /// PromQL and legend.
-    Prom(String, &'static str),
+    Prom(&'static str, &'static str),
     /// SQL (time series format) on the database datasource.
-    Sql(String),
+    Sql(&'static str),
 }
 
+/// A panel description of a dashboard table.
 struct Panel {
     title: &'static str,
     kind: &'static str,
     unit: &'static str,
-    queries: Vec<Query>,
+    queries: &'static [Query],
 }
 
-fn ts(title: &'static str, unit: &'static str, queries: Vec<Query>) -> Panel {
+const fn ts(title: &'static str, unit: &'static str, queries: &'static [Query]) -> Panel {
     Panel {
         title,
         kind: "timeseries",
@@ -205,7 +207,7 @@ fn ts(title: &'static str, unit: &'static str, queries: Vec<Query>) -> Panel {
     }
 }
 
-fn stat(title: &'static str, unit: &'static str, queries: Vec<Query>) -> Panel {
+const fn stat(title: &'static str, unit: &'static str, queries: &'static [Query]) -> Panel {
     Panel {
         title,
         kind: "stat",
@@ -214,18 +216,515 @@ fn stat(title: &'static str, unit: &'static str, queries: Vec<Query>) -> Panel {
     }
 }
 
-fn prom(expr: String, legend: &'static str) -> Query {
+const fn prom(expr: &'static str, legend: &'static str) -> Query {
     Query::Prom(expr, legend)
+}
+
+/// What the panels of a section read. A section whose source the stack lacks is left
+/// out, and so is a dashboard left without panels.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Every scrape job (no `$job`).
+    AllJobs,
+    /// The scrape jobs of services of this kind.
+    Jobs(Kind),
+    /// The SQL contract's tables, through the database datasource.
+    Sql,
+}
+
+struct Section {
+    source: Source,
+    panels: &'static [Panel],
+}
+
+struct Dashboard {
+    uid: &'static str,
+    title: &'static str,
+    sections: &'static [Section],
+}
+
+/// Every dashboard, in output order.
+const DASHBOARDS: &[Dashboard] = &[OVERVIEW, DATABASE, REDIS, RABBITMQ, GATEWAY, SLO];
+
+/// Is everything up, is data flowing, is anything saturated.
+const OVERVIEW: Dashboard = Dashboard {
+    uid: "tg-overview",
+    title: "Overview",
+    sections: &[
+        Section {
+            source: Source::AllJobs,
+            panels: &[ts("Scrape targets up", "none", &[prom("up", "{{job}}")])],
+        },
+        Section {
+            source: Source::Jobs(Kind::Gateway),
+            panels: &[
+                stat(
+                    "Messages stored / s",
+                    "ops",
+                    &[prom(
+                        "sum(rate(tg_gateway_messages_stored_total{$job}[5m]))",
+                        "stored",
+                    )],
+                ),
+                stat(
+                    "Worst ingestion lag",
+                    "s",
+                    &[prom("max(tg_gateway_ingestion_lag_seconds{$job})", "lag")],
+                ),
+            ],
+        },
+        Section {
+            source: Source::Jobs(Kind::Rabbitmq),
+            panels: &[stat(
+                "Messages ready in queues",
+                "none",
+                &[prom("sum(rabbitmq_queue_messages_ready{$job})", "ready")],
+            )],
+        },
+        Section {
+            source: Source::Jobs(Kind::Cadvisor),
+            panels: &[ts(
+                "Container memory of limit",
+                "percentunit",
+                &[prom(
+                    r#"max by (name) (container_memory_working_set_bytes{$job, name!=""} / (container_spec_memory_limit_bytes{$job, name!=""} > 0))"#,
+                    "{{name}}",
+                )],
+            )],
+        },
+        Section {
+            source: Source::Jobs(Kind::NodeExporter),
+            panels: &[
+                ts(
+                    "Free disk space",
+                    "percentunit",
+                    &[prom(
+                        r#"node_filesystem_avail_bytes{$job, fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{$job, fstype!~"tmpfs|overlay"}"#,
+                        "{{mountpoint}}",
+                    )],
+                ),
+                ts(
+                    "Host CPU busy",
+                    "percentunit",
+                    &[prom(
+                        r#"1 - avg(rate(node_cpu_seconds_total{$job, mode="idle"}[5m]))"#,
+                        "busy",
+                    )],
+                ),
+            ],
+        },
+    ],
+};
+
+/// TimescaleDB through postgres-exporter, PgBouncer pools, and SQL panels.
+const DATABASE: Dashboard = Dashboard {
+    uid: "tg-database",
+    title: "Database (TimescaleDB)",
+    sections: &[
+        Section {
+            source: Source::Jobs(Kind::PostgresExporter),
+            panels: &[
+                stat("PostgreSQL up", "none", &[prom("pg_up{$job}", "up")]),
+                ts(
+                    "Transactions / s",
+                    "ops",
+                    &[
+                        prom(
+                            "sum by (datname) (rate(pg_stat_database_xact_commit{$job}[5m]))",
+                            "{{datname}} commit",
+                        ),
+                        prom(
+                            "sum by (datname) (rate(pg_stat_database_xact_rollback{$job}[5m]))",
+                            "{{datname}} rollback",
+                        ),
+                    ],
+                ),
+                ts(
+                    "Buffer cache hit ratio",
+                    "percentunit",
+                    &[prom(
+                        "sum by (datname) (rate(pg_stat_database_blks_hit{$job}[5m])) / (sum by (datname) (rate(pg_stat_database_blks_hit{$job}[5m])) + sum by (datname) (rate(pg_stat_database_blks_read{$job}[5m])))",
+                        "{{datname}}",
+                    )],
+                ),
+                ts(
+                    "Backends",
+                    "none",
+                    &[prom(
+                        "sum by (datname) (pg_stat_database_numbackends{$job})",
+                        "{{datname}}",
+                    )],
+                ),
+                ts(
+                    "Database size",
+                    "bytes",
+                    &[prom("pg_database_size_bytes{$job}", "{{datname}}")],
+                ),
+                ts(
+                    "Messages table size",
+                    "bytes",
+                    &[prom("tg_storage_messages_bytes{$job}", "messages")],
+                ),
+                ts(
+                    "Outbox backlog",
+                    "none",
+                    &[prom("tg_outbox_pending{$job}", "pending")],
+                ),
+                ts(
+                    "Age of newest message per channel",
+                    "s",
+                    &[prom(
+                        "tg_channel_last_message_age_seconds{$job}",
+                        "{{username}}",
+                    )],
+                ),
+                ts(
+                    "Deadlocks / s",
+                    "ops",
+                    &[prom(
+                        "sum by (datname) (rate(pg_stat_database_deadlocks{$job}[5m]))",
+                        "{{datname}}",
+                    )],
+                ),
+            ],
+        },
+        Section {
+            source: Source::Jobs(Kind::PgbouncerExporter),
+            panels: &[
+                ts(
+                    "PgBouncer clients waiting",
+                    "none",
+                    &[prom(
+                        "pgbouncer_pools_client_waiting_connections{$job}",
+                        "{{database}}/{{user}}",
+                    )],
+                ),
+                ts(
+                    "PgBouncer server connections",
+                    "none",
+                    &[
+                        prom(
+                            "pgbouncer_pools_server_active_connections{$job}",
+                            "{{database}}/{{user}} active",
+                        ),
+                        prom(
+                            "pgbouncer_pools_server_idle_connections{$job}",
+                            "{{database}}/{{user}} idle",
+                        ),
+                    ],
+                ),
+            ],
+        },
+        Section {
+            source: Source::Sql,
+            panels: &[ts(
+                "Messages per hour (continuous aggregate)",
+                "none",
+                &[Query::Sql(
+                    r#"SELECT bucket AS "time", sum(messages) AS messages FROM "$schema".messages_hourly WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1"#,
+                )],
+            )],
+        },
+    ],
+};
+
+const REDIS: Dashboard = Dashboard {
+    uid: "tg-redis",
+    title: "Redis",
+    sections: &[Section {
+        source: Source::Jobs(Kind::RedisExporter),
+        panels: &[
+            stat("Redis up", "none", &[prom("redis_up{$job}", "up")]),
+            ts(
+                "Memory used of maxmemory",
+                "bytes",
+                &[
+                    prom("redis_memory_used_bytes{$job}", "used"),
+                    prom("redis_memory_max_bytes{$job}", "maxmemory"),
+                ],
+            ),
+            ts(
+                "Commands / s",
+                "ops",
+                &[prom(
+                    "sum by (cmd) (rate(redis_commands_total{$job}[5m]))",
+                    "{{cmd}}",
+                )],
+            ),
+            ts(
+                "Dedup keys",
+                "none",
+                &[prom("redis_db_keys{$job}", "{{db}}")],
+            ),
+            ts(
+                "Expired and evicted keys / s",
+                "ops",
+                &[
+                    prom("rate(redis_expired_keys_total{$job}[5m])", "expired"),
+                    prom("rate(redis_evicted_keys_total{$job}[5m])", "evicted"),
+                ],
+            ),
+            ts(
+                "Connected clients and replicas",
+                "none",
+                &[
+                    prom("redis_connected_clients{$job}", "clients"),
+                    prom("redis_connected_slaves{$job}", "replicas"),
+                ],
+            ),
+        ],
+    }],
+};
+
+const RABBITMQ: Dashboard = Dashboard {
+    uid: "tg-rabbitmq",
+    title: "RabbitMQ queues",
+    sections: &[Section {
+        source: Source::Jobs(Kind::Rabbitmq),
+        panels: &[
+            ts(
+                "Messages ready per queue",
+                "none",
+                &[prom(
+                    "rabbitmq_queue_messages_ready{$job}",
+                    "{{vhost}}/{{queue}}",
+                )],
+            ),
+            ts(
+                "Messages unacknowledged per queue",
+                "none",
+                &[prom(
+                    "rabbitmq_queue_messages_unacked{$job}",
+                    "{{vhost}}/{{queue}}",
+                )],
+            ),
+            ts(
+                "Publish and confirm rate",
+                "ops",
+                &[
+                    prom(
+                        "sum(rate(rabbitmq_global_messages_received_total{$job}[5m]))",
+                        "received",
+                    ),
+                    prom(
+                        "sum(rate(rabbitmq_global_messages_confirmed_total{$job}[5m]))",
+                        "confirmed",
+                    ),
+                ],
+            ),
+            ts(
+                "Consumers per queue",
+                "none",
+                &[prom(
+                    "rabbitmq_queue_consumers{$job}",
+                    "{{vhost}}/{{queue}}",
+                )],
+            ),
+            ts(
+                "Memory of high watermark",
+                "percentunit",
+                &[prom(
+                    "rabbitmq_process_resident_memory_bytes{$job} / rabbitmq_resident_memory_limit_bytes{$job}",
+                    "memory",
+                )],
+            ),
+            ts(
+                "Disk free above limit",
+                "bytes",
+                &[prom(
+                    "rabbitmq_disk_space_available_bytes{$job} - rabbitmq_disk_space_available_limit_bytes{$job}",
+                    "headroom",
+                )],
+            ),
+        ],
+    }],
+};
+
+/// The MTProto gateway.
+const GATEWAY: Dashboard = Dashboard {
+    uid: "tg-gateway",
+    title: "MTProto gateway",
+    sections: &[Section {
+        source: Source::Jobs(Kind::Gateway),
+        panels: &[
+            ts(
+                "Pipeline rate",
+                "ops",
+                &[
+                    prom(
+                        "sum(rate(tg_gateway_messages_received_total{$job}[5m]))",
+                        "received",
+                    ),
+                    prom(
+                        "sum(rate(tg_gateway_messages_deduplicated_total{$job}[5m]))",
+                        "duplicates",
+                    ),
+                    prom(
+                        "sum(rate(tg_gateway_messages_stored_total{$job}[5m]))",
+                        "stored",
+                    ),
+                    prom(
+                        "sum(rate(tg_gateway_messages_published_total{$job}[5m]))",
+                        "published",
+                    ),
+                ],
+            ),
+            ts(
+                "Failures by stage",
+                "ops",
+                &[prom(
+                    "sum by (stage) (rate(tg_gateway_messages_failed_total{$job}[5m]))",
+                    "{{stage}}",
+                )],
+            ),
+            ts(
+                "Ingestion lag per channel",
+                "s",
+                &[prom(
+                    "tg_gateway_ingestion_lag_seconds{$job}",
+                    "{{channel}}",
+                )],
+            ),
+            ts(
+                "Outbox depth",
+                "none",
+                &[prom("tg_gateway_outbox_depth{$job}", "outbox")],
+            ),
+            ts(
+                "Stage latency p95",
+                "s",
+                &[
+                    prom(
+                        "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_dedup_duration_seconds_bucket{$job}[5m])))",
+                        "dedup",
+                    ),
+                    prom(
+                        "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_store_duration_seconds_bucket{$job}[5m])))",
+                        "store",
+                    ),
+                    prom(
+                        "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_publish_duration_seconds_bucket{$job}[5m])))",
+                        "publish",
+                    ),
+                ],
+            ),
+            ts(
+                "Dependencies connected",
+                "none",
+                &[prom("tg_gateway_dependency_up{$job}", "{{dependency}}")],
+            ),
+            ts(
+                "Flood wait",
+                "s",
+                &[prom(
+                    "rate(tg_gateway_flood_wait_seconds_total{$job}[5m])",
+                    "seconds waited / s",
+                )],
+            ),
+        ],
+    }],
+};
+
+/// Availability and latency percentiles of what users see.
+const SLO: Dashboard = Dashboard {
+    uid: "tg-slo",
+    title: "SLO",
+    sections: &[
+        Section {
+            source: Source::Jobs(Kind::Gateway),
+            panels: &[
+                stat(
+                    "Gateway availability (30d)",
+                    "percentunit",
+                    &[prom("avg_over_time(up{$job}[30d])", "availability")],
+                ),
+                ts(
+                    "End-to-end latency p95 / p99",
+                    "s",
+                    &[
+                        prom(
+                            "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_end_to_end_duration_seconds_bucket{$job}[5m])))",
+                            "p95",
+                        ),
+                        prom(
+                            "histogram_quantile(0.99, sum by (le) (rate(tg_gateway_end_to_end_duration_seconds_bucket{$job}[5m])))",
+                            "p99",
+                        ),
+                    ],
+                ),
+            ],
+        },
+        Section {
+            source: Source::Jobs(Kind::Api),
+            panels: &[
+                stat(
+                    "API availability (30d, non-5xx)",
+                    "percentunit",
+                    &[prom(
+                        r#"1 - sum(rate(tg_api_http_requests_total{$job, status=~"5.."}[30d])) / sum(rate(tg_api_http_requests_total{$job}[30d]))"#,
+                        "availability",
+                    )],
+                ),
+                ts(
+                    "API latency p95 / p99",
+                    "s",
+                    &[
+                        prom(
+                            "histogram_quantile(0.95, sum by (le) (rate(tg_api_http_request_duration_seconds_bucket{$job}[5m])))",
+                            "p95",
+                        ),
+                        prom(
+                            "histogram_quantile(0.99, sum by (le) (rate(tg_api_http_request_duration_seconds_bucket{$job}[5m])))",
+                            "p99",
+                        ),
+                    ],
+                ),
+                ts(
+                    "API error ratio",
+                    "percentunit",
+                    &[prom(
+                        r#"sum(rate(tg_api_http_requests_total{$job, status=~"5.."}[5m])) / sum(rate(tg_api_http_requests_total{$job}[5m]))"#,
+                        "5xx",
+                    )],
+                ),
+            ],
+        },
+    ],
+};
+
+/// What the dashboard sources of one stack resolve to: the text each section's `$job`
+/// or `$schema` is replaced with.
+struct Sources {
+    jobs: Vec<ScrapeJob>,
+    schema: Option<String>,
+}
+
+impl Sources {
+    fn of(stack: &Stack, has_sql: bool) -> Self {
+        let jobs = super::monitoring::prometheus_service(stack)
+            .map(|(_, prometheus)| scrape_jobs(stack, prometheus))
+            .unwrap_or_default();
+        let schema = if has_sql { sql_schema(stack) } else { None };
+        Sources { jobs, schema }
+    }
+
+    /// The text `source` stands for in queries; `None` when the stack lacks it.
+    fn resolve(&self, source: Source) -> Option<String> {
+        match source {
+            Source::AllJobs => Some(String::new()),
+            Source::Jobs(kind) => job_selector(&self.jobs, kind),
+            Source::Sql => self.schema.clone(),
+        }
+    }
 }
 
 /// `job="a"` (or `job=~"a|b"`) for the scrape jobs of `kind`; `None` when nothing of
 /// that kind is scraped.
-fn job_of(stack: &Stack, kind: Kind) -> Option<String> {
-    let (_, prometheus) = super::monitoring::prometheus_service(stack)?;
-    let jobs: Vec<String> = scrape_jobs(stack, prometheus)
-        .into_iter()
+fn job_selector(jobs: &[ScrapeJob], kind: Kind) -> Option<String> {
+    let jobs: Vec<&str> = jobs
+        .iter()
         .filter(|j| j.kind == kind)
-        .map(|j| j.job)
+        .map(|j| j.job.as_str())
         .collect();
     match jobs.as_slice() {
         [] => None,
@@ -234,17 +733,9 @@ fn job_of(stack: &Stack, kind: Kind) -> Option<String> {
     }
 }
 
-/// Every dashboard of the stack; a dashboard whose sources are all missing is left out.
-pub fn dashboards(stack: &Stack, has_sql: bool) -> Vec<Json> {
-    let gw = job_of(stack, Kind::Gateway);
-    let api = job_of(stack, Kind::Api);
-    let pg = job_of(stack, Kind::PostgresExporter);
-    let bouncer = job_of(stack, Kind::PgbouncerExporter);
-    let redis = job_of(stack, Kind::RedisExporter);
-    let rabbit = job_of(stack, Kind::Rabbitmq);
-    let node = job_of(stack, Kind::NodeExporter);
-    let cadvisor = job_of(stack, Kind::Cadvisor);
-    let schema = stack
+/// The schema of the first Postgres service's database, quoted for an SQL identifier.
+fn sql_schema(stack: &Stack) -> Option<String> {
+    stack
         .database_of(
             stack
                 .services
@@ -253,480 +744,33 @@ pub fn dashboards(stack: &Stack, has_sql: bool) -> Vec<Json> {
                 .map(|(n, _)| n.as_str())
                 .unwrap_or_default(),
         )
-        .map(|(_, pg)| pg.schema.replace('"', "\"\""));
+        .map(|(_, pg)| pg.schema.replace('"', "\"\""))
+}
 
-    let mut all = Vec::new();
-
-    // Overview: is everything up, is data flowing, is anything saturated.
-    let mut panels = vec![ts(
-        "Scrape targets up",
-        "none",
-        vec![prom("up".into(), "{{job}}")],
-    )];
-    if let Some(gw) = &gw {
-        panels.push(stat(
-            "Messages stored / s",
-            "ops",
-            vec![prom(
-                format!("sum(rate(tg_gateway_messages_stored_total{{{gw}}}[5m]))"),
-                "stored",
-            )],
-        ));
-        panels.push(stat(
-            "Worst ingestion lag",
-            "s",
-            vec![prom(
-                format!("max(tg_gateway_ingestion_lag_seconds{{{gw}}})"),
-                "lag",
-            )],
-        ));
-    }
-    if let Some(rabbit) = &rabbit {
-        panels.push(stat(
-            "Messages ready in queues",
-            "none",
-            vec![prom(
-                format!("sum(rabbitmq_queue_messages_ready{{{rabbit}}})"),
-                "ready",
-            )],
-        ));
-    }
-    if let Some(cadvisor) = &cadvisor {
-        panels.push(ts(
-            "Container memory of limit",
-            "percentunit",
-            vec![prom(
-                format!(
-                    "max by (name) (container_memory_working_set_bytes{{{cadvisor}, name!=\"\"}} / (container_spec_memory_limit_bytes{{{cadvisor}, name!=\"\"}} > 0))"
-                ),
-                "{{name}}",
-            )],
-        ));
-    }
-    if let Some(node) = &node {
-        panels.push(ts(
-            "Free disk space",
-            "percentunit",
-            vec![prom(
-                format!(
-                    "node_filesystem_avail_bytes{{{node}, fstype!~\"tmpfs|overlay\"}} / node_filesystem_size_bytes{{{node}, fstype!~\"tmpfs|overlay\"}}"
-                ),
-                "{{mountpoint}}",
-            )],
-        ));
-        panels.push(ts(
-            "Host CPU busy",
-            "percentunit",
-            vec![prom(
-                format!("1 - avg(rate(node_cpu_seconds_total{{{node}, mode=\"idle\"}}[5m]))"),
-                "busy",
-            )],
-        ));
-    }
-    all.push(dashboard("tg-overview", "Overview", panels));
-
-    // Database: TimescaleDB through postgres-exporter, PgBouncer pools, and SQL panels.
-    let mut panels = Vec::new();
-    if let Some(pg) = &pg {
-        panels.extend([
-            stat("PostgreSQL up", "none", vec![prom(format!("pg_up{{{pg}}}"), "up")]),
-            ts(
-                "Transactions / s",
-                "ops",
-                vec![
-                    prom(
-                        format!("sum by (datname) (rate(pg_stat_database_xact_commit{{{pg}}}[5m]))"),
-                        "{{datname}} commit",
-                    ),
-                    prom(
-                        format!("sum by (datname) (rate(pg_stat_database_xact_rollback{{{pg}}}[5m]))"),
-                        "{{datname}} rollback",
-                    ),
-                ],
-            ),
-            ts(
-                "Buffer cache hit ratio",
-                "percentunit",
-                vec![prom(
-                    format!(
-                        "sum by (datname) (rate(pg_stat_database_blks_hit{{{pg}}}[5m])) / (sum by (datname) (rate(pg_stat_database_blks_hit{{{pg}}}[5m])) + sum by (datname) (rate(pg_stat_database_blks_read{{{pg}}}[5m])))"
-                    ),
-                    "{{datname}}",
-                )],
-            ),
-            ts(
-                "Backends",
-                "none",
-                vec![prom(
-                    format!("sum by (datname) (pg_stat_database_numbackends{{{pg}}})"),
-                    "{{datname}}",
-                )],
-            ),
-            ts(
-                "Database size",
-                "bytes",
-                vec![prom(format!("pg_database_size_bytes{{{pg}}}"), "{{datname}}")],
-            ),
-            ts(
-                "Messages table size",
-                "bytes",
-                vec![prom(format!("tg_storage_messages_bytes{{{pg}}}"), "messages")],
-            ),
-            ts(
-                "Outbox backlog",
-                "none",
-                vec![prom(format!("tg_outbox_pending{{{pg}}}"), "pending")],
-            ),
-            ts(
-                "Age of newest message per channel",
-                "s",
-                vec![prom(
-                    format!("tg_channel_last_message_age_seconds{{{pg}}}"),
-                    "{{username}}",
-                )],
-            ),
-            ts(
-                "Deadlocks / s",
-                "ops",
-                vec![prom(
-                    format!("sum by (datname) (rate(pg_stat_database_deadlocks{{{pg}}}[5m]))"),
-                    "{{datname}}",
-                )],
-            ),
-        ]);
-    }
-    if let Some(b) = &bouncer {
-        panels.extend([
-            ts(
-                "PgBouncer clients waiting",
-                "none",
-                vec![prom(
-                    format!("pgbouncer_pools_client_waiting_connections{{{b}}}"),
-                    "{{database}}/{{user}}",
-                )],
-            ),
-            ts(
-                "PgBouncer server connections",
-                "none",
-                vec![
-                    prom(
-                        format!("pgbouncer_pools_server_active_connections{{{b}}}"),
-                        "{{database}}/{{user}} active",
-                    ),
-                    prom(
-                        format!("pgbouncer_pools_server_idle_connections{{{b}}}"),
-                        "{{database}}/{{user}} idle",
-                    ),
-                ],
-            ),
-        ]);
-    }
-    if has_sql && let Some(schema) = &schema {
-        panels.push(ts(
-            "Messages per hour (continuous aggregate)",
-            "none",
-            vec![Query::Sql(format!(
-                "SELECT bucket AS \"time\", sum(messages) AS messages FROM \"{schema}\".messages_hourly WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1"
-            ))],
-        ));
-    }
-    if !panels.is_empty() {
-        all.push(dashboard("tg-database", "Database (TimescaleDB)", panels));
-    }
-
-    // Redis.
-    if let Some(r) = &redis {
-        all.push(dashboard(
-            "tg-redis",
-            "Redis",
-            vec![
-                stat(
-                    "Redis up",
-                    "none",
-                    vec![prom(format!("redis_up{{{r}}}"), "up")],
-                ),
-                ts(
-                    "Memory used of maxmemory",
-                    "bytes",
-                    vec![
-                        prom(format!("redis_memory_used_bytes{{{r}}}"), "used"),
-                        prom(format!("redis_memory_max_bytes{{{r}}}"), "maxmemory"),
-                    ],
-                ),
-                ts(
-                    "Commands / s",
-                    "ops",
-                    vec![prom(
-                        format!("sum by (cmd) (rate(redis_commands_total{{{r}}}[5m]))"),
-                        "{{cmd}}",
-                    )],
-                ),
-                ts(
-                    "Dedup keys",
-                    "none",
-                    vec![prom(format!("redis_db_keys{{{r}}}"), "{{db}}")],
-                ),
-                ts(
-                    "Expired and evicted keys / s",
-                    "ops",
-                    vec![
-                        prom(
-                            format!("rate(redis_expired_keys_total{{{r}}}[5m])"),
-                            "expired",
-                        ),
-                        prom(
-                            format!("rate(redis_evicted_keys_total{{{r}}}[5m])"),
-                            "evicted",
-                        ),
-                    ],
-                ),
-                ts(
-                    "Connected clients and replicas",
-                    "none",
-                    vec![
-                        prom(format!("redis_connected_clients{{{r}}}"), "clients"),
-                        prom(format!("redis_connected_slaves{{{r}}}"), "replicas"),
-                    ],
-                ),
-            ],
-        ));
-    }
-
-    // RabbitMQ.
-    if let Some(q) = &rabbit {
-        all.push(dashboard(
-            "tg-rabbitmq",
-            "RabbitMQ queues",
-            vec![
-                ts(
-                    "Messages ready per queue",
-                    "none",
-                    vec![prom(
-                        format!("rabbitmq_queue_messages_ready{{{q}}}"),
-                        "{{vhost}}/{{queue}}",
-                    )],
-                ),
-                ts(
-                    "Messages unacknowledged per queue",
-                    "none",
-                    vec![prom(
-                        format!("rabbitmq_queue_messages_unacked{{{q}}}"),
-                        "{{vhost}}/{{queue}}",
-                    )],
-                ),
-                ts(
-                    "Publish and confirm rate",
-                    "ops",
-                    vec![
-                        prom(
-                            format!("sum(rate(rabbitmq_global_messages_received_total{{{q}}}[5m]))"),
-                            "received",
-                        ),
-                        prom(
-                            format!("sum(rate(rabbitmq_global_messages_confirmed_total{{{q}}}[5m]))"),
-                            "confirmed",
-                        ),
-                    ],
-                ),
-                ts(
-                    "Consumers per queue",
-                    "none",
-                    vec![prom(
-                        format!("rabbitmq_queue_consumers{{{q}}}"),
-                        "{{vhost}}/{{queue}}",
-                    )],
-                ),
-                ts(
-                    "Memory of high watermark",
-                    "percentunit",
-                    vec![prom(
-                        format!(
-                            "rabbitmq_process_resident_memory_bytes{{{q}}} / rabbitmq_resident_memory_limit_bytes{{{q}}}"
-                        ),
-                        "memory",
-                    )],
-                ),
-                ts(
-                    "Disk free above limit",
-                    "bytes",
-                    vec![prom(
-                        format!(
-                            "rabbitmq_disk_space_available_bytes{{{q}}} - rabbitmq_disk_space_available_limit_bytes{{{q}}}"
-                        ),
-                        "headroom",
-                    )],
-                ),
-            ],
-        ));
-    }
-
-    // The MTProto gateway.
-    if let Some(g) = &gw {
-        let quantile = |q: &str, metric: &str| {
-            format!("histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{g}}}[5m])))")
-        };
-        all.push(dashboard(
-            "tg-gateway",
-            "MTProto gateway",
-            vec![
-                ts(
-                    "Pipeline rate",
-                    "ops",
-                    vec![
-                        prom(
-                            format!("sum(rate(tg_gateway_messages_received_total{{{g}}}[5m]))"),
-                            "received",
-                        ),
-                        prom(
-                            format!("sum(rate(tg_gateway_messages_deduplicated_total{{{g}}}[5m]))"),
-                            "duplicates",
-                        ),
-                        prom(
-                            format!("sum(rate(tg_gateway_messages_stored_total{{{g}}}[5m]))"),
-                            "stored",
-                        ),
-                        prom(
-                            format!("sum(rate(tg_gateway_messages_published_total{{{g}}}[5m]))"),
-                            "published",
-                        ),
-                    ],
-                ),
-                ts(
-                    "Failures by stage",
-                    "ops",
-                    vec![prom(
-                        format!(
-                            "sum by (stage) (rate(tg_gateway_messages_failed_total{{{g}}}[5m]))"
-                        ),
-                        "{{stage}}",
-                    )],
-                ),
-                ts(
-                    "Ingestion lag per channel",
-                    "s",
-                    vec![prom(
-                        format!("tg_gateway_ingestion_lag_seconds{{{g}}}"),
-                        "{{channel}}",
-                    )],
-                ),
-                ts(
-                    "Outbox depth",
-                    "none",
-                    vec![prom(format!("tg_gateway_outbox_depth{{{g}}}"), "outbox")],
-                ),
-                ts(
-                    "Stage latency p95",
-                    "s",
-                    vec![
-                        prom(
-                            quantile("0.95", "tg_gateway_dedup_duration_seconds"),
-                            "dedup",
-                        ),
-                        prom(
-                            quantile("0.95", "tg_gateway_store_duration_seconds"),
-                            "store",
-                        ),
-                        prom(
-                            quantile("0.95", "tg_gateway_publish_duration_seconds"),
-                            "publish",
-                        ),
-                    ],
-                ),
-                ts(
-                    "Dependencies connected",
-                    "none",
-                    vec![prom(
-                        format!("tg_gateway_dependency_up{{{g}}}"),
-                        "{{dependency}}",
-                    )],
-                ),
-                ts(
-                    "Flood wait",
-                    "s",
-                    vec![prom(
-                        format!("rate(tg_gateway_flood_wait_seconds_total{{{g}}}[5m])"),
-                        "seconds waited / s",
-                    )],
-                ),
-            ],
-        ));
-    }
-
-    // SLO: availability and latency percentiles of what users see.
-    let mut panels = Vec::new();
-    if let Some(g) = &gw {
-        panels.extend([
-            stat(
-                "Gateway availability (30d)",
-                "percentunit",
-                vec![prom(format!("avg_over_time(up{{{g}}}[30d])"), "availability")],
-            ),
-            ts(
-                "End-to-end latency p95 / p99",
-                "s",
-                vec![
-                    prom(
-                        format!("histogram_quantile(0.95, sum by (le) (rate(tg_gateway_end_to_end_duration_seconds_bucket{{{g}}}[5m])))"),
-                        "p95",
-                    ),
-                    prom(
-                        format!("histogram_quantile(0.99, sum by (le) (rate(tg_gateway_end_to_end_duration_seconds_bucket{{{g}}}[5m])))"),
-                        "p99",
-                    ),
-                ],
-            ),
-        ]);
-    }
-    if let Some(a) = &api {
-        panels.extend([
-            stat(
-                "API availability (30d, non-5xx)",
-                "percentunit",
-                vec![prom(
-                    format!(
-                        "1 - sum(rate(tg_api_http_requests_total{{{a}, status=~\"5..\"}}[30d])) / sum(rate(tg_api_http_requests_total{{{a}}}[30d]))"
-                    ),
-                    "availability",
-                )],
-            ),
-            ts(
-                "API latency p95 / p99",
-                "s",
-                vec![
-                    prom(
-                        format!("histogram_quantile(0.95, sum by (le) (rate(tg_api_http_request_duration_seconds_bucket{{{a}}}[5m])))"),
-                        "p95",
-                    ),
-                    prom(
-                        format!("histogram_quantile(0.99, sum by (le) (rate(tg_api_http_request_duration_seconds_bucket{{{a}}}[5m])))"),
-                        "p99",
-                    ),
-                ],
-            ),
-            ts(
-                "API error ratio",
-                "percentunit",
-                vec![prom(
-                    format!(
-                        "sum(rate(tg_api_http_requests_total{{{a}, status=~\"5..\"}}[5m])) / sum(rate(tg_api_http_requests_total{{{a}}}[5m]))"
-                    ),
-                    "5xx",
-                )],
-            ),
-        ]);
-    }
-    if !panels.is_empty() {
-        all.push(dashboard("tg-slo", "SLO", panels));
-    }
-    all
+/// Every dashboard of the stack; a dashboard whose sources are all missing is left out.
+pub fn dashboards(stack: &Stack, has_sql: bool) -> Vec<Json> {
+    let sources = Sources::of(stack, has_sql);
+    DASHBOARDS
+        .iter()
+        .filter_map(|dashboard| {
+            let panels: Vec<(&Panel, String)> = dashboard
+                .sections
+                .iter()
+                .filter_map(|section| Some((section, sources.resolve(section.source)?)))
+                .flat_map(|(section, text)| section.panels.iter().map(move |p| (p, text.clone())))
+                .collect();
+            (!panels.is_empty()).then(|| dashboard_json(dashboard, &panels))
+        })
+        .collect()
 }
 
 /// A dashboard in the classic JSON model: stats 6 wide, time series 12 wide, flowing
-/// left to right.
-fn dashboard(uid: &str, title: &str, panels: Vec<Panel>) -> Json {
+/// left to right on Grafana's 24-column grid. Each panel comes with the text its
+/// queries' `$job`/`$schema` stand for.
+fn dashboard_json(dashboard: &Dashboard, panels: &[(&Panel, String)]) -> Json {
     let (mut x, mut y, mut row_height) = (0_i64, 0_i64, 0_i64);
     let mut out = Vec::new();
-    for (index, panel) in panels.into_iter().enumerate() {
+    for (index, (panel, source)) in panels.iter().enumerate() {
         let (w, h) = if panel.kind == "stat" {
             (6, 4)
         } else {
@@ -737,60 +781,14 @@ fn dashboard(uid: &str, title: &str, panels: Vec<Panel>) -> Json {
             y += row_height;
             row_height = 0;
         }
-        let sql = panel.queries.iter().any(|q| matches!(q, Query::Sql(_)));
-        let datasource = if sql {
-            json!({"type": "grafana-postgresql-datasource", "uid": SQL_UID})
-        } else {
-            json!({"type": "prometheus", "uid": PROMETHEUS_UID})
-        };
-        let targets: Vec<Json> = panel
-            .queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| {
-                let ref_id = char::from(b'A' + u8::try_from(i % 26).unwrap_or(0)).to_string();
-                match q {
-                    Query::Prom(expr, legend) => json!({
-                        "refId": ref_id,
-                        "datasource": datasource,
-                        "expr": expr,
-                        "legendFormat": legend,
-                        "range": true,
-                    }),
-                    Query::Sql(sql) => json!({
-                        "refId": ref_id,
-                        "datasource": datasource,
-                        "editorMode": "code",
-                        "format": "time_series",
-                        "rawQuery": true,
-                        "rawSql": sql,
-                    }),
-                }
-            })
-            .collect();
-        let options = if panel.kind == "stat" {
-            json!({"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false},
-                   "colorMode": "value", "graphMode": "area", "textMode": "auto"})
-        } else {
-            json!({"legend": {"displayMode": "list", "placement": "bottom", "showLegend": true},
-                   "tooltip": {"mode": "multi", "sort": "desc"}})
-        };
-        out.push(json!({
-            "type": panel.kind,
-            "id": index + 1,
-            "title": panel.title,
-            "datasource": datasource,
-            "gridPos": {"h": h, "w": w, "x": x, "y": y},
-            "targets": targets,
-            "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-            "options": options,
-        }));
+        let grid = json!({"h": h, "w": w, "x": x, "y": y});
+        out.push(panel_json(panel, source, index + 1, grid));
         x += w;
         row_height = row_height.max(h);
     }
     json!({
-        "uid": uid,
-        "title": title,
+        "uid": dashboard.uid,
+        "title": dashboard.title,
         "tags": ["tgstack"],
         "timezone": "browser",
         "editable": false,
@@ -803,6 +801,58 @@ fn dashboard(uid: &str, title: &str, panels: Vec<Panel>) -> Json {
         "annotations": {"list": []},
         "links": [],
         "panels": out,
+    })
+}
+
+/// One panel at `grid_pos`, its queries reading `source` (see [`Sources::resolve`]).
+fn panel_json(panel: &Panel, source: &str, id: usize, grid_pos: Json) -> Json {
+    let sql = panel.queries.iter().any(|q| matches!(q, Query::Sql(_)));
+    let datasource = if sql {
+        json!({"type": "grafana-postgresql-datasource", "uid": SQL_UID})
+    } else {
+        json!({"type": "prometheus", "uid": PROMETHEUS_UID})
+    };
+    let targets: Vec<Json> = panel
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let ref_id = char::from(b'A' + u8::try_from(i % 26).unwrap_or(0)).to_string();
+            match q {
+                Query::Prom(expr, legend) => json!({
+                    "refId": ref_id,
+                    "datasource": datasource,
+                    "expr": expr.replace("$job", source),
+                    "legendFormat": legend,
+                    "range": true,
+                }),
+                Query::Sql(sql) => json!({
+                    "refId": ref_id,
+                    "datasource": datasource,
+                    "editorMode": "code",
+                    "format": "time_series",
+                    "rawQuery": true,
+                    "rawSql": sql.replace("$schema", source),
+                }),
+            }
+        })
+        .collect();
+    let options = if panel.kind == "stat" {
+        json!({"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false},
+               "colorMode": "value", "graphMode": "area", "textMode": "auto"})
+    } else {
+        json!({"legend": {"displayMode": "list", "placement": "bottom", "showLegend": true},
+               "tooltip": {"mode": "multi", "sort": "desc"}})
+    };
+    json!({
+        "type": panel.kind,
+        "id": id,
+        "title": panel.title,
+        "datasource": datasource,
+        "gridPos": grid_pos,
+        "targets": targets,
+        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+        "options": options,
     })
 }
 

@@ -9,9 +9,8 @@ use minijinja::{Value, context};
 
 use super::compose::{ComposeService, compose_services};
 use super::{Output, sql};
-use crate::model::secret_files;
 use crate::model::{Deploy, Kind, Model, Stack};
-use crate::model::{native, paths};
+use crate::model::{native, paths, secret_files};
 
 /// The scripts, by file name: (file, template).
 pub const SCRIPTS: &[(&str, &str)] = &[
@@ -87,8 +86,46 @@ fn context(stack: &Stack) -> Result<Value, String> {
         .iter()
         .map(|name| context! { name, stop_timeout => stop_timeout(stack, name) })
         .collect();
-    // Each container's own healthcheck, run inside it: the check Docker itself uses.
-    let health: Vec<Value> = order
+    let health = container_health(&order, &by_name);
+    let natives: Vec<Value> = stack
+        .services
+        .iter()
+        .filter(|(_, s)| s.deploy == Deploy::Native)
+        .map(|(name, s)| {
+            context! {
+                name,
+                unit => format!("{name}.service"),
+                health_url => format!("http://127.0.0.1:{}/health", s.port),
+                session_file => native::session_file(stack, name),
+                user => native::user(name, s),
+            }
+        })
+        .collect();
+    let postgres = postgres_target(stack)?;
+    let redis = redis_masters(stack);
+    let rabbitmq: Vec<String> = stack
+        .services
+        .iter()
+        .filter(|(_, s)| s.kind == Kind::Rabbitmq)
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok(context! {
+        project => &stack.name,
+        config_dir => stack.deploy.config_dir.trim_end_matches('/'),
+        secrets_dir => stack.deploy.secrets_dir.trim_end_matches('/'),
+        env_file => secret_files::ENV_FILE,
+        containers,
+        health,
+        natives,
+        postgres,
+        redis,
+        rabbitmq,
+    })
+}
+
+/// Each container's own healthcheck, run inside it: the check Docker itself uses.
+fn container_health(order: &[String], by_name: &BTreeMap<&str, &ComposeService>) -> Vec<Value> {
+    order
         .iter()
         .filter_map(|name| by_name.get(name.as_str()))
         .map(|s| match &s.healthcheck {
@@ -105,22 +142,11 @@ fn context(stack: &Stack) -> Result<Value, String> {
             },
             _ => context! { name => &s.name, kind => "running" },
         })
-        .collect();
-    let natives: Vec<Value> = stack
-        .services
-        .iter()
-        .filter(|(_, s)| s.deploy == Deploy::Native)
-        .map(|(name, s)| {
-            context! {
-                name,
-                unit => format!("{name}.service"),
-                health_url => format!("http://127.0.0.1:{}/health", s.port),
-                session_file => native::session_file(stack, name),
-                user => native::user(name, s),
-            }
-        })
-        .collect();
+        .collect()
+}
 
+/// The PostgreSQL service migrate and backup connect to, from the host.
+fn postgres_target(stack: &Stack) -> Result<Value, String> {
     let (pg_name, pg_service, pg) = stack
         .services
         .iter()
@@ -143,7 +169,7 @@ fn context(stack: &Stack) -> Result<Value, String> {
             }
         })
         .collect();
-    let postgres = context! {
+    Ok(context! {
         service => pg_name,
         host => "127.0.0.1",
         port => pg_port,
@@ -154,8 +180,12 @@ fn context(stack: &Stack) -> Result<Value, String> {
         variant => paths::variant_dir(pg.variant),
         files => sql::FILES.iter().map(|(stem, _)| format!("{stem}.sql")).collect::<Vec<_>>(),
         roles,
-    };
-    let redis: Vec<Value> = stack
+    })
+}
+
+/// Redis servers that are not replicas, with the host port to reach them on.
+fn redis_masters(stack: &Stack) -> Vec<Value> {
+    stack
         .services
         .iter()
         .filter_map(|(name, s)| {
@@ -169,25 +199,7 @@ fn context(stack: &Stack) -> Result<Value, String> {
             };
             Some(context! { name, port, password_env => secret_env(stack, &r.password.secret) })
         })
-        .collect();
-    let rabbitmq: Vec<String> = stack
-        .services
-        .iter()
-        .filter(|(_, s)| s.kind == Kind::Rabbitmq)
-        .map(|(name, _)| name.clone())
-        .collect();
-    Ok(context! {
-        project => &stack.name,
-        config_dir => stack.deploy.config_dir.trim_end_matches('/'),
-        secrets_dir => stack.deploy.secrets_dir.trim_end_matches('/'),
-        env_file => secret_files::ENV_FILE,
-        containers,
-        health,
-        natives,
-        postgres,
-        redis,
-        rabbitmq,
-    })
+        .collect()
 }
 
 pub fn outputs(model: &Model) -> Vec<Output> {

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the real-program tests start or call.
-PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd)
+PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -20,6 +20,7 @@ fi
 for svc in pgbouncer prometheus redis-sentinel; do
   pkill -f "^/usr/(s)?bin/$svc" 2>/dev/null || true
 done
+pkill -f "^nginx: master process /usr/sbin/nginx$" 2>/dev/null || true
 
 # The shared servers the tests talk to: start whichever is not running.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then

@@ -18,8 +18,10 @@ use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value as Json;
 use tgstack::catalog;
+use tgstack::model::alerting as monitoring;
+use tgstack::model::kinds;
 use tgstack::model::{self, Kind, Model, PostgresVariant};
-use tgstack::render::{self, grafana, monitoring, prometheus, sql};
+use tgstack::render::{self, grafana, prometheus, sql};
 use tgstack::tree::Tree;
 
 fn root() -> PathBuf {
@@ -229,8 +231,7 @@ fn rule_files_and_scrape_targets_match_the_model() {
     assert_eq!(jobs["postgres-exporter"].0, "postgres-exporter:9187");
     for (name, (target, _)) in &jobs {
         let service = &stack.services[name];
-        let (port, _) =
-            monitoring::metrics_endpoint(service).expect("scraped service exposes metrics");
+        let (port, _) = kinds::scrape_endpoint(service).expect("scraped service exposes metrics");
         assert!(
             target.ends_with(&format!(":{port}")),
             "{name} scraped at {target}, metrics on {port}"

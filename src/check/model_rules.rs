@@ -95,7 +95,7 @@ fn names(cx: &mut Ctx<'_>) {
 
 fn settings_present(service: &Service) -> Vec<&'static str> {
     let mut present = Vec::new();
-    let checks: [(&'static str, bool); 10] = [
+    let checks: [(&'static str, bool); 11] = [
         ("postgres", service.postgres.is_some()),
         ("pgbouncer", service.pgbouncer.is_some()),
         ("redis", service.redis.is_some()),
@@ -106,6 +106,7 @@ fn settings_present(service: &Service) -> Vec<&'static str> {
         ("prometheus", service.prometheus.is_some()),
         ("grafana", service.grafana.is_some()),
         ("exporter", service.exporter.is_some()),
+        ("nginx", service.nginx.is_some()),
     ];
     for (table, is_present) in checks {
         if is_present {
@@ -339,6 +340,9 @@ fn service_references(cx: &Ctx<'_>) -> Vec<Reference> {
         }
         if let Some(a) = &s.api {
             add(format!("{base}.api.database"), &a.database, DB);
+        }
+        if let Some(n) = &s.nginx {
+            add(format!("{base}.nginx.upstream"), &n.upstream, &[Kind::Api]);
         }
         if let Some(g) = &s.grafana {
             add(
@@ -875,6 +879,22 @@ fn timeouts(cx: &mut Ctx<'_>) {
         {
             let table = if s.api.is_some() { "api" } else { "grafana" };
             reports.push((format!("services.{name}.{table}.{what}"), format!("`{name}` {what} {timeout} is not longer than `{database}` {callee_key} {callee_timeout}"), "the caller's timeout must exceed the callee's".to_string()));
+        }
+    }
+    // A proxy that gives up first answers 504 while the API still works on the request.
+    for (name, s) in &stack.services {
+        let Some(n) = &s.nginx else { continue };
+        if let Some(api) = stack.service(&n.upstream).and_then(|u| u.api.as_ref())
+            && n.read_timeout <= api.request_timeout
+        {
+            reports.push((
+                format!("services.{name}.nginx.read_timeout"),
+                format!(
+                    "`{name}` read_timeout {} is not longer than `{}` request_timeout {}",
+                    n.read_timeout, n.upstream, api.request_timeout
+                ),
+                "the caller's timeout must exceed the callee's".to_string(),
+            ));
         }
     }
     for (path, message, help) in reports {

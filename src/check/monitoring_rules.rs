@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 
 use super::Ctx;
 use crate::finding::Severity;
-use crate::model::{AlertKind, Deploy, Unreachable};
-use crate::render::monitoring::{
-    build_alert, metrics_endpoint, native_unreachable_from_containers, prometheus_service,
-};
+use crate::model::alerting::{build_alert, native_unreachable_from_containers, prometheus_service};
+use crate::model::{AlertKind, Deploy, Unreachable, kinds};
 
 pub fn run(cx: &mut Ctx<'_>) {
     alerts(cx);
@@ -77,7 +75,7 @@ fn scrape_targets(cx: &mut Ctx<'_>) {
     };
     let mut reports = Vec::new();
     for (name, service) in &stack.services {
-        let Some((port, _)) = metrics_endpoint(service) else {
+        let Some((port, _)) = kinds::scrape_endpoint(service) else {
             continue;
         };
         let publish = (port == service.port).then_some(service.publish).flatten();

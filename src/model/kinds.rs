@@ -219,6 +219,15 @@ pub static KINDS: &[KindSpec] = &[
         metrics: metrics("/metrics", || catalog::cadvisor::METRICS),
         gateway_subcommand: None,
     },
+    KindSpec {
+        kind: Kind::Nginx,
+        name: "nginx",
+        settings: settings("nginx", true),
+        deploys: BOTH,
+        layer: Layer::Data,
+        metrics: None,
+        gateway_subcommand: None,
+    },
 ];
 
 impl Kind {

@@ -1,9 +1,11 @@
 //! The model: stack.toml typed, located and resolved.
 
+pub mod alerting;
 pub mod kinds;
 mod load;
 mod monitoring;
 pub mod native;
+pub mod nginx;
 pub mod paths;
 pub mod secret_files;
 mod types;

@@ -89,6 +89,9 @@ pub fn grafana_dashboard_provider(service: &str) -> String {
 pub fn grafana_dashboard(service: &str, uid: &str) -> String {
     format!("{service}/dashboards/{uid}.json")
 }
+pub fn nginx_conf(service: &str) -> String {
+    format!("{service}/nginx.conf")
+}
 /// A native service's systemd unit.
 pub fn unit(service: &str) -> String {
     format!("systemd/{service}.service")

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::nginx::NginxSettings;
 use super::units::{ByteSize, Duration};
 
 /// The whole stack: one file that every rendered artifact is derived from.
@@ -162,6 +163,7 @@ pub enum Kind {
     PgbouncerExporter,
     NodeExporter,
     Cadvisor,
+    Nginx,
 }
 
 /// One service of the stack.
@@ -232,6 +234,9 @@ pub struct Service {
     /// Settings of an exporter (`postgres-exporter`, `redis-exporter`, `pgbouncer-exporter`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exporter: Option<ExporterSettings>,
+    /// Settings of an `nginx` reverse proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<NginxSettings>,
     /// How a `native` service runs under systemd. Only valid with `deploy = "native"`.
     /// Default: every field's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Output, rabbitmq};
 use crate::model::secret_files::{self, gateway_secrets, grafana_secrets};
-use crate::model::{Deploy, Kind, Model, Persistence, Service, Stack, paths};
+use crate::model::{Deploy, Kind, Model, Persistence, Service, Stack, nginx, paths};
 
 #[derive(Debug, Serialize)]
 pub struct ComposeService {
@@ -252,7 +252,36 @@ fn kind_settings(inst: &Instance<'_>) -> KindSettings {
         Kind::PgbouncerExporter => pgbouncer_exporter(inst),
         Kind::NodeExporter => node_exporter(inst),
         Kind::Cadvisor => cadvisor(inst),
+        Kind::Nginx => nginx(inst),
     }
+}
+
+/// A bind source for a rendered file, relative to the compose file.
+fn rendered(path: &str) -> String {
+    format!("./{path}")
+}
+
+/// The proxy resolves its API by container name, or by the host alias for a native API.
+fn nginx(inst: &Instance<'_>) -> KindSettings {
+    let mut out = KindSettings::default();
+    if let Some(n) = &inst.service.nginx {
+        out.depends(inst.stack, &n.upstream);
+        if inst
+            .stack
+            .service(&n.upstream)
+            .is_some_and(|u| u.deploy == Deploy::Native)
+        {
+            out.extra_hosts
+                .push("host.docker.internal:host-gateway".into());
+        }
+    }
+    out.volumes = vec![bind(
+        rendered(&paths::nginx_conf(inst.name)),
+        nginx::CONTAINER_CONFIG.into(),
+    )];
+    let health_url = format!("http://127.0.0.1:{}{}", inst.port(), nginx::HEALTH_PATH);
+    out.healthcheck = wget_health(&health_url, "10s");
+    out
 }
 
 /// A healthcheck that fetches `url` from inside the container with wget.
@@ -295,11 +324,11 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
     .to_vec();
     out.volumes = vec![
         bind(
-            format!("./{name}/postgresql.conf"),
+            rendered(&paths::postgresql_conf(name)),
             "/etc/postgresql/postgresql.conf".into(),
         ),
         bind(
-            format!("./{name}/pg_hba.conf"),
+            rendered(&paths::pg_hba_conf(name)),
             "/etc/postgresql/pg_hba.conf".into(),
         ),
         volume(format!("{name}-data"), "/var/lib/postgresql/data"),
@@ -333,7 +362,7 @@ fn pgbouncer(inst: &Instance<'_>) -> KindSettings {
     let userlist = inst.secret_file(secret_files::userlist_name(name));
     out.volumes = vec![
         bind(
-            format!("./{name}/pgbouncer.ini"),
+            rendered(&paths::pgbouncer_ini(name)),
             "/etc/pgbouncer/pgbouncer.ini".into(),
         ),
         bind(userlist.clone(), userlist),
@@ -370,7 +399,7 @@ fn redis(inst: &Instance<'_>) -> KindSettings {
         "/usr/local/etc/redis/redis.conf".into(),
     ];
     out.volumes.push(bind(
-        format!("./{name}/redis.conf"),
+        rendered(&paths::redis_conf(name)),
         "/usr/local/etc/redis/redis.conf".into(),
     ));
     let auth = inst.secret_file(secret_files::redis_auth_name(name));
@@ -397,7 +426,7 @@ fn sentinel(inst: &Instance<'_>) -> KindSettings {
     ];
     out.volumes = vec![
         bind(
-            format!("./{name}/{instance}.conf"),
+            rendered(&paths::sentinel_conf(name, instance)),
             "/etc/tgstack/sentinel.conf".into(),
         ),
         bind(auth.clone(), auth),
@@ -415,15 +444,15 @@ fn rabbitmq(inst: &Instance<'_>) -> KindSettings {
         hostname: Some(name.to_string()),
         volumes: vec![
             bind(
-                format!("./{name}/rabbitmq.conf"),
+                rendered(&paths::rabbitmq_conf(name)),
                 "/etc/rabbitmq/rabbitmq.conf".into(),
             ),
             bind(
-                format!("./{name}/enabled_plugins"),
+                rendered(&paths::rabbitmq_plugins(name)),
                 "/etc/rabbitmq/enabled_plugins".into(),
             ),
             bind(
-                format!("./{name}/definitions.json"),
+                rendered(&paths::rabbitmq_definitions(name)),
                 format!("{definitions}/definitions.json"),
             ),
             bind(
@@ -465,7 +494,7 @@ fn gateway(inst: &Instance<'_>) -> KindSettings {
     };
     out.command = vec!["tg-gateway".into(), sub.into()];
     out.volumes.push(bind(
-        "./model/stack.toml".into(),
+        rendered(paths::EFFECTIVE_MODEL),
         "/etc/tgstack/stack.toml".into(),
     ));
     out.healthcheck = health(
@@ -494,7 +523,7 @@ fn prometheus(inst: &Instance<'_>) -> KindSettings {
     }
     out.volumes = vec![
         bind(
-            format!("./{name}/prometheus.yml"),
+            rendered(&paths::prometheus_yml(name)),
             "/etc/prometheus/prometheus.yml".into(),
         ),
         bind(format!("./{name}/rules"), "/etc/prometheus/rules".into()),

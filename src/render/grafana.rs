@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::Output;
-use super::monitoring::{ScrapeJob, promql_str, scrape_jobs};
+use crate::model::alerting::{ScrapeJob, promql_str, scrape_jobs};
 use crate::model::{Kind, Model, Service, Stack, paths};
 
 /// The redis datasource plugin, pinned; installed through `GF_INSTALL_PLUGINS`.
@@ -701,7 +701,7 @@ struct Sources {
 
 impl Sources {
     fn of(stack: &Stack, has_sql: bool) -> Self {
-        let jobs = super::monitoring::prometheus_service(stack)
+        let jobs = crate::model::alerting::prometheus_service(stack)
             .map(|(_, prometheus)| scrape_jobs(stack, prometheus))
             .unwrap_or_default();
         let schema = if has_sql { sql_schema(stack) } else { None };

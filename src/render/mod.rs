@@ -6,7 +6,7 @@ pub mod diagrams;
 pub mod engine;
 mod env;
 pub mod grafana;
-pub mod monitoring;
+pub mod nginx;
 mod pgbouncer;
 mod postgres;
 pub mod prometheus;
@@ -52,6 +52,7 @@ fn outputs(model: &Model) -> Vec<Output> {
     all.extend(pgbouncer::outputs(model));
     all.extend(redis::outputs(model));
     all.extend(rabbitmq::outputs(model));
+    all.extend(nginx::outputs(model));
     all.extend(prometheus::outputs(model));
     all.extend(grafana::outputs(model));
     all.extend(sql::outputs(model));

@@ -8,8 +8,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::Output;
-use super::monitoring::{self, BuiltAlert};
 use crate::catalog::postgres_exporter;
+use crate::model::alerting::{self, BuiltAlert};
 use crate::model::{AlertSeverity, Kind, Model, PostgresVariant, Stack, paths};
 
 /// Where each postgres-exporter reads its custom queries.
@@ -18,7 +18,7 @@ pub const QUERIES_PATH: &str = "/etc/postgres-exporter/queries.yaml";
 /// Rule files of the model's alerts, by severity: `(file name, alerts)`.
 pub fn rule_files(stack: &Stack) -> BTreeMap<AlertSeverity, Vec<BuiltAlert>> {
     let mut files: BTreeMap<AlertSeverity, Vec<BuiltAlert>> = BTreeMap::new();
-    for alert in monitoring::built_alerts(stack) {
+    for alert in alerting::built_alerts(stack) {
         files.entry(alert.severity).or_default().push(alert);
     }
     files
@@ -43,7 +43,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                         scrape_interval => settings.scrape_interval.prometheus(),
                         evaluation_interval => settings.evaluation_interval.prometheus(),
                         rule_files => &rule_names,
-                        jobs => super::ser(monitoring::scrape_jobs(stack, service)),
+                        jobs => super::ser(alerting::scrape_jobs(stack, service)),
                     },
                 ));
                 let mut tests = Vec::new();

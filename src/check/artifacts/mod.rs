@@ -7,6 +7,7 @@ pub mod compose;
 pub mod data;
 pub mod monitoring;
 pub mod native;
+pub mod nginx;
 pub mod parse;
 pub mod yaml;
 
@@ -77,4 +78,5 @@ pub fn run(cx: &mut Ctx<'_>, tree: &Tree) {
     data::run(cx, &files);
     monitoring::run(cx, &files);
     native::run(cx, &files);
+    nginx::run(cx, &files);
 }

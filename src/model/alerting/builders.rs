@@ -3,8 +3,8 @@
 
 use super::promtool::{Fixture, Level};
 use super::watched::{named_or_only, require_exporter, unknown_service, watched};
-use super::{AlertProblem, go_value, metrics_endpoint, promql_str};
-use crate::model::{Alert, AlertKind, Kind, Stack, units::Duration};
+use super::{AlertProblem, go_value, promql_str};
+use crate::model::{Alert, AlertKind, Kind, Stack, kinds, units::Duration};
 
 /// An alert being built, with what its kind's expression and text need.
 pub(super) struct AlertInput<'a> {
@@ -69,7 +69,7 @@ fn service_down(input: &AlertInput<'_>, problems: &mut Vec<AlertProblem>) -> Opt
         problems.push(unknown_service(alert, name));
         return None;
     };
-    if metrics_endpoint(service).is_none() {
+    if kinds::scrape_endpoint(service).is_none() {
         problems.push(AlertProblem {
             rule: "TG501",
             field: "service",

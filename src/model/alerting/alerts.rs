@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::builders::{AlertInput, KindRule, build_kind};
 use super::humanize::{go_value, humanize_duration, humanize_percentage};
-use super::kinds::{AlertInput, KindRule, build_kind};
 use super::prometheus_service;
 use super::promtool::{Declared, TestCase, Timing, custom_case, typed_case};
 use crate::model::{Alert, AlertKind, AlertSeverity, Stack, units::Duration};

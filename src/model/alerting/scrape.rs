@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Deploy, Kind, Service, Stack};
+use crate::model::{Deploy, Kind, Service, Stack, kinds};
 
 /// One Prometheus scrape job: a model service with a metrics endpoint.
 #[derive(Debug, Clone, Serialize)]
@@ -14,30 +14,6 @@ pub struct ScrapeJob {
     pub metrics_path: &'static str,
     /// `host:port` as the Prometheus process reaches it.
     pub target: String,
-}
-
-/// The port and path a service exposes metrics on, if any. RabbitMQ is scraped on
-/// `/metrics/per-object` so queue families carry `vhost` and `queue` labels.
-pub fn metrics_endpoint(service: &Service) -> Option<(u16, &'static str)> {
-    match service.kind {
-        Kind::Gateway
-        | Kind::Api
-        | Kind::PostgresExporter
-        | Kind::RedisExporter
-        | Kind::PgbouncerExporter
-        | Kind::NodeExporter
-        | Kind::Cadvisor => Some((service.port, "/metrics")),
-        Kind::Rabbitmq => service
-            .rabbitmq
-            .as_ref()
-            .map(|r| (r.metrics_port, "/metrics/per-object")),
-        Kind::Postgres
-        | Kind::Pgbouncer
-        | Kind::Redis
-        | Kind::Sentinel
-        | Kind::Prometheus
-        | Kind::Grafana => None,
-    }
 }
 
 /// The first Prometheus service of the stack (the one alerts and dashboards use).
@@ -54,7 +30,7 @@ pub fn prometheus_service(stack: &Stack) -> Option<(&str, &Service)> {
 pub fn scrape_jobs(stack: &Stack, prometheus: &Service) -> Vec<ScrapeJob> {
     let mut jobs = Vec::new();
     for (name, service) in &stack.services {
-        let Some((port, metrics_path)) = metrics_endpoint(service) else {
+        let Some((port, metrics_path)) = kinds::scrape_endpoint(service) else {
             continue;
         };
         // Metrics ports other than the main one are never published.

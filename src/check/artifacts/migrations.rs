@@ -1,41 +1,27 @@
-//! SQL migrations and systemd units re-read from the tree.
-//! SQL: every statement parsed (TimescaleDB-only statements recognised explicitly by
-//! `check::sql`), ON CONFLICT targets deterministic unique keys (17), every DDL statement
-//! idempotent (19), no session-level state in functions called through the pooler (18).
-//! Units: known sections and keys, environment the program reads and nothing else, no
-//! `${}` in Environment=, secrets only through EnvironmentFile (29), the session's state
-//! directory private (30).
-
-use std::collections::BTreeSet;
+//! SQL migrations re-read from the tree: every statement parsed (TimescaleDB-only
+//! statements recognised explicitly by `check::sql`), ON CONFLICT targets deterministic
+//! unique keys (17), every DDL statement idempotent (19), no session-level state in
+//! functions called through the pooler (18).
 
 use super::Files;
-use super::parse;
 use crate::check::Ctx;
+use crate::check::index::Index;
 use crate::finding::Severity;
-use crate::model::{Deploy, Kind, PoolMode};
+use crate::model::Kind;
 
-pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
-    sql(cx, files);
-    units(cx, files);
-}
-
-fn sql(cx: &mut Ctx<'_>, files: &Files<'_>) {
+pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
     let stack = cx.stack();
     for (name, service) in &stack.services {
         if service.kind != Kind::Postgres {
             continue;
         }
         let path = format!("services.{name}.postgres");
-        let behind_pooler = stack.services.values().any(|s| {
-            s.pgbouncer
-                .as_ref()
-                .is_some_and(|b| &b.upstream == name && b.pool_mode == PoolMode::Transaction)
-        });
+        let behind_pooler = index.transaction_pooled(name);
         for variant in ["timescaledb", "plain"] {
             let prefix = format!("{name}/sql/{variant}/");
             let scripts: Vec<(String, String)> = files
-                .paths()
-                .filter(|p| p.starts_with(&prefix) && p.ends_with(".sql"))
+                .under(&prefix)
+                .filter(|p| p.ends_with(".sql"))
                 .filter_map(|p| files.text(p).map(|t| (p.clone(), t.to_string())))
                 .collect();
             for issue in crate::check::sql::check_sql_files(&scripts) {
@@ -62,7 +48,12 @@ fn sql(cx: &mut Ctx<'_>, files: &Files<'_>) {
 /// Incident 19: applying a migration twice must change nothing and not fail.
 fn idempotent(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
     let mut in_body = false;
+    // Byte offset of the current line, kept as we go (summing the lines before each
+    // INSERT again would be quadratic in a long migration).
+    let mut offset = 0;
     for (index, line) in text.lines().enumerate() {
+        let start = offset;
+        offset += line.len() + 1;
         let upper = line.trim().to_ascii_uppercase();
         if line.matches("$$").count() % 2 == 1 {
             in_body = !in_body;
@@ -100,7 +91,7 @@ fn idempotent(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
             }
         }
         if upper.starts_with("INSERT INTO")
-            && !text[text.lines().take(index).map(|l| l.len() + 1).sum::<usize>()..]
+            && !text[start..]
                 .split(';')
                 .next()
                 .unwrap_or("")
@@ -123,272 +114,6 @@ fn session_state(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
         let trimmed = code.trim_start();
         if trimmed.starts_with("set search_path") || trimmed.starts_with("set session ") {
             cx.report_file("TG402", Severity::Error, path, file, Some(index + 1), format!("{file}: `SET` changes session state the next transaction of another client inherits"), "use SET LOCAL, a function's SET clause, or schema-qualified names".into());
-        }
-    }
-}
-
-const UNIT_KEYS: &[(&str, &[&str])] = &[
-    (
-        "Unit",
-        &[
-            "Description",
-            "Documentation",
-            "Wants",
-            "Requires",
-            "After",
-            "Before",
-            "BindsTo",
-            "PartOf",
-            "Conflicts",
-            "StartLimitIntervalSec",
-            "StartLimitBurst",
-            "ConditionPathExists",
-            "AssertPathExists",
-        ],
-    ),
-    (
-        "Service",
-        &[
-            "Type",
-            "User",
-            "Group",
-            "ExecStart",
-            "ExecStartPre",
-            "ExecStartPost",
-            "ExecReload",
-            "ExecStop",
-            "Environment",
-            "EnvironmentFile",
-            "Restart",
-            "RestartSec",
-            "KillSignal",
-            "KillMode",
-            "TimeoutStartSec",
-            "TimeoutStopSec",
-            "StateDirectory",
-            "StateDirectoryMode",
-            "RuntimeDirectory",
-            "RuntimeDirectoryMode",
-            "LogsDirectory",
-            "ConfigurationDirectory",
-            "UMask",
-            "WorkingDirectory",
-            "MemoryMax",
-            "MemoryHigh",
-            "CPUQuota",
-            "TasksMax",
-            "LimitNOFILE",
-            "NoNewPrivileges",
-            "ProtectSystem",
-            "ProtectHome",
-            "PrivateTmp",
-            "PrivateDevices",
-            "PrivateUsers",
-            "ProtectKernelTunables",
-            "ProtectKernelModules",
-            "ProtectKernelLogs",
-            "ProtectControlGroups",
-            "ProtectClock",
-            "ProtectHostname",
-            "ProtectProc",
-            "ProcSubset",
-            "RestrictSUIDSGID",
-            "RestrictRealtime",
-            "RestrictNamespaces",
-            "LockPersonality",
-            "MemoryDenyWriteExecute",
-            "RemoveIPC",
-            "CapabilityBoundingSet",
-            "AmbientCapabilities",
-            "RestrictAddressFamilies",
-            "SystemCallArchitectures",
-            "SystemCallFilter",
-            "SystemCallErrorNumber",
-            "ReadWritePaths",
-            "ReadOnlyPaths",
-            "InaccessiblePaths",
-            "DynamicUser",
-            "WatchdogSec",
-            "NotifyAccess",
-            "IPAddressDeny",
-            "IPAddressAllow",
-        ],
-    ),
-    ("Install", &["WantedBy", "RequiredBy", "Alias", "Also"]),
-];
-
-fn units(cx: &mut Ctx<'_>, files: &Files<'_>) {
-    let stack = cx.stack();
-    for (name, service) in &stack.services {
-        if service.deploy != Deploy::Native || !matches!(service.kind, Kind::Gateway | Kind::Api) {
-            continue;
-        }
-        let file = format!("systemd/{name}.service");
-        let path = format!("services.{name}");
-        let Some(text) = files.text(&file) else {
-            continue;
-        };
-        let (entries, issues) = parse::ini(text);
-        for issue in issues {
-            cx.report_file(
-                "TG022",
-                Severity::Error,
-                &path,
-                &file,
-                Some(issue.line),
-                format!("{file}: {}", issue.message),
-                "re-render".into(),
-            );
-        }
-        let secret_envs: BTreeSet<String> = crate::render::compose::gateway_secrets(stack, service)
-            .into_keys()
-            .collect();
-        let all_secret_envs: BTreeSet<&str> =
-            stack.secrets.values().map(|s| s.env.as_str()).collect();
-        let has = |key: &str| {
-            entries
-                .iter()
-                .find(|e| e.section == "Service" && e.key == key)
-                .map(|e| (e.value.clone(), e.line))
-        };
-        for entry in &entries {
-            match UNIT_KEYS
-                .iter()
-                .find(|(section, _)| *section == entry.section)
-            {
-                None => cx.report_file(
-                    "TG022",
-                    Severity::Error,
-                    &path,
-                    &file,
-                    Some(entry.line),
-                    format!("{file}: unknown unit section [{}]", entry.section),
-                    "units have [Unit], [Service] and [Install]".into(),
-                ),
-                Some((_, keys)) if !keys.contains(&entry.key.as_str()) => {
-                    let hint = crate::suggest::did_you_mean(&entry.key, keys.iter().copied());
-                    cx.report_file(
-                        "TG022",
-                        Severity::Error,
-                        &path,
-                        &file,
-                        Some(entry.line),
-                        format!("{file}: unknown [{}] key `{}`", entry.section, entry.key),
-                        if hint.is_empty() {
-                            "systemd ignores unknown keys with a warning: remove it".into()
-                        } else {
-                            hint
-                        },
-                    );
-                }
-                _ => {}
-            }
-            if entry.section == "Service" && entry.key == "Environment" {
-                let (var, value) = entry.value.split_once('=').unwrap_or((&entry.value, ""));
-                let var = var.trim_matches('"');
-                if value.contains("${") {
-                    cx.report_file("TG605", Severity::Error, &path, &file, Some(entry.line), format!("{file}: Environment={var} uses ${{}} expansion, which systemd does not perform there"), "write the value itself; secrets come from EnvironmentFile".into());
-                }
-                if all_secret_envs.contains(var) {
-                    cx.report_file(
-                        "TG104",
-                        Severity::Error,
-                        &path,
-                        &file,
-                        Some(entry.line),
-                        format!("{file}: secret {var} set inline with Environment="),
-                        "secrets come only from the EnvironmentFile in deploy.secrets_dir".into(),
-                    );
-                } else if !crate::catalog::gateway::PROCESS_ENV.contains(&var) {
-                    cx.report_file(
-                        "TG605",
-                        Severity::Error,
-                        &path,
-                        &file,
-                        Some(entry.line),
-                        format!("{file}: Environment={var} is not read by tg-gateway"),
-                        format!(
-                            "tg-gateway reads {} and its secrets",
-                            crate::catalog::gateway::PROCESS_ENV.join(", ")
-                        ),
-                    );
-                }
-            }
-        }
-        match has("EnvironmentFile") {
-            Some((env_file, line))
-                if !env_file
-                    .trim_start_matches('-')
-                    .starts_with(&stack.deploy.secrets_dir) =>
-            {
-                cx.report_file(
-                    "TG605",
-                    Severity::Error,
-                    &path,
-                    &file,
-                    Some(line),
-                    format!("{file}: EnvironmentFile {env_file} is outside deploy.secrets_dir"),
-                    "read secrets from the deploy-time secrets directory".into(),
-                )
-            }
-            None if !secret_envs.is_empty() => cx.report_file(
-                "TG605",
-                Severity::Error,
-                &path,
-                &file,
-                None,
-                format!(
-                    "{file} has no EnvironmentFile: the process gets none of its secrets ({})",
-                    secret_envs.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-                "re-render".into(),
-            ),
-            _ => {}
-        }
-        if service.kind == Kind::Gateway {
-            // Incident 30: the session lives in a private state directory.
-            let state = has("StateDirectory");
-            let mode = has("StateDirectoryMode").map(|m| m.0);
-            let umask = has("UMask").map(|m| m.0);
-            if state.is_none() {
-                cx.report_file(
-                    "TG606",
-                    Severity::Error,
-                    &format!("{path}.gateway.session_file"),
-                    &file,
-                    None,
-                    format!("{file} has no StateDirectory for the Telegram session"),
-                    "re-render: the unit owns the session directory".into(),
-                );
-            }
-            if mode.as_deref() != Some("0700") {
-                cx.report_file(
-                    "TG606",
-                    Severity::Error,
-                    &format!("{path}.gateway.session_file"),
-                    &file,
-                    state.as_ref().map(|s| s.1),
-                    format!(
-                        "{file}: StateDirectoryMode is {} (the session directory must be 0700)",
-                        mode.unwrap_or_else(|| "unset".into())
-                    ),
-                    "StateDirectoryMode=0700".into(),
-                );
-            }
-            if umask.as_deref() != Some("0077") {
-                cx.report_file(
-                    "TG606",
-                    Severity::Error,
-                    &format!("{path}.gateway.session_file"),
-                    &file,
-                    None,
-                    format!(
-                        "{file}: UMask is {} (the session file must be created 0600)",
-                        umask.unwrap_or_else(|| "unset".into())
-                    ),
-                    "UMask=0077".into(),
-                );
-            }
         }
     }
 }

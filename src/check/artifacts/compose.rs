@@ -498,40 +498,7 @@ fn mounts(
         if target.starts_with("/docker-entrypoint-initdb.d") {
             cx.report_file("TG403", Severity::Error, path, FILE, line(&target), format!("{FILE}: `{instance}` mounts {target}: init scripts run only on an empty volume and are skipped after a rebuild"), "apply SQL with the explicit migrate step (scripts/migrate.sh or `tg-gateway migrate`)".into());
         }
-        // Incident 25: every bind-mount source is a rendered file or directory of the right type.
-        if let Some(relative) = source.strip_prefix("./") {
-            let is_file = sources.files.exists(relative);
-            let is_dir = sources.files.is_dir(relative);
-            if !is_file && !is_dir {
-                cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is not in the rendered tree; Docker would create an empty directory there"), "mount only rendered files (see MANIFEST)".into());
-            } else if is_dir && looks_like_file(&target) {
-                cx.report_file(
-                    "TG601",
-                    Severity::Error,
-                    path,
-                    FILE,
-                    line(&source),
-                    format!(
-                        "{FILE}: {source} is a directory but is mounted at the file path {target}"
-                    ),
-                    "mount the file, not its directory".into(),
-                );
-            }
-        } else if let Some(name) = source.strip_prefix(&format!("{}/", stack.deploy.secrets_dir)) {
-            if !sources.secret_files.contains(name) {
-                cx.report_file(
-                    "TG601",
-                    Severity::Error,
-                    path,
-                    FILE,
-                    line(&source),
-                    format!("{FILE}: {source} is not a file `render --with-secrets` writes"),
-                    "mount only the deploy-time files tgstack writes".into(),
-                );
-            }
-        } else if !HOST_PATHS.contains(&source.as_str()) {
-            cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is neither rendered nor a deploy-time secret"), "mount rendered files (relative) or deploy-time secrets".into());
-        }
+        bind_source(cx, sources, path, instance, &source, &target, line);
         // Incident 14: sentinel must not run from its read-only mount.
         if model.is_some_and(|m| m.kind == Kind::Sentinel) && read_only && target.ends_with(".conf")
         {
@@ -544,6 +511,51 @@ fn mounts(
                 cx.report_file("TG302", Severity::Error, path, FILE, line(&target), format!("{FILE}: `{instance}` runs Sentinel from the read-only {target}; Sentinel rewrites its config and fails"), "copy the config to a writable volume at start (tgstack's rendered command does)".into());
             }
         }
+    }
+}
+
+/// Incident 25: every bind-mount source is a rendered file or directory of the right
+/// type, or a deploy-time secret file.
+fn bind_source(
+    cx: &mut Ctx<'_>,
+    sources: &Sources<'_>,
+    path: &str,
+    instance: &str,
+    source: &str,
+    target: &str,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    let stack = cx.stack();
+    if let Some(relative) = source.strip_prefix("./") {
+        let is_file = sources.files.exists(relative);
+        let is_dir = sources.files.is_dir(relative);
+        if !is_file && !is_dir {
+            cx.report_file("TG601", Severity::Error, path, FILE, line(source), format!("{FILE}: bind-mount source {source} of `{instance}` is not in the rendered tree; Docker would create an empty directory there"), "mount only rendered files (see MANIFEST)".into());
+        } else if is_dir && looks_like_file(target) {
+            cx.report_file(
+                "TG601",
+                Severity::Error,
+                path,
+                FILE,
+                line(source),
+                format!("{FILE}: {source} is a directory but is mounted at the file path {target}"),
+                "mount the file, not its directory".into(),
+            );
+        }
+    } else if let Some(name) = source.strip_prefix(&format!("{}/", stack.deploy.secrets_dir)) {
+        if !sources.secret_files.contains(name) {
+            cx.report_file(
+                "TG601",
+                Severity::Error,
+                path,
+                FILE,
+                line(source),
+                format!("{FILE}: {source} is not a file `render --with-secrets` writes"),
+                "mount only the deploy-time files tgstack writes".into(),
+            );
+        }
+    } else if !HOST_PATHS.contains(&source) {
+        cx.report_file("TG601", Severity::Error, path, FILE, line(source), format!("{FILE}: bind-mount source {source} of `{instance}` is neither rendered nor a deploy-time secret"), "mount rendered files (relative) or deploy-time secrets".into());
     }
 }
 

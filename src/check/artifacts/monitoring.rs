@@ -687,21 +687,32 @@ fn datasources(
                     "use the model's read-only role".into(),
                 );
             }
-            for (key, value) in source
-                .get("secureJsonData")
-                .and_then(|v| v.as_object())
-                .into_iter()
-                .flatten()
-            {
+            let secrets = source.get("secureJsonData").and_then(|v| v.as_object());
+            for (key, value) in secrets.into_iter().flatten() {
                 let value = value.as_str().unwrap_or("");
-                let var = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
-                match var {
-                    None => cx.report_file("TG104", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` {key} is a literal value"), "reference the secret's variable as ${VAR}".into()),
-                    Some(var) if !compose_env.contains(var) => cx.report_file("TG516", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` reads ${{{var}}}, which the Grafana container does not get"), "pass the variable in the container's environment (re-render)".into()),
-                    Some(_) => {}
-                }
+                secure_value(cx, path, file, text, ds_name, key, value, &compose_env);
             }
         }
+    }
+}
+
+/// A secureJsonData value is a variable the Grafana container gets, never a literal.
+#[allow(clippy::too_many_arguments)]
+fn secure_value(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    file: &str,
+    text: &str,
+    ds_name: &str,
+    key: &str,
+    value: &str,
+    compose_env: &BTreeSet<String>,
+) {
+    let var = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
+    match var {
+        None => cx.report_file("TG104", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` {key} is a literal value"), "reference the secret's variable as ${VAR}".into()),
+        Some(var) if !compose_env.contains(var) => cx.report_file("TG516", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` reads ${{{var}}}, which the Grafana container does not get"), "pass the variable in the container's environment (re-render)".into()),
+        Some(_) => {}
     }
 }
 

@@ -57,6 +57,20 @@ fn large_overlay(channels: usize, extra_services: usize, alerts: usize) -> Strin
     text
 }
 
+/// The release binary, copied once: the target directory may be shared with other
+/// builds, which must not swap the binary between runs.
+fn binary() -> &'static Path {
+    static COPY: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &COPY
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("tgstack");
+            std::fs::copy(env!("CARGO_BIN_EXE_tgstack"), &path).unwrap();
+            (dir, path)
+        })
+        .1
+}
+
 /// Writes the model (and its rendered tree) into a temp project.
 fn project(overlay: Option<&str>) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
@@ -66,7 +80,7 @@ fn project(overlay: Option<&str>) -> (tempfile::TempDir, Vec<String>) {
         std::fs::write(dir.path().join("large.toml"), overlay).unwrap();
         args.extend(["-f".to_string(), "large.toml".to_string()]);
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+    let status = Command::new(binary())
         .arg("render")
         .args(&args)
         .current_dir(dir.path())
@@ -80,6 +94,7 @@ fn project(overlay: Option<&str>) -> (tempfile::TempDir, Vec<String>) {
     (dir, args)
 }
 
+/// Min, median and p95 of `runs` whole-process runs of `tgstack <command>`.
 fn time_process(
     dir: &Path,
     command: &str,
@@ -89,7 +104,7 @@ fn time_process(
     let mut samples = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        let output = Command::new(binary())
             .arg(command)
             .args(args)
             .current_dir(dir)
@@ -144,68 +159,82 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
+/// `now / before`, printed as a growth ratio.
+fn ratio(now: Duration, before: Option<Duration>) -> String {
+    before
+        .map(|b| format!("{:.2}", now.as_secs_f64() / b.as_secs_f64()))
+        .unwrap_or_else(|| "-".into())
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is ignored.
     let runs = 30;
-    println!("## Whole process (median of {runs} runs; min / median / p95 in ms)\n");
-    println!("| model | command | min | median | p95 |\n|---|---|---|---|---|");
-    let reference = project(None);
-    let large_text = large_overlay(1000, 35, 200);
-    let large = project(Some(&large_text));
-    for (label, (dir, args)) in [
-        ("reference", &reference),
-        (
-            "large (1,000 channels, 200 more alerts, 50 services)",
-            &large,
-        ),
+    println!(
+        "## Whole process, reference model (median of {runs} runs; min / median / p95 in ms)\n"
+    );
+    println!("| command | min | median | p95 |\n|---|---|---|---|");
+    let (dir, args) = project(None);
+    for (command, extra) in [
+        ("validate", None),
+        ("render", None),
+        ("render", Some("--check")),
     ] {
-        for command in ["validate", "render"] {
-            let (min, median, p95) = time_process(dir.path(), command, args, runs);
-            println!(
-                "| {label} | {command} | {} | {} | {} |",
-                ms(min),
-                ms(median),
-                ms(p95)
-            );
-        }
-        let mut check_args = args.clone();
-        check_args.push("--check".into());
-        let (min, median, p95) = time_process(dir.path(), "render", &check_args, runs);
+        let mut args = args.clone();
+        args.extend(extra.map(String::from));
+        let (min, median, p95) = time_process(dir.path(), command, &args, runs);
+        let shown = format!("{command} {}", extra.unwrap_or(""));
         println!(
-            "| {label} | render --check | {} | {} | {} |",
+            "| {} | {} | {} | {} |",
+            shown.trim(),
             ms(min),
             ms(median),
             ms(p95)
         );
     }
-    println!("\n## In process, by phase and size (median of 10 runs, ms)\n");
-    println!(
-        "| size | channels | services | alerts | load | model rules | render | artifact rules |\n|---|---|---|---|---|---|---|---|"
-    );
+
     let base = tgstack::model::load_files(&[root().join("stack.toml")]).unwrap();
-    let base_services = base.stack.services.len();
-    let base_alerts = base.stack.alerts.len();
-    let base_channels = base.stack.channels.len();
-    let [a, b, c, d] = phases(None, 10);
-    println!(
-        "| reference | {base_channels} | {base_services} | {base_alerts} | {} | {} | {} | {} |",
-        ms(a),
-        ms(b),
-        ms(c),
-        ms(d)
+    let (channels, services, alerts) = (
+        base.stack.channels.len(),
+        base.stack.services.len(),
+        base.stack.alerts.len(),
     );
-    for factor in [1usize, 2, 4] {
-        let overlay = large_overlay(1000 * factor, 35 * factor, 200 * factor);
-        let [a, b, c, d] = phases(Some(&overlay), 10);
+    println!(
+        "\n## validate by size: whole process (11 runs) and in process by phase \
+         (median of 5 runs; the last column is check::validate: artifact rules and drift on top of the model \
+         artifact rules), ms\n"
+    );
+    println!(
+        "xN = the reference plus N x (1,000 channels, 35 services, 200 alerts); growth = this \
+         row / the row above (2.00 is linear for a doubling).\n"
+    );
+    println!(
+        "| size | channels | services | alerts | validate min | validate median | growth | load | model rules | render | model + artifact rules |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let mut before: Option<Duration> = None;
+    for factor in [0usize, 1, 2, 4, 8, 16] {
+        let overlay = (factor > 0).then(|| large_overlay(1000 * factor, 35 * factor, 200 * factor));
+        let (dir, args) = project(overlay.as_deref());
+        let (min, median, _) = time_process(dir.path(), "validate", &args, 11);
+        let [a, b, c, d] = phases(overlay.as_deref(), 5);
+        let label = if factor == 0 {
+            "reference".to_string()
+        } else {
+            format!("x{factor}")
+        };
         println!(
-            "| x{factor} | {} | {} | {} | {} | {} | {} | {} |",
-            base_channels + 1000 * factor,
-            base_services + 35 * factor,
-            base_alerts + 200 * factor,
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            channels + 1000 * factor,
+            services + 35 * factor,
+            alerts + 200 * factor,
+            ms(min),
+            ms(median),
+            // Growth is per doubling, so it starts at x2.
+            ratio(median, before.filter(|_| factor > 1)),
             ms(a),
             ms(b),
             ms(c),
             ms(d)
         );
+        before = Some(median);
     }
 }

@@ -14,6 +14,9 @@ pub struct SourceFile {
     pub text: String,
     /// Global offset of this file's first byte.
     pub base: usize,
+    /// Byte offset of every line start, so a finding is located by binary search instead
+    /// of counting newlines from the top of the file (many findings x a large overlay).
+    line_starts: Vec<usize>,
 }
 
 /// All model files of one load, addressable by global offsets.
@@ -44,10 +47,14 @@ impl Sources {
             .last()
             .map(|f| f.base + f.text.len() + 1)
             .unwrap_or(0);
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         self.files.push(SourceFile {
             path: path.to_path_buf(),
             text,
             base,
+            line_starts,
         });
         base
     }
@@ -64,20 +71,23 @@ impl Sources {
         Some(locate_in(
             &file.path.display().to_string(),
             &file.text,
+            &file.line_starts,
             start..end,
         ))
     }
 }
 
-/// Resolves a byte range of `text` to a line/column location.
-pub fn locate_in(file: &str, text: &str, span: Range<usize>) -> Location {
+/// Resolves a byte range of `text` (whose line starts are `line_starts`) to a
+/// line/column location.
+fn locate_in(file: &str, text: &str, line_starts: &[usize], span: Range<usize>) -> Location {
     let start = floor_char_boundary(text, span.start.min(text.len()));
-    let line_start = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    // Line starts at or before `start`; the first (offset 0) always is.
+    let line = line_starts.partition_point(|&s| s <= start);
+    let line_start = line_starts[line - 1];
     let line_end = text[start..]
         .find('\n')
         .map(|i| start + i)
         .unwrap_or(text.len());
-    let line = text[..start].matches('\n').count() + 1;
     let column = text[line_start..start].chars().count() + 1;
     let end = floor_char_boundary(text, span.end.min(line_end).max(start));
     let width = text[start..end].chars().count().max(1);

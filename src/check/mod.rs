@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod catalog;
 pub mod drift;
+pub mod index;
 pub mod model_rules;
 pub mod monitoring_rules;
 pub mod native_rules;

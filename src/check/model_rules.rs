@@ -402,7 +402,22 @@ fn service_refs(cx: &mut Ctx<'_>) {
             Some(_) => {}
         }
     }
-    // Roles and users named by consumers must exist where they point.
+    reports.extend(role_refs(stack));
+    for (rule, path, message, help) in reports {
+        cx.report_key(
+            rule,
+            Severity::Error,
+            &path,
+            message,
+            help.trim().to_string(),
+        );
+    }
+    reachability(cx);
+}
+
+/// Roles and users named by consumers must exist where they point.
+fn role_refs(stack: &crate::model::Stack) -> Vec<(&'static str, String, String, String)> {
+    let mut reports = Vec::new();
     for (name, s) in &stack.services {
         let base = format!("services.{name}");
         let mut role_refs: Vec<(String, &str, &str)> = Vec::new();
@@ -467,16 +482,7 @@ fn service_refs(cx: &mut Ctx<'_>) {
             ));
         }
     }
-    for (rule, path, message, help) in reports {
-        cx.report_key(
-            rule,
-            Severity::Error,
-            &path,
-            message,
-            help.trim().to_string(),
-        );
-    }
-    reachability(cx);
+    reports
 }
 
 fn kinds_text(kinds: &[Kind]) -> String {

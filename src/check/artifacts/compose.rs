@@ -2,7 +2,7 @@
 //! against the model and the rest of the tree: ports, mounts, healthchecks, dependencies,
 //! interpolation, literal secrets, images.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,10 +10,11 @@ use serde_json::Value;
 use super::Files;
 use super::parse::line_of;
 use crate::check::Ctx;
+use crate::check::index::Index;
 use crate::finding::Severity;
-use crate::model::{Kind, Persistence, secret_files};
+use crate::model::{Kind, Persistence, paths, secret_files};
 
-pub const FILE: &str = "docker-compose.yml";
+pub const FILE: &str = paths::COMPOSE;
 
 // Fields are read only to reject unknown keys; most are not inspected further.
 #[allow(dead_code)]
@@ -107,38 +108,109 @@ struct Service {
     cpus: Option<Value>,
 }
 
-/// The 1-based line of `key:` inside the block of compose service `service`.
-fn line_in_service(text: &str, service: &str, needle: &str) -> Option<usize> {
-    let start = text.lines().position(|l| l == format!("  {service}:"))?;
-    text.lines()
-        .enumerate()
-        .skip(start + 1)
-        .take_while(|(_, l)| l.is_empty() || l.starts_with("   "))
-        .find(|(_, l)| l.contains(needle))
-        .map(|(i, _)| i + 1)
-        .or(Some(start + 1))
+/// The compose file's lines and where each service's block starts, so a finding's line is
+/// looked up within its service's block instead of from the top of the file.
+struct Blocks<'a> {
+    lines: Vec<&'a str>,
+    /// Service name -> index of its first `  <name>:` line.
+    starts: HashMap<&'a str, usize>,
 }
 
-/// Compose service (instance) name -> the model service that renders it
-/// (sentinels render `<name>-<i>`).
-fn instance_owners(cx: &Ctx<'_>) -> BTreeMap<String, String> {
-    let stack = cx.stack();
-    stack
+impl<'a> Blocks<'a> {
+    fn new(text: &'a str) -> Self {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut starts = HashMap::new();
+        for (index, line) in lines.iter().enumerate() {
+            if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+                starts.entry(name).or_insert(index);
+            }
+        }
+        Blocks { lines, starts }
+    }
+
+    /// The 1-based line of `needle` inside the block of compose service `service`, else
+    /// the service's own line.
+    fn line_in_service(&self, service: &str, needle: &str) -> Option<usize> {
+        let start = *self.starts.get(service)?;
+        self.lines
+            .iter()
+            .enumerate()
+            .skip(start + 1)
+            .take_while(|(_, l)| l.is_empty() || l.starts_with("   "))
+            .find(|(_, l)| l.contains(needle))
+            .map(|(i, _)| i + 1)
+            .or(Some(start + 1))
+    }
+}
+
+pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
+    let Some(text) = files.text(FILE) else { return };
+    let Some(compose) = parse(cx, text) else {
+        return;
+    };
+    let declared_env = declared_env(files);
+    interpolation(cx, text, &declared_env);
+    let blocks = Blocks::new(text);
+    let mut host_ports: BTreeMap<String, String> = BTreeMap::new();
+    let healthy: BTreeSet<&String> = compose
         .services
         .iter()
-        .flat_map(|(name, service)| {
-            stack
-                .instances(name, service)
-                .into_iter()
-                .map(move |i| (i.name, name.clone()))
-        })
-        .collect()
+        .filter(|(_, s)| s.healthcheck.is_some())
+        .map(|(n, _)| n)
+        .collect();
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Names of the deploy-time files `render --with-secrets` writes (contents unused).
+    let secret_files: BTreeSet<String> = secret_files::secret_files(cx.stack())
+        .into_iter()
+        .map(|file| file.name)
+        .collect();
+    let sources = Sources {
+        files,
+        secret_files: &secret_files,
+    };
+    for (instance, service) in &compose.services {
+        let model_name = index.last_owner(instance).map(String::as_str);
+        let path = model_name
+            .map(|n| format!("services.{n}"))
+            .unwrap_or_else(|| "services".into());
+        let line = |needle: &str| blocks.line_in_service(instance, needle);
+        if model_name.is_none() {
+            cx.report_file(
+                "TG013",
+                Severity::Error,
+                "services",
+                FILE,
+                line(""),
+                format!("{FILE}: service `{instance}` is not in the model"),
+                "declare it in stack.toml under [services] and re-render".into(),
+            );
+        }
+        image(cx, &path, instance, service, &line);
+        ports(cx, &path, instance, service, &mut host_ports, &line);
+        mounts(cx, &sources, &path, instance, service, model_name, &line);
+        environment(cx, &path, instance, service, &line);
+        api_key(cx, &path, instance, service, model_name, &line);
+        healthcheck(cx, &path, instance, service, model_name, &line);
+        let deps = depends_on(cx, &path, instance, service, &compose, &healthy, &line);
+        graph.insert(instance.clone(), deps);
+    }
+    if let Some(cycle) = find_cycle(&graph) {
+        cx.report_file(
+            "TG603",
+            Severity::Error,
+            "services",
+            FILE,
+            line_of(text, "depends_on:"),
+            format!("{FILE}: depends_on cycle {}", cycle.join(" -> ")),
+            "break the cycle: compose can never start these".into(),
+        );
+    }
 }
 
-pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
-    let Some(text) = files.text(FILE) else { return };
-    let compose: ComposeFile = match serde_saphyr::from_str(text) {
-        Ok(compose) => compose,
+/// The compose file in typed form, or a TG023 finding when it does not fit.
+fn parse(cx: &mut Ctx<'_>, text: &str) -> Option<ComposeFile> {
+    match serde_saphyr::from_str(text) {
+        Ok(compose) => Some(compose),
         Err(error) => {
             let message = error.to_string();
             let line = super::parse::error_line(&message);
@@ -154,135 +226,94 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
                 ),
                 "fix the key (compose rejects unknown keys too), or re-render".into(),
             );
-            return;
+            None
         }
-    };
-    let declared_env = declared_env(files);
-    interpolation(cx, text, &declared_env);
-    let mut host_ports: BTreeMap<String, String> = BTreeMap::new();
-    let healthy: BTreeSet<&String> = compose
-        .services
-        .iter()
-        .filter(|(_, s)| s.healthcheck.is_some())
-        .map(|(n, _)| n)
-        .collect();
-    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let owners = instance_owners(cx);
-    // Names of the deploy-time files `render --with-secrets` writes (contents unused).
-    let secret_files: BTreeSet<String> = secret_files::secret_files(cx.stack())
-        .into_iter()
-        .map(|file| file.name)
-        .collect();
-    for (instance, service) in &compose.services {
-        let model_name = owners.get(instance).cloned();
-        let path = model_name
-            .as_ref()
-            .map(|n| format!("services.{n}"))
-            .unwrap_or_else(|| "services".into());
-        let line = |needle: &str| line_in_service(text, instance, needle);
-        if model_name.is_none() {
+    }
+}
+
+/// Incident 32: every container has an image pinned to a version.
+fn image(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    match &service.image {
+        Some(image)
+            if image.ends_with(":latest")
+                || !image.rsplit('/').next().unwrap_or(image).contains(':') =>
+        {
             cx.report_file(
-                "TG013",
-                Severity::Error,
-                "services",
+                "TG608",
+                Severity::Warning,
+                &format!("{path}.image"),
                 FILE,
-                line(""),
-                format!("{FILE}: service `{instance}` is not in the model"),
-                "declare it in stack.toml under [services] and re-render".into(),
-            );
+                line("image:"),
+                format!("{FILE}: `{instance}` uses the unpinned image {image}"),
+                "pin a version".into(),
+            )
         }
-        // Incident 32.
-        match &service.image {
-            Some(image)
-                if image.ends_with(":latest")
-                    || !image.rsplit('/').next().unwrap_or(image).contains(':') =>
-            {
-                cx.report_file(
-                    "TG608",
-                    Severity::Warning,
-                    &format!("{path}.image"),
-                    FILE,
-                    line("image:"),
-                    format!("{FILE}: `{instance}` uses the unpinned image {image}"),
-                    "pin a version".into(),
-                )
-            }
-            None => cx.report_file(
-                "TG007",
-                Severity::Error,
-                &path,
-                FILE,
-                line(""),
-                format!("{FILE}: `{instance}` has no image"),
-                "set the image in the model".into(),
-            ),
-            _ => {}
-        }
-        ports(cx, &path, instance, service, &mut host_ports, &line);
-        mounts(
-            cx,
-            &Sources {
-                files,
-                secret_files: &secret_files,
-            },
-            &path,
-            instance,
-            service,
-            model_name.as_deref(),
-            &line,
-        );
-        environment(cx, &path, instance, service, &line);
-        api_key(cx, &path, instance, service, model_name.as_deref(), &line);
-        healthcheck(cx, &path, instance, service, model_name.as_deref(), &line);
-        // Incident 27: service_healthy needs a healthcheck; no unknown targets.
-        let deps: Vec<(String, String)> = match &service.depends_on {
-            Some(Value::Object(map)) => map
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.get("condition")
-                            .and_then(|c| c.as_str())
-                            .unwrap_or("service_started")
-                            .to_string(),
-                    )
-                })
-                .collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str())
-                .map(|s| (s.to_string(), "service_started".to_string()))
-                .collect(),
-            _ => Vec::new(),
-        };
-        for (dep, condition) in &deps {
-            if !compose.services.contains_key(dep) {
-                cx.report_file(
-                    "TG603",
-                    Severity::Error,
-                    &path,
-                    FILE,
-                    line(dep),
-                    format!("{FILE}: `{instance}` depends on unknown service `{dep}`"),
-                    "depend on a service of this file".into(),
-                );
-            } else if condition == "service_healthy" && !healthy.contains(dep) {
-                cx.report_file("TG603", Severity::Error, &path, FILE, line(dep), format!("{FILE}: `{instance}` waits for `{dep}` to be healthy, but `{dep}` has no healthcheck: it never starts"), format!("give `{dep}` a healthcheck or use condition: service_started"));
-            }
-        }
-        graph.insert(instance.clone(), deps.into_iter().map(|(d, _)| d).collect());
-    }
-    if let Some(cycle) = find_cycle(&graph) {
-        cx.report_file(
-            "TG603",
+        None => cx.report_file(
+            "TG007",
             Severity::Error,
-            "services",
+            path,
             FILE,
-            line_of(text, "depends_on:"),
-            format!("{FILE}: depends_on cycle {}", cycle.join(" -> ")),
-            "break the cycle: compose can never start these".into(),
-        );
+            line(""),
+            format!("{FILE}: `{instance}` has no image"),
+            "set the image in the model".into(),
+        ),
+        _ => {}
     }
+}
+
+/// Incident 27: service_healthy needs a healthcheck; no unknown targets. Returns the
+/// services `instance` depends on.
+fn depends_on(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    instance: &str,
+    service: &Service,
+    compose: &ComposeFile,
+    healthy: &BTreeSet<&String>,
+    line: &dyn Fn(&str) -> Option<usize>,
+) -> Vec<String> {
+    let deps: Vec<(String, String)> = match &service.depends_on {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.get("condition")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or("service_started")
+                        .to_string(),
+                )
+            })
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .map(|s| (s.to_string(), "service_started".to_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (dep, condition) in &deps {
+        if !compose.services.contains_key(dep) {
+            cx.report_file(
+                "TG603",
+                Severity::Error,
+                path,
+                FILE,
+                line(dep),
+                format!("{FILE}: `{instance}` depends on unknown service `{dep}`"),
+                "depend on a service of this file".into(),
+            );
+        } else if condition == "service_healthy" && !healthy.contains(dep) {
+            cx.report_file("TG603", Severity::Error, path, FILE, line(dep), format!("{FILE}: `{instance}` waits for `{dep}` to be healthy, but `{dep}` has no healthcheck: it never starts"), format!("give `{dep}` a healthcheck or use condition: service_started"));
+        }
+    }
+    deps.into_iter().map(|(d, _)| d).collect()
 }
 
 fn first_line(text: &str) -> &str {
@@ -291,7 +322,7 @@ fn first_line(text: &str) -> &str {
 
 fn declared_env(files: &Files<'_>) -> BTreeSet<String> {
     files
-        .text(".env.example")
+        .text(paths::ENV_EXAMPLE)
         .map(|text| {
             text.lines()
                 .map(str::trim)
@@ -468,40 +499,7 @@ fn mounts(
         if target.starts_with("/docker-entrypoint-initdb.d") {
             cx.report_file("TG403", Severity::Error, path, FILE, line(&target), format!("{FILE}: `{instance}` mounts {target}: init scripts run only on an empty volume and are skipped after a rebuild"), "apply SQL with the explicit migrate step (scripts/migrate.sh or `tg-gateway migrate`)".into());
         }
-        // Incident 25: every bind-mount source is a rendered file or directory of the right type.
-        if let Some(relative) = source.strip_prefix("./") {
-            let is_file = sources.files.exists(relative);
-            let is_dir = sources.files.is_dir(relative);
-            if !is_file && !is_dir {
-                cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is not in the rendered tree; Docker would create an empty directory there"), "mount only rendered files (see MANIFEST)".into());
-            } else if is_dir && looks_like_file(&target) {
-                cx.report_file(
-                    "TG601",
-                    Severity::Error,
-                    path,
-                    FILE,
-                    line(&source),
-                    format!(
-                        "{FILE}: {source} is a directory but is mounted at the file path {target}"
-                    ),
-                    "mount the file, not its directory".into(),
-                );
-            }
-        } else if let Some(name) = source.strip_prefix(&format!("{}/", stack.deploy.secrets_dir)) {
-            if !sources.secret_files.contains(name) {
-                cx.report_file(
-                    "TG601",
-                    Severity::Error,
-                    path,
-                    FILE,
-                    line(&source),
-                    format!("{FILE}: {source} is not a file `render --with-secrets` writes"),
-                    "mount only the deploy-time files tgstack writes".into(),
-                );
-            }
-        } else if !HOST_PATHS.contains(&source.as_str()) {
-            cx.report_file("TG601", Severity::Error, path, FILE, line(&source), format!("{FILE}: bind-mount source {source} of `{instance}` is neither rendered nor a deploy-time secret"), "mount rendered files (relative) or deploy-time secrets".into());
-        }
+        bind_source(cx, sources, path, instance, &source, &target, line);
         // Incident 14: sentinel must not run from its read-only mount.
         if model.is_some_and(|m| m.kind == Kind::Sentinel) && read_only && target.ends_with(".conf")
         {
@@ -514,6 +512,51 @@ fn mounts(
                 cx.report_file("TG302", Severity::Error, path, FILE, line(&target), format!("{FILE}: `{instance}` runs Sentinel from the read-only {target}; Sentinel rewrites its config and fails"), "copy the config to a writable volume at start (tgstack's rendered command does)".into());
             }
         }
+    }
+}
+
+/// Incident 25: every bind-mount source is a rendered file or directory of the right
+/// type, or a deploy-time secret file.
+fn bind_source(
+    cx: &mut Ctx<'_>,
+    sources: &Sources<'_>,
+    path: &str,
+    instance: &str,
+    source: &str,
+    target: &str,
+    line: &dyn Fn(&str) -> Option<usize>,
+) {
+    let stack = cx.stack();
+    if let Some(relative) = source.strip_prefix("./") {
+        let is_file = sources.files.exists(relative);
+        let is_dir = sources.files.is_dir(relative);
+        if !is_file && !is_dir {
+            cx.report_file("TG601", Severity::Error, path, FILE, line(source), format!("{FILE}: bind-mount source {source} of `{instance}` is not in the rendered tree; Docker would create an empty directory there"), "mount only rendered files (see MANIFEST)".into());
+        } else if is_dir && looks_like_file(target) {
+            cx.report_file(
+                "TG601",
+                Severity::Error,
+                path,
+                FILE,
+                line(source),
+                format!("{FILE}: {source} is a directory but is mounted at the file path {target}"),
+                "mount the file, not its directory".into(),
+            );
+        }
+    } else if let Some(name) = source.strip_prefix(&format!("{}/", stack.deploy.secrets_dir)) {
+        if !sources.secret_files.contains(name) {
+            cx.report_file(
+                "TG601",
+                Severity::Error,
+                path,
+                FILE,
+                line(source),
+                format!("{FILE}: {source} is not a file `render --with-secrets` writes"),
+                "mount only the deploy-time files tgstack writes".into(),
+            );
+        }
+    } else if !HOST_PATHS.contains(&source) {
+        cx.report_file("TG601", Severity::Error, path, FILE, line(source), format!("{FILE}: bind-mount source {source} of `{instance}` is neither rendered nor a deploy-time secret"), "mount rendered files (relative) or deploy-time secrets".into());
     }
 }
 
@@ -724,7 +767,7 @@ fn find_cycle(graph: &BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
 
 /// `.env.example`: declares every secret variable and holds no values (incidents 4, 28).
 pub fn env_example(cx: &mut Ctx<'_>, files: &Files<'_>) {
-    let file = ".env.example";
+    let file = paths::ENV_EXAMPLE;
     let Some(text) = files.text(file) else { return };
     let declared = declared_env(files);
     for (index, line) in text.lines().enumerate() {

@@ -2,14 +2,14 @@
 //! redis.conf, sentinel.conf, rabbitmq.conf and the broker definitions. Each is checked
 //! in its own dialect and against the model and the other files it must agree with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::Files;
-use super::parse::{self, line_of};
+use super::parse::{self, IniEntry, line_of};
 use crate::check::Ctx;
 use crate::finding::Severity;
-use crate::model::{Deploy, Kind};
+use crate::model::{Deploy, Kind, PgbouncerSettings, PostgresSettings, Service, paths};
 use crate::suggest::did_you_mean;
 
 /// PgBouncer 1.18-1.23 settings of the `[pgbouncer]` section.
@@ -321,7 +321,7 @@ fn syntax(cx: &mut Ctx<'_>, path: &str, file: &str, issues: Vec<parse::SyntaxIss
 
 /// Server-side settings of a postgres service as its rendered file says.
 fn postgres_settings(files: &Files<'_>, name: &str) -> Option<BTreeMap<String, (String, usize)>> {
-    let text = files.text(&format!("{name}/postgresql.conf"))?;
+    let text = files.text(&paths::postgresql_conf(name))?;
     let (settings, _) = parse::settings(text);
     Some(
         settings
@@ -349,9 +349,26 @@ fn millis_of(value: &str, unitless: u64) -> Option<u64> {
     Some(number * factor)
 }
 
+/// A rendered pgbouncer.ini: its `[pgbouncer]` settings and the model service.
+struct Bouncer<'a> {
+    file: String,
+    /// Model path of the service's pgbouncer table.
+    base: String,
+    service: &'a Service,
+    b: &'a PgbouncerSettings,
+    /// `[pgbouncer]` key -> value and line.
+    settings: BTreeMap<String, (String, usize)>,
+}
+
+impl Bouncer<'_> {
+    fn get(&self, key: &str) -> Option<(String, usize)> {
+        self.settings.get(key).cloned()
+    }
+}
+
 fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     let stack = cx.stack();
-    let file = format!("{name}/pgbouncer.ini");
+    let file = paths::pgbouncer_ini(name);
     let Some(text) = files.text(&file) else {
         return;
     };
@@ -359,51 +376,25 @@ fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         return;
     };
     let Some(b) = &service.pgbouncer else { return };
-    let base = format!("services.{name}.pgbouncer");
-    let (entries, issues) = parse::ini(text);
-    syntax(cx, &base, &file, issues);
-    let mut settings: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    let mut databases = Vec::new();
-    for entry in entries {
-        match entry.section.as_str() {
-            "pgbouncer" => {
-                if !PGBOUNCER_KEYS.contains(&entry.key.as_str()) {
-                    unknown_key(
-                        cx,
-                        &base,
-                        &file,
-                        entry.line,
-                        "PgBouncer setting",
-                        &entry.key,
-                        PGBOUNCER_KEYS,
-                    );
-                }
-                settings.insert(entry.key.clone(), (entry.value.clone(), entry.line));
-            }
-            "databases" => databases.push(entry),
-            "users" | "peers" => {}
-            other => cx.report_file(
-                "TG022",
-                Severity::Error,
-                &base,
-                &file,
-                Some(entry.line),
-                format!("{file}: unknown section `[{other}]`"),
-                "PgBouncer reads [databases], [users], [peers] and [pgbouncer]".into(),
-            ),
-        }
-    }
-    let get = |key: &str| settings.get(key).cloned();
+    let mut bouncer = Bouncer {
+        base: format!("services.{name}.pgbouncer"),
+        file,
+        service,
+        b,
+        settings: BTreeMap::new(),
+    };
+    let databases = pgbouncer_sections(cx, &mut bouncer, text);
+    let (file, base) = (bouncer.file.as_str(), bouncer.base.as_str());
 
     // Incident 6: it listens on the internal port of the model.
-    if let Some((port, line)) = get("listen_port")
+    if let Some((port, line)) = bouncer.get("listen_port")
         && port != service.port.to_string()
     {
         cx.report_file(
             "TG201",
             Severity::Error,
             &format!("services.{name}.port"),
-            &file,
+            file,
             Some(line),
             format!(
                 "{file} listens on {port}, the model says port {}",
@@ -412,125 +403,206 @@ fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             "listen settings use the internal `port`; only compose `ports:` uses `publish`".into(),
         );
     }
-    // Incidents 1/3: auth method agrees with the server and is never trust/plain.
     let upstream_pg = stack.database_of(&b.upstream);
     let server = postgres_settings(files, &b.upstream);
-    if let Some((auth, line)) = get("auth_type") {
-        if matches!(auth.as_str(), "trust" | "any" | "plain") {
-            cx.report_file(
-                "TG103",
-                Severity::Error,
-                &format!("{base}.auth_type"),
-                &file,
-                Some(line),
-                format!("{file}: auth_type = {auth} lets clients in without a checked password"),
-                "use the server's password_encryption (scram-sha-256)".into(),
-            );
-        } else {
-            let server_method = server
-                .as_ref()
-                .and_then(|s| s.get("password_encryption").map(|v| v.0.clone()))
-                .or_else(|| upstream_pg.map(|(_, pg)| pg.password_encryption.as_str().to_string()));
-            if let Some(method) = server_method
-                && method != auth
-            {
-                cx.report_file("TG101", Severity::Error, &format!("{base}.auth_type"), &file, Some(line), format!("{file}: auth_type = {auth} but `{}` hashes passwords with {method}: logins fail", b.upstream), format!("set auth_type = {method} (tgstack renders it from the server's password_encryption)"));
-            }
-        }
-    }
-    if let Some((auth_file, line)) = get("auth_file")
-        && !auth_file.starts_with(&stack.deploy.secrets_dir)
-    {
-        cx.report_file(
-            "TG104",
-            Severity::Error,
-            &base,
-            &file,
-            Some(line),
-            format!("{file}: auth_file {auth_file} is outside deploy.secrets_dir"),
-            "the userlist holds passwords: keep it in the deploy-time secrets directory".into(),
-        );
-    }
-    // Incident 7: the database entry points at the upstream's internal address.
-    if let Ok(expected) = stack.reach(service, &b.upstream) {
-        for entry in &databases {
-            let fields: BTreeMap<&str, &str> = entry
-                .value
-                .split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .collect();
-            let host = fields.get("host").copied().unwrap_or("");
-            let port = fields.get("port").copied().unwrap_or("5432");
-            if host != expected.host || port != expected.port.to_string() {
-                let publish_hint = stack
-                    .service(&b.upstream)
-                    .and_then(|u| u.publish)
-                    .filter(|p| p.to_string() == port && service.deploy == Deploy::Container);
-                let message = match publish_hint {
-                    Some(p) => format!(
-                        "{file}: database `{}` uses {host}:{port}, the host port {p} of `{}`; containers use the internal port {}",
-                        entry.key, b.upstream, expected.port
-                    ),
-                    None => format!(
-                        "{file}: database `{}` points at {host}:{port}, but `{}` is reached at {expected}",
-                        entry.key, b.upstream
-                    ),
-                };
-                cx.report_file(
-                    "TG202",
-                    Severity::Error,
-                    &format!("{base}.upstream"),
-                    &file,
-                    Some(entry.line),
-                    message,
-                    format!("use host={} port={}", expected.host, expected.port),
-                );
-            }
-        }
-    }
-    // Incident 20: server connections fit what the server accepts (as rendered).
+    pgbouncer_auth(cx, &bouncer, server.as_ref(), upstream_pg.map(|(_, pg)| pg));
+    pgbouncer_databases(cx, &bouncer, &databases);
     if let (Some(server), Some((_, pg))) = (&server, upstream_pg) {
-        let number = |map: &BTreeMap<String, (String, usize)>, key: &str, default: u32| {
-            map.get(key)
-                .and_then(|v| v.0.parse::<u32>().ok())
-                .unwrap_or(default)
-        };
-        let pool = number(&settings, "default_pool_size", 20);
-        let reserve = number(&settings, "reserve_pool_size", 0);
-        let max = number(server, "max_connections", 100);
-        let reserved = number(server, "superuser_reserved_connections", 3);
-        let users = b.users.as_ref().map(Vec::len).unwrap_or(pg.roles.len()) as u32;
-        let needed = users * (pool + reserve);
-        if needed > max.saturating_sub(reserved) {
-            let line = settings.get("default_pool_size").map(|v| v.1);
-            cx.report_file("TG404", Severity::Error, &format!("{base}.default_pool_size"), &file, line, format!("{file}: {users} user(s) x (pool {pool} + reserve {reserve}) = {needed} server connections, `{}` accepts {}", b.upstream, max.saturating_sub(reserved)), "lower the pool sizes or raise max_connections".into());
-        }
-        // Incident 31: PgBouncer gives up later than the server.
-        if let (Some((q, line)), Some((st, _))) =
-            (get("query_timeout"), server.get("statement_timeout"))
-            && let (Some(q), Some(st)) = (millis_of(&q, 1000), millis_of(st, 1))
-            && q > 0
-            && st > 0
-            && q <= st
-        {
-            cx.report_file("TG607", Severity::Error, &format!("{base}.query_timeout"), &file, Some(line), format!("{file}: query_timeout {q} ms is not longer than the server's statement_timeout {st} ms"), "the caller's timeout must exceed the callee's".into());
-        }
+        pgbouncer_capacity(cx, &bouncer, server, pg);
     }
     // Incident 18: behind transaction pooling, named prepared statements need tracking.
-    if let Some((mode, line)) = get("pool_mode")
+    if let Some((mode, line)) = bouncer.get("pool_mode")
         && mode == "transaction"
-        && let Some((dropped, _)) = get("ignore_startup_parameters")
+        && let Some((dropped, _)) = bouncer.get("ignore_startup_parameters")
         && dropped.split(',').any(|p| p.trim() == "search_path")
     {
         cx.report_file(
             "TG402",
             Severity::Error,
             &format!("{base}.pool_mode"),
-            &file,
+            file,
             Some(line),
             format!("{file}: transaction pooling while silently dropping the client's search_path"),
             "schema-qualify names instead of relying on session state".into(),
         );
+    }
+}
+
+/// Reads the sections of pgbouncer.ini: `[pgbouncer]` settings into `bouncer` (unknown
+/// keys and sections reported); returns the `[databases]` entries.
+fn pgbouncer_sections(cx: &mut Ctx<'_>, bouncer: &mut Bouncer<'_>, text: &str) -> Vec<IniEntry> {
+    let (file, base) = (bouncer.file.as_str(), bouncer.base.as_str());
+    let (entries, issues) = parse::ini(text);
+    syntax(cx, base, file, issues);
+    let mut databases = Vec::new();
+    for entry in entries {
+        match entry.section.as_str() {
+            "pgbouncer" => {
+                if !PGBOUNCER_KEYS.contains(&entry.key.as_str()) {
+                    unknown_key(
+                        cx,
+                        base,
+                        file,
+                        entry.line,
+                        "PgBouncer setting",
+                        &entry.key,
+                        PGBOUNCER_KEYS,
+                    );
+                }
+                bouncer
+                    .settings
+                    .insert(entry.key.clone(), (entry.value.clone(), entry.line));
+            }
+            "databases" => databases.push(entry),
+            "users" | "peers" => {}
+            other => cx.report_file(
+                "TG022",
+                Severity::Error,
+                base,
+                file,
+                Some(entry.line),
+                format!("{file}: unknown section `[{other}]`"),
+                "PgBouncer reads [databases], [users], [peers] and [pgbouncer]".into(),
+            ),
+        }
+    }
+    databases
+}
+
+/// Incidents 1/3: the auth method agrees with the server and is never trust/plain; the
+/// userlist lies in the secrets directory.
+fn pgbouncer_auth(
+    cx: &mut Ctx<'_>,
+    bouncer: &Bouncer<'_>,
+    server: Option<&BTreeMap<String, (String, usize)>>,
+    upstream_pg: Option<&PostgresSettings>,
+) {
+    let stack = cx.stack();
+    let (file, base, upstream) = (
+        bouncer.file.as_str(),
+        bouncer.base.as_str(),
+        &bouncer.b.upstream,
+    );
+    if let Some((auth, line)) = bouncer.get("auth_type") {
+        if matches!(auth.as_str(), "trust" | "any" | "plain") {
+            cx.report_file(
+                "TG103",
+                Severity::Error,
+                &format!("{base}.auth_type"),
+                file,
+                Some(line),
+                format!("{file}: auth_type = {auth} lets clients in without a checked password"),
+                "use the server's password_encryption (scram-sha-256)".into(),
+            );
+        } else {
+            let server_method = server
+                .and_then(|s| s.get("password_encryption").map(|v| v.0.clone()))
+                .or_else(|| upstream_pg.map(|pg| pg.password_encryption.as_str().to_string()));
+            if let Some(method) = server_method
+                && method != auth
+            {
+                cx.report_file("TG101", Severity::Error, &format!("{base}.auth_type"), file, Some(line), format!("{file}: auth_type = {auth} but `{upstream}` hashes passwords with {method}: logins fail"), format!("set auth_type = {method} (tgstack renders it from the server's password_encryption)"));
+            }
+        }
+    }
+    if let Some((auth_file, line)) = bouncer.get("auth_file")
+        && !auth_file.starts_with(&stack.deploy.secrets_dir)
+    {
+        cx.report_file(
+            "TG104",
+            Severity::Error,
+            base,
+            file,
+            Some(line),
+            format!("{file}: auth_file {auth_file} is outside deploy.secrets_dir"),
+            "the userlist holds passwords: keep it in the deploy-time secrets directory".into(),
+        );
+    }
+}
+
+/// Incident 7: every database entry points at the upstream's internal address.
+fn pgbouncer_databases(cx: &mut Ctx<'_>, bouncer: &Bouncer<'_>, databases: &[IniEntry]) {
+    let stack = cx.stack();
+    let (file, base, service) = (
+        bouncer.file.as_str(),
+        bouncer.base.as_str(),
+        bouncer.service,
+    );
+    let upstream = &bouncer.b.upstream;
+    let Ok(expected) = stack.reach(service, upstream) else {
+        return;
+    };
+    for entry in databases {
+        let fields: BTreeMap<&str, &str> = entry
+            .value
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let host = fields.get("host").copied().unwrap_or("");
+        let port = fields.get("port").copied().unwrap_or("5432");
+        if host == expected.host && port == expected.port.to_string() {
+            continue;
+        }
+        let publish_hint = stack
+            .service(upstream)
+            .and_then(|u| u.publish)
+            .filter(|p| p.to_string() == port && service.deploy == Deploy::Container);
+        let message = match publish_hint {
+            Some(p) => format!(
+                "{file}: database `{}` uses {host}:{port}, the host port {p} of `{upstream}`; containers use the internal port {}",
+                entry.key, expected.port
+            ),
+            None => format!(
+                "{file}: database `{}` points at {host}:{port}, but `{upstream}` is reached at {expected}",
+                entry.key
+            ),
+        };
+        cx.report_file(
+            "TG202",
+            Severity::Error,
+            &format!("{base}.upstream"),
+            file,
+            Some(entry.line),
+            message,
+            format!("use host={} port={}", expected.host, expected.port),
+        );
+    }
+}
+
+/// Incident 20: server connections fit what the server accepts (as rendered); incident
+/// 31: PgBouncer gives up later than the server.
+fn pgbouncer_capacity(
+    cx: &mut Ctx<'_>,
+    bouncer: &Bouncer<'_>,
+    server: &BTreeMap<String, (String, usize)>,
+    pg: &PostgresSettings,
+) {
+    let (file, base, b) = (bouncer.file.as_str(), bouncer.base.as_str(), bouncer.b);
+    let settings = &bouncer.settings;
+    let number = |map: &BTreeMap<String, (String, usize)>, key: &str, default: u32| {
+        map.get(key)
+            .and_then(|v| v.0.parse::<u32>().ok())
+            .unwrap_or(default)
+    };
+    let pool = number(settings, "default_pool_size", 20);
+    let reserve = number(settings, "reserve_pool_size", 0);
+    let max = number(server, "max_connections", 100);
+    let reserved = number(server, "superuser_reserved_connections", 3);
+    let users = b.users.as_ref().map(Vec::len).unwrap_or(pg.roles.len()) as u32;
+    let needed = users * (pool + reserve);
+    if needed > max.saturating_sub(reserved) {
+        let line = settings.get("default_pool_size").map(|v| v.1);
+        cx.report_file("TG404", Severity::Error, &format!("{base}.default_pool_size"), file, line, format!("{file}: {users} user(s) x (pool {pool} + reserve {reserve}) = {needed} server connections, `{}` accepts {}", b.upstream, max.saturating_sub(reserved)), "lower the pool sizes or raise max_connections".into());
+    }
+    if let (Some((q, line)), Some((st, _))) = (
+        bouncer.get("query_timeout"),
+        server.get("statement_timeout"),
+    ) && let (Some(q), Some(st)) = (millis_of(&q, 1000), millis_of(st, 1))
+        && q > 0
+        && st > 0
+        && q <= st
+    {
+        cx.report_file("TG607", Severity::Error, &format!("{base}.query_timeout"), file, Some(line), format!("{file}: query_timeout {q} ms is not longer than the server's statement_timeout {st} ms"), "the caller's timeout must exceed the callee's".into());
     }
 }
 
@@ -554,8 +626,21 @@ fn postgres(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         return;
     };
     let Some(pg) = &service.postgres else { return };
+    let method = postgresql_conf(cx, files, name, service, pg);
+    pg_hba(cx, files, name, service, &method);
+}
+
+/// postgresql.conf: known parameters, the model's port, listening on the container
+/// network, password_encryption set. Returns the password method it sets.
+fn postgresql_conf(
+    cx: &mut Ctx<'_>,
+    files: &Files<'_>,
+    name: &str,
+    service: &Service,
+    pg: &PostgresSettings,
+) -> String {
     let base = format!("services.{name}.postgres");
-    let conf_file = format!("{name}/postgresql.conf");
+    let conf_file = paths::postgresql_conf(name);
     let mut method = pg.password_encryption.as_str().to_string();
     if let Some(text) = files.text(&conf_file) {
         let (settings, issues) = parse::settings(text);
@@ -597,7 +682,15 @@ fn postgres(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             );
         }
     }
-    let hba_file = format!("{name}/pg_hba.conf");
+    method
+}
+
+/// pg_hba.conf: no trust, the server's password method, nothing wider than the
+/// networks the service joins (incident 3).
+fn pg_hba(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, service: &Service, method: &str) {
+    let stack = cx.stack();
+    let base = format!("services.{name}.postgres");
+    let hba_file = paths::pg_hba_conf(name);
     let Some(text) = files.text(&hba_file) else {
         return;
     };
@@ -681,7 +774,7 @@ fn literal_secret(cx: &mut Ctx<'_>, path: &str, file: &str, line: usize, what: &
 
 fn redis(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     let stack = cx.stack();
-    let file = format!("{name}/redis.conf");
+    let file = paths::redis_conf(name);
     let Some(text) = files.text(&file) else {
         return;
     };
@@ -801,11 +894,13 @@ fn sentinel(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     let Some(service) = stack.service(name) else {
         return;
     };
-    let Some(s) = &service.sentinel else { return };
+    if service.sentinel.is_none() {
+        return;
+    }
     let base = format!("services.{name}.sentinel");
     let instances = stack.instances(name, service);
     for instance in &instances {
-        let file = format!("{name}/{}.conf", instance.name);
+        let file = paths::sentinel_conf(name, &instance.name);
         let Some(text) = files.text(&file) else {
             continue;
         };
@@ -849,54 +944,7 @@ fn sentinel(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
                     d.line,
                     "sentinel auth-pass",
                 ),
-                "monitor" => {
-                    let host = d.arg(2).unwrap_or("");
-                    let quorum: u32 = d.arg(4).and_then(|q| q.parse().ok()).unwrap_or(0);
-                    // Incident 13, as rendered.
-                    if quorum == 0
-                        || quorum as usize > instances.len()
-                        || quorum as usize * 2 <= instances.len()
-                    {
-                        cx.report_file(
-                            "TG301",
-                            Severity::Error,
-                            &format!("{base}.quorum"),
-                            &file,
-                            Some(d.line),
-                            format!(
-                                "{file}: quorum {quorum} with {} sentinels cannot fail over safely",
-                                instances.len()
-                            ),
-                            "quorum must be a majority of the sentinels".into(),
-                        );
-                    }
-                    // Incident 14: containers monitor by name, never a pasted IP.
-                    if service.deploy == Deploy::Container
-                        && host.parse::<std::net::IpAddr>().is_ok()
-                    {
-                        cx.report_file("TG302", Severity::Error, &format!("{base}.monitors"), &file, Some(d.line), format!("{file}: monitors the literal address {host}; container addresses change on every recreate"), format!("monitor by service name (`{}`) with `sentinel resolve-hostnames yes`", s.monitors));
-                    }
-                    if let Ok(expected) = stack.reach(service, &s.monitors)
-                        && (host != expected.host || d.arg(3) != Some(&expected.port.to_string()))
-                    {
-                        cx.report_file(
-                            "TG202",
-                            Severity::Error,
-                            &format!("{base}.monitors"),
-                            &file,
-                            Some(d.line),
-                            format!(
-                                "{file}: monitors {host}:{} but `{}` is reached at {expected}",
-                                d.arg(3).unwrap_or(""),
-                                s.monitors
-                            ),
-                            format!(
-                                "sentinel monitor {} {} {} {}",
-                                s.master_name, expected.host, expected.port, s.quorum
-                            ),
-                        );
-                    }
-                }
+                "monitor" => sentinel_monitor(cx, &base, &file, d, service, instances.len()),
                 _ => {}
             }
         }
@@ -915,13 +963,68 @@ fn sentinel(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     }
 }
 
+/// A `sentinel monitor` line: a majority quorum (incident 13), a host name rather than a
+/// container address (incident 14), the master's reachable address.
+fn sentinel_monitor(
+    cx: &mut Ctx<'_>,
+    base: &str,
+    file: &str,
+    d: &parse::Directive,
+    service: &Service,
+    sentinels: usize,
+) {
+    let stack = cx.stack();
+    let Some(s) = &service.sentinel else { return };
+    let host = d.arg(2).unwrap_or("");
+    let quorum: u32 = d.arg(4).and_then(|q| q.parse().ok()).unwrap_or(0);
+    // Incident 13, as rendered.
+    if quorum == 0 || quorum as usize > sentinels || quorum as usize * 2 <= sentinels {
+        cx.report_file(
+            "TG301",
+            Severity::Error,
+            &format!("{base}.quorum"),
+            file,
+            Some(d.line),
+            format!(
+                "{file}: quorum {quorum} with {} sentinels cannot fail over safely",
+                sentinels
+            ),
+            "quorum must be a majority of the sentinels".into(),
+        );
+    }
+    // Incident 14: containers monitor by name, never a pasted IP.
+    if service.deploy == Deploy::Container && host.parse::<std::net::IpAddr>().is_ok() {
+        cx.report_file("TG302", Severity::Error, &format!("{base}.monitors"), file, Some(d.line), format!("{file}: monitors the literal address {host}; container addresses change on every recreate"), format!("monitor by service name (`{}`) with `sentinel resolve-hostnames yes`", s.monitors));
+    }
+    if let Ok(expected) = stack.reach(service, &s.monitors)
+        && (host != expected.host || d.arg(3) != Some(&expected.port.to_string()))
+    {
+        cx.report_file(
+            "TG202",
+            Severity::Error,
+            &format!("{base}.monitors"),
+            file,
+            Some(d.line),
+            format!(
+                "{file}: monitors {host}:{} but `{}` is reached at {expected}",
+                d.arg(3).unwrap_or(""),
+                s.monitors
+            ),
+            format!(
+                "sentinel monitor {} {} {} {}",
+                s.master_name, expected.host, expected.port, s.quorum
+            ),
+        );
+    }
+}
+
 fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     let stack = cx.stack();
     let Some(service) = stack.service(name) else {
         return;
     };
     let base = format!("services.{name}.rabbitmq");
-    let conf = format!("{name}/rabbitmq.conf");
+    let conf = paths::rabbitmq_conf(name);
     if let Some(text) = files.text(&conf) {
         let (settings, issues) = parse::settings(text);
         syntax(cx, &base, &conf, issues);
@@ -960,7 +1063,13 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             }
         }
     }
-    let definitions = format!("{name}/definitions.json");
+    definitions(cx, files, name, &base);
+}
+
+/// definitions.json: valid JSON without password hashes, and every name it refers to
+/// declared in it.
+fn definitions(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, base: &str) {
+    let definitions = paths::rabbitmq_definitions(name);
     let Some(text) = files.text(&definitions) else {
         return;
     };
@@ -970,7 +1079,7 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             cx.report_file(
                 "TG022",
                 Severity::Error,
-                &base,
+                base,
                 &definitions,
                 Some(error.line()),
                 format!("{definitions} is not valid JSON: {error}"),
@@ -990,16 +1099,25 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             "the users section (password hashes)",
         );
     }
-    let names = |key: &str| -> Vec<String> {
+    undeclared(cx, base, &definitions, text, &doc);
+}
+
+/// Bindings, dead-letter exchanges and vhosts the definitions use but do not declare.
+fn undeclared(
+    cx: &mut Ctx<'_>,
+    base: &str,
+    definitions: &str,
+    text: &str,
+    doc: &serde_json::Value,
+) {
+    // Sets, so each reference is one lookup rather than a scan of the declarations.
+    let names = |key: &str| -> BTreeSet<&str> {
         doc.get(key)
             .and_then(|v| v.as_array())
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| i.get("name").and_then(|n| n.as_str()).map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.get("name").and_then(|n| n.as_str()))
+            .collect()
     };
     let exchanges = names("exchanges");
     let queues = names("queues");
@@ -1008,8 +1126,8 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         cx.report_file(
             "TG024",
             Severity::Error,
-            &base,
-            &definitions,
+            base,
+            definitions,
             line,
             message,
             "every binding, dead-letter exchange and vhost must be declared in the definitions"
@@ -1027,13 +1145,13 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             .get("destination")
             .and_then(|s| s.as_str())
             .unwrap_or("");
-        if !exchanges.iter().any(|e| e == source) {
+        if !exchanges.contains(source) {
             report(
                 line_of(text, &format!("\"source\": \"{source}\"")),
                 format!("{definitions}: binding from undeclared exchange `{source}`"),
             );
         }
-        if !queues.iter().any(|q| q == destination) && !exchanges.iter().any(|e| e == destination) {
+        if !queues.contains(destination) && !exchanges.contains(destination) {
             report(
                 line_of(text, &format!("\"destination\": \"{destination}\"")),
                 format!("{definitions}: binding to undeclared queue `{destination}`"),
@@ -1049,7 +1167,7 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         if let Some(dlx) = queue
             .pointer("/arguments/x-dead-letter-exchange")
             .and_then(|v| v.as_str())
-            && !exchanges.iter().any(|e| e == dlx)
+            && !exchanges.contains(dlx)
         {
             report(
                 line_of(text, "x-dead-letter-exchange"),
@@ -1065,7 +1183,7 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
             .flatten()
         {
             let vhost = item.get("vhost").and_then(|v| v.as_str()).unwrap_or("");
-            if !vhosts.iter().any(|v| v == vhost) {
+            if !vhosts.contains(vhost) {
                 report(
                     line_of(text, &format!("\"vhost\": \"{vhost}\"")),
                     format!("{definitions}: {key} entry in undeclared vhost `{vhost}`"),

@@ -5,18 +5,21 @@
 
 pub mod compose;
 pub mod data;
+pub mod migrations;
 pub mod monitoring;
-pub mod native;
 pub mod nginx;
 pub mod parse;
+pub mod units;
 pub mod yaml;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use crate::check::Ctx;
+use crate::check::index::Index;
 use crate::tree::Tree;
 
 /// Read access to a rendered tree. Each YAML file is parsed at most once per run, however
@@ -61,22 +64,32 @@ impl<'a> Files<'a> {
     /// A directory exists when some file lies below it.
     pub fn is_dir(&self, path: &str) -> bool {
         let prefix = format!("{}/", path.trim_end_matches('/'));
-        self.tree.keys().any(|k| k.starts_with(&prefix))
+        self.under(&prefix).next().is_some()
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &'a String> {
         self.tree.keys()
+    }
+
+    /// The paths starting with `prefix`, found in the sorted tree without a scan.
+    pub fn under<'p>(&self, prefix: &'p str) -> impl Iterator<Item = &'a String> + use<'a, 'p> {
+        self.tree
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(path, _)| path)
+            .take_while(move |path| path.starts_with(prefix))
     }
 }
 
 /// Runs every artifact rule over `tree`.
 pub fn run(cx: &mut Ctx<'_>, tree: &Tree) {
     let files = Files::new(tree);
+    let index = Index::new(cx.stack());
     yaml::run(cx, &files);
-    compose::run(cx, &files);
+    compose::run(cx, &files, &index);
     compose::env_example(cx, &files);
     data::run(cx, &files);
-    monitoring::run(cx, &files);
-    native::run(cx, &files);
+    monitoring::run(cx, &files, &index);
+    migrations::run(cx, &files, &index);
+    units::run(cx, &files, &index);
     nginx::run(cx, &files);
 }

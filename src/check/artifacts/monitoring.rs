@@ -3,27 +3,77 @@
 //! of the targets actually scraped), annotation units, the dashboard provider and the
 //! Grafana datasources.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use promql_parser::parser::Expr;
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value;
 
 use super::Files;
-use super::parse::line_of;
-use crate::catalog::{self, Metric};
+use super::parse::{QuotedLines, line_of};
+use crate::catalog::{self, Metric, MetricType};
 use crate::check::Ctx;
+use crate::check::index::{Index, metrics_port};
 use crate::finding::Severity;
-use crate::model::{Deploy, Kind, Service, Stack, kinds};
-
-const CONFIG: &str = "prometheus.yml";
+use crate::model::{Kind, Service, paths};
 
 /// A scrape job as rendered: name and the metrics its targets expose.
 struct Job {
     metrics: Vec<&'static Metric>,
 }
 
-pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
+/// The scrape jobs, and every series name any of them exports (looked up once per
+/// selector instead of walking every job's catalog).
+struct Catalogs {
+    jobs: BTreeMap<String, Job>,
+    series: HashSet<String>,
+    names: BTreeSet<&'static str>,
+}
+
+impl Catalogs {
+    fn new(jobs: BTreeMap<String, Job>, kinds: &BTreeSet<Kind>) -> Self {
+        let mut catalogs = Catalogs {
+            jobs,
+            series: HashSet::new(),
+            names: BTreeSet::new(),
+        };
+        // Every job exports the scrape metrics, so with no job nothing is exported.
+        if catalogs.jobs.is_empty() {
+            return catalogs;
+        }
+        let metrics = catalog::SCRAPE
+            .iter()
+            .chain(kinds.iter().flat_map(|k| k.metrics()));
+        for metric in metrics {
+            catalogs.names.insert(metric.name);
+            catalogs.series.extend(series_names(metric));
+        }
+        catalogs
+    }
+}
+
+/// The series names `Metric::matches` accepts.
+fn series_names(metric: &Metric) -> impl Iterator<Item = String> + '_ {
+    let suffixes: &[&str] = match metric.kind {
+        MetricType::Histogram => &["", "_bucket", "_sum", "_count"],
+        MetricType::Summary => &["", "_sum", "_count"],
+        _ => &[""],
+    };
+    suffixes.iter().map(|s| format!("{}{s}", metric.name))
+}
+
+/// prometheus.yml as rendered, and where its findings point.
+struct Config<'a> {
+    /// The Prometheus service, also its directory in the tree.
+    dir: &'a str,
+    file: String,
+    text: &'a str,
+    doc: &'a Value,
+    /// Model path of the Prometheus service.
+    path: String,
+}
+
+pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
     let stack = cx.stack();
     let Some((prometheus_name, _)) = stack
         .services
@@ -32,49 +82,38 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
     else {
         return;
     };
-    let dir = prometheus_name.clone();
-    let config_path = format!("{dir}/{CONFIG}");
-    let Some(text) = files.text(&config_path) else {
+    let file = paths::prometheus_yml(prometheus_name);
+    let (Some(text), Some(doc)) = (files.text(&file), files.yaml_value(&file)) else {
         return;
     };
-    let Some(config) = files.yaml_value(&config_path) else {
-        return;
+    let config = Config {
+        dir: prometheus_name,
+        file,
+        text,
+        doc,
+        path: format!("services.{prometheus_name}"),
     };
-    let path = format!("services.{dir}");
-    let jobs = scrape_jobs(cx, config, &config_path, text, &path);
-    rule_files(cx, files, config, &config_path, text, &dir, &path, &jobs);
-    grafana(cx, files, &jobs);
-}
-
-/// The metrics port of a service, where its /metrics is served.
-fn metrics_port(service: &Service) -> Option<u16> {
-    kinds::metrics_endpoint(service).map(|(port, _)| port)
+    let catalogs = scrape_jobs(cx, &config, index);
+    rule_files(cx, files, &config, index, &catalogs);
+    grafana(cx, files, index, &catalogs);
 }
 
 /// The model service a scrape target `host:port` names, seen from Prometheus.
-fn target_service<'a>(stack: &'a Stack, host: &str) -> Option<(&'a String, &'a Service)> {
+fn target_service<'a>(index: &Index<'a>, host: &str) -> Option<(&'a String, &'a Service)> {
     if host == "host.docker.internal" {
         return None;
     }
-    stack.services.iter().find(|(name, service)| {
-        stack
-            .instances(name, service)
-            .iter()
-            .any(|i| i.name == host)
-    })
+    index.first_owner(host)
 }
 
 /// Incident 11: every target resolves to a model service and the port it serves metrics on.
-fn scrape_jobs(
-    cx: &mut Ctx<'_>,
-    config: &Value,
-    file: &str,
-    text: &str,
-    path: &str,
-) -> BTreeMap<String, Job> {
-    let stack = cx.stack();
+fn scrape_jobs(cx: &mut Ctx<'_>, config: &Config<'_>, index: &Index<'_>) -> Catalogs {
+    let (file, path) = (config.file.as_str(), config.path.as_str());
+    let quoted = QuotedLines::new(config.text);
     let mut jobs = BTreeMap::new();
+    let mut kinds = BTreeSet::new();
     for job in config
+        .doc
         .get("scrape_configs")
         .and_then(|v| v.as_array())
         .into_iter()
@@ -99,7 +138,7 @@ fn scrape_jobs(
             });
         for target in targets {
             let target = target.as_str().unwrap_or("").to_string();
-            let line = line_of(text, &format!("\"{target}\""));
+            let line = quoted.line_of(&target);
             let Some((host, port)) = target.rsplit_once(':') else {
                 cx.report_file(
                     "TG515",
@@ -114,12 +153,9 @@ fn scrape_jobs(
             };
             let port: u16 = port.parse().unwrap_or(0);
             let resolved = if host == "host.docker.internal" {
-                stack
-                    .services
-                    .iter()
-                    .find(|(_, s)| s.deploy == Deploy::Native && metrics_port(s) == Some(port))
+                index.native_metrics(port)
             } else {
-                target_service(stack, host)
+                target_service(index, host)
             };
             match resolved {
                 None => cx.report_file("TG515", Severity::Error, path, file, line, format!("{file}: job `{name}` scrapes `{target}`, which is no model service's metrics endpoint"), "scrape targets are rendered from the model: re-render".into()),
@@ -129,12 +165,13 @@ fn scrape_jobs(
                         cx.report_file("TG515", Severity::Error, &format!("services.{service_name}"), file, line, format!("{file}: job `{name}` scrapes {target}, but `{service_name}` serves metrics on port {}", expected.map(|p| p.to_string()).unwrap_or_else(|| "(none)".into())), "scrape the internal metrics port".into());
                     }
                     metrics.extend(service.kind.metrics().iter());
+                    kinds.insert(service.kind);
                 }
             }
         }
         jobs.insert(name, Job { metrics });
     }
-    jobs
+    Catalogs::new(jobs, &kinds)
 }
 
 /// Collects every vector selector: metric name and `job` matcher.
@@ -173,18 +210,28 @@ impl ExprVisitor for Selectors {
     }
 }
 
+/// Where an expression sits: model path, file and line, and what to call it.
+struct Place<'a> {
+    path: &'a str,
+    file: &'a str,
+    line: Option<usize>,
+    what: String,
+}
+
 /// Parses `expr` and checks every metric against the jobs' catalogs (incident 21).
-#[allow(clippy::too_many_arguments)]
 fn check_expr(
     cx: &mut Ctx<'_>,
-    jobs: &BTreeMap<String, Job>,
+    catalogs: &Catalogs,
     extra: &BTreeSet<String>,
     expr: &str,
-    path: &str,
-    file: &str,
-    line: Option<usize>,
-    what: &str,
+    place: &Place<'_>,
 ) -> Vec<String> {
+    let Place {
+        path,
+        file,
+        line,
+        what,
+    } = place;
     let parsed = match promql_parser::parser::parse(expr) {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -193,7 +240,7 @@ fn check_expr(
                 Severity::Error,
                 path,
                 file,
-                line,
+                *line,
                 format!(
                     "{file}: {what} is not valid PromQL: {}",
                     error.lines().next().unwrap_or("")
@@ -205,6 +252,7 @@ fn check_expr(
     };
     let mut selectors = Selectors::default();
     let _ = walk_expr(&mut selectors, &parsed);
+    let jobs = &catalogs.jobs;
     let mut names = Vec::new();
     for (name, job) in selectors.found {
         names.push(name.clone());
@@ -213,9 +261,7 @@ fn check_expr(
         }
         let known = match job.as_ref().and_then(|j| jobs.get(j)) {
             Some(job) => job.metrics.iter().any(|m| m.matches(&name)),
-            None => jobs
-                .values()
-                .any(|j| j.metrics.iter().any(|m| m.matches(&name))),
+            None => catalogs.series.contains(&name),
         };
         if !known {
             let scope = match &job {
@@ -223,26 +269,15 @@ fn check_expr(
                 Some(job) => format!("job `{job}`, which is not scraped"),
                 None => "any scraped target".into(),
             };
-            let candidates: Vec<&str> = jobs
-                .values()
-                .flat_map(|j| j.metrics.iter().map(|m| m.name))
-                .collect();
-            let hint = crate::suggest::did_you_mean(&name, candidates.iter().copied());
-            cx.report_file("TG510", Severity::Error, path, file, line, format!("{file}: {what} uses `{name}`, which {scope} does not export"), if hint.is_empty() { "query only metrics of the catalog of a scraped target (add the exporter to the model)".into() } else { hint });
+            let hint = crate::suggest::did_you_mean(&name, catalogs.names.iter().copied());
+            cx.report_file("TG510", Severity::Error, path, file, *line, format!("{file}: {what} uses `{name}`, which {scope} does not export"), if hint.is_empty() { "query only metrics of the catalog of a scraped target (add the exporter to the model)".into() } else { hint });
         }
     }
     names
 }
 
 /// Incident 24: a `{{ $value }}` followed by a unit word must match the metric's unit.
-fn check_units(
-    cx: &mut Ctx<'_>,
-    metrics: &[String],
-    text: &str,
-    path: &str,
-    file: &str,
-    line: Option<usize>,
-) {
+fn check_units(cx: &mut Ctx<'_>, metrics: &[String], text: &str, place: &Place<'_>) {
     let seconds = metrics.iter().any(|m| m.contains("_seconds"));
     let bytes = metrics.iter().any(|m| m.contains("_bytes"));
     for (index, _) in text.match_indices("{{ $value }}") {
@@ -259,47 +294,69 @@ fn check_units(
             _ => false,
         };
         if wrong {
-            cx.report_file("TG514", Severity::Error, path, file, line, format!("{file}: annotation prints {{{{ $value }}}} as `{after}`, but the expression's unit is {}", if seconds { "seconds" } else if bytes { "bytes" } else { "not that" }), "print the value in the metric's unit, or convert with humanizeDuration / humanize1024".into());
+            let file = place.file;
+            cx.report_file("TG514", Severity::Error, place.path, file, place.line, format!("{file}: annotation prints {{{{ $value }}}} as `{after}`, but the expression's unit is {}", if seconds { "seconds" } else if bytes { "bytes" } else { "not that" }), "print the value in the metric's unit, or convert with humanizeDuration / humanize1024".into());
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// TG511: every rule_files entry loads rendered files mounted into the container, and
+/// every rendered rule file is loaded; then the alerts of every loaded file.
 fn rule_files(
     cx: &mut Ctx<'_>,
     files: &Files<'_>,
-    config: &Value,
-    config_path: &str,
-    text: &str,
-    dir: &str,
-    path: &str,
-    jobs: &BTreeMap<String, Job>,
+    config: &Config<'_>,
+    index: &Index<'_>,
+    catalogs: &Catalogs,
 ) {
-    let patterns: Vec<String> = config
+    let loaded = loaded_rule_files(cx, files, config);
+    let rules_dir = format!("{}/rules/", config.dir);
+    for file in files.paths().filter(|p| p.starts_with(&rules_dir)) {
+        if !loaded.contains(file) && !file.contains("/tests/") {
+            cx.report_file(
+                "TG511",
+                Severity::Error,
+                &config.path,
+                file,
+                None,
+                format!("{file} is rendered but no rule_files entry loads it"),
+                "add it to rule_files (re-render)".into(),
+            );
+        }
+    }
+    for file in &loaded {
+        alert_rules(cx, files, file, index, catalogs);
+    }
+}
+
+/// The rendered files the rule_files patterns match; reports patterns that match
+/// nothing or point where the container has no mount (incident 22).
+fn loaded_rule_files<'a>(
+    cx: &mut Ctx<'_>,
+    files: &Files<'a>,
+    config: &Config<'_>,
+) -> BTreeSet<&'a String> {
+    let (config_path, path) = (config.file.as_str(), config.path.as_str());
+    let patterns = config
+        .doc
         .get("rule_files")
         .and_then(|v| v.as_array())
         .into_iter()
         .flatten()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect();
-    let rendered_rules: Vec<&String> = files
-        .paths()
-        .filter(|p| p.starts_with(&format!("{dir}/rules/")))
-        .collect();
+        .filter_map(|v| v.as_str());
     let mut loaded = BTreeSet::new();
-    let mounts = prometheus_mounts(files, dir);
-    for pattern in &patterns {
-        let line = line_of(text, pattern);
+    let mounts = prometheus_mounts(files, config.dir);
+    for pattern in patterns {
+        let line = line_of(config.text, pattern);
         // Relative rule files resolve against the config file's directory.
-        let in_tree = format!("{dir}/{pattern}");
+        let in_tree = format!("{}/{pattern}", config.dir);
         let matched: Vec<&String> = files.paths().filter(|p| glob_match(&in_tree, p)).collect();
         if matched.is_empty() {
             cx.report_file("TG511", Severity::Error, path, config_path, line, format!("{config_path}: rule_files `{pattern}` matches no rendered file: those alerts never load"), "list the rendered rule files (re-render)".into());
         }
-        // Incident 22: the file must be mounted where Prometheus reads it.
         if !mounts.is_empty() {
             let container_path = if pattern.starts_with('/') {
-                pattern.clone()
+                pattern.to_string()
             } else {
                 format!("/etc/prometheus/{pattern}")
             };
@@ -311,88 +368,65 @@ fn rule_files(
                 cx.report_file("TG511", Severity::Error, path, config_path, line, format!("{config_path}: rule file {container_path} is not mounted into the Prometheus container"), "mount the rules directory where rule_files point".into());
             }
         }
-        loaded.extend(matched.into_iter().cloned());
+        loaded.extend(matched);
     }
-    for file in rendered_rules {
-        if !loaded.contains(file) && !file.contains("/tests/") {
-            cx.report_file(
-                "TG511",
-                Severity::Error,
-                path,
-                file,
-                None,
-                format!("{file} is rendered but no rule_files entry loads it"),
-                "add it to rule_files (re-render)".into(),
-            );
-        }
-    }
-    // Alert expressions and annotations of every loaded rule file.
-    for file in loaded.iter() {
-        let Some(rules_text) = files.text(file) else {
-            continue;
-        };
-        let Some(doc) = files.yaml_value(file) else {
-            continue;
-        };
-        let recorded: BTreeSet<String> = doc
-            .get("groups")
-            .and_then(|g| g.as_array())
-            .into_iter()
-            .flatten()
-            .flat_map(|g| {
-                g.get("rules")
-                    .and_then(|r| r.as_array())
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|r| r.get("record").and_then(|v| v.as_str()).map(String::from))
-            .collect();
-        for group in doc
-            .get("groups")
-            .and_then(|g| g.as_array())
-            .into_iter()
-            .flatten()
-        {
-            for rule in group
-                .get("rules")
+    loaded
+}
+
+/// Alert expressions and annotations of one loaded rule file.
+fn alert_rules(
+    cx: &mut Ctx<'_>,
+    files: &Files<'_>,
+    file: &str,
+    index: &Index<'_>,
+    catalogs: &Catalogs,
+) {
+    let (Some(text), Some(doc)) = (files.text(file), files.yaml_value(file)) else {
+        return;
+    };
+    let rules: Vec<&Value> = doc
+        .get("groups")
+        .and_then(|g| g.as_array())
+        .into_iter()
+        .flatten()
+        .flat_map(|g| {
+            g.get("rules")
                 .and_then(|r| r.as_array())
                 .into_iter()
                 .flatten()
+        })
+        .collect();
+    let recorded: BTreeSet<String> = rules
+        .iter()
+        .filter_map(|r| r.get("record").and_then(|v| v.as_str()).map(String::from))
+        .collect();
+    let quoted = QuotedLines::new(text);
+    for rule in rules {
+        let name = rule
+            .get("alert")
+            .or_else(|| rule.get("record"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let rule_path = index
+            .alert(name)
+            .map(|i| format!("alerts.{i}"))
+            .unwrap_or_else(|| "alerts".into());
+        let Some(expr) = rule.get("expr").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let place = Place {
+            path: &rule_path,
+            file,
+            line: quoted.line_of(name),
+            what: format!("alert `{name}`"),
+        };
+        let metrics = check_expr(cx, catalogs, &recorded, expr, &place);
+        for key in ["summary", "description"] {
+            if let Some(annotation) = rule
+                .pointer(&format!("/annotations/{key}"))
+                .and_then(|v| v.as_str())
             {
-                let name = rule
-                    .get("alert")
-                    .or_else(|| rule.get("record"))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                let line = line_of(rules_text, &format!("\"{name}\""));
-                let rule_path = cx
-                    .stack()
-                    .alerts
-                    .iter()
-                    .position(|a| a.name == name)
-                    .map(|i| format!("alerts.{i}"))
-                    .unwrap_or_else(|| "alerts".into());
-                let Some(expr) = rule.get("expr").and_then(|v| v.as_str()) else {
-                    continue;
-                };
-                let metrics = check_expr(
-                    cx,
-                    jobs,
-                    &recorded,
-                    expr,
-                    &rule_path,
-                    file,
-                    line,
-                    &format!("alert `{name}`"),
-                );
-                for key in ["summary", "description"] {
-                    if let Some(annotation) = rule
-                        .pointer(&format!("/annotations/{key}"))
-                        .and_then(|v| v.as_str())
-                    {
-                        check_units(cx, &metrics, annotation, &rule_path, file, line);
-                    }
-                }
+                check_units(cx, &metrics, annotation, &place);
             }
         }
     }
@@ -429,45 +463,14 @@ fn glob_match(pattern: &str, path: &str) -> bool {
 }
 
 /// Grafana: dashboards reachable from a provider (23), dashboard PromQL (21), datasources (12).
-fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, jobs: &BTreeMap<String, Job>) {
+fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>, catalogs: &Catalogs) {
     let stack = cx.stack();
     let Some((name, service)) = stack.services.iter().find(|(_, s)| s.kind == Kind::Grafana) else {
         return;
     };
     let path = format!("services.{name}");
     let mounts = prometheus_mounts(files, name);
-    // Dashboards: every JSON must lie in a directory mounted at a provider's path.
-    let mut provider_paths = Vec::new();
-    for file in files
-        .paths()
-        .filter(|p| p.starts_with(&format!("{name}/provisioning/dashboards/")))
-    {
-        if file.ends_with(".json") {
-            cx.report_file(
-                "TG512",
-                Severity::Error,
-                &path,
-                file,
-                None,
-                format!("{file}: a dashboard in the provider folder is never loaded"),
-                "dashboards go to the directory the provider's path points at".into(),
-            );
-            continue;
-        }
-        let Some(doc) = files.yaml_value(file) else {
-            continue;
-        };
-        for provider in doc
-            .get("providers")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(p) = provider.pointer("/options/path").and_then(|v| v.as_str()) {
-                provider_paths.push(p.to_string());
-            }
-        }
-    }
+    let provider_paths = dashboard_providers(cx, files, name, &path);
     for file in files
         .paths()
         .filter(|p| p.starts_with(&format!("{name}/")) && p.ends_with(".json"))
@@ -492,56 +495,114 @@ fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, jobs: &BTreeMap<String, Job>) {
                 "render dashboards into the provider's mounted directory".into(),
             );
         }
-        let Some(text) = files.text(file) else {
-            continue;
-        };
-        let Ok(dashboard) = serde_json::from_str::<Value>(text) else {
+        dashboard_queries(cx, files, file, &path, catalogs);
+    }
+    datasources(cx, files, index, name, service, &path);
+}
+
+/// The paths the dashboard providers load; a dashboard among the provider files
+/// themselves is never loaded.
+fn dashboard_providers(
+    cx: &mut Ctx<'_>,
+    files: &Files<'_>,
+    grafana: &str,
+    path: &str,
+) -> Vec<String> {
+    let mut provider_paths = Vec::new();
+    for file in files.paths().filter(|p| {
+        p.starts_with(&format!(
+            "{}/",
+            paths::grafana_dashboard_provisioning_dir(grafana)
+        ))
+    }) {
+        if file.ends_with(".json") {
             cx.report_file(
-                "TG022",
+                "TG512",
                 Severity::Error,
-                &path,
+                path,
                 file,
                 None,
-                format!("{file} is not valid JSON"),
-                "re-render".into(),
+                format!("{file}: a dashboard in the provider folder is never loaded"),
+                "dashboards go to the directory the provider's path points at".into(),
             );
             continue;
+        }
+        let Some(doc) = files.yaml_value(file) else {
+            continue;
         };
-        for panel in dashboard
-            .get("panels")
+        for provider in doc
+            .get("providers")
             .and_then(|p| p.as_array())
             .into_iter()
             .flatten()
         {
-            let title = panel.get("title").and_then(|t| t.as_str()).unwrap_or("");
-            for target in panel
-                .get("targets")
-                .and_then(|t| t.as_array())
-                .into_iter()
-                .flatten()
-            {
-                if let Some(expr) = target.get("expr").and_then(|e| e.as_str()) {
-                    let line = line_of(text, &format!("\"title\": \"{title}\""));
-                    check_expr(
-                        cx,
-                        jobs,
-                        &BTreeSet::new(),
-                        expr,
-                        &path,
-                        file,
-                        line,
-                        &format!("panel `{title}`"),
-                    );
-                }
+            if let Some(p) = provider.pointer("/options/path").and_then(|v| v.as_str()) {
+                provider_paths.push(p.to_string());
             }
         }
     }
-    datasources(cx, files, name, service, &path);
+    provider_paths
+}
+
+/// The PromQL of every panel of one dashboard.
+fn dashboard_queries(
+    cx: &mut Ctx<'_>,
+    files: &Files<'_>,
+    file: &str,
+    path: &str,
+    catalogs: &Catalogs,
+) {
+    let Some(text) = files.text(file) else {
+        return;
+    };
+    let Ok(dashboard) = serde_json::from_str::<Value>(text) else {
+        cx.report_file(
+            "TG022",
+            Severity::Error,
+            path,
+            file,
+            None,
+            format!("{file} is not valid JSON"),
+            "re-render".into(),
+        );
+        return;
+    };
+    for panel in dashboard
+        .get("panels")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let title = panel.get("title").and_then(|t| t.as_str()).unwrap_or("");
+        for target in panel
+            .get("targets")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(expr) = target.get("expr").and_then(|e| e.as_str()) {
+                let place = Place {
+                    path,
+                    file,
+                    line: line_of(text, &format!("\"title\": \"{title}\"")),
+                    what: format!("panel `{title}`"),
+                };
+                check_expr(cx, catalogs, &BTreeSet::new(), expr, &place);
+            }
+        }
+    }
 }
 
 /// Incident 12: datasource URLs reach a model service on its internal port, with a role
 /// and credentials the Grafana container really has.
-fn datasources(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, grafana: &Service, path: &str) {
+fn datasources(
+    cx: &mut Ctx<'_>,
+    files: &Files<'_>,
+    index: &Index<'_>,
+    name: &str,
+    grafana: &Service,
+    path: &str,
+) {
     let stack = cx.stack();
     let compose_env: BTreeSet<String> = files
         .yaml_value(super::compose::FILE)
@@ -589,7 +650,7 @@ fn datasources(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, grafana: &Servic
                 );
                 continue;
             };
-            match target_service(stack, host) {
+            match target_service(index, host) {
                 None => cx.report_file(
                     "TG516",
                     Severity::Error,
@@ -626,21 +687,32 @@ fn datasources(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str, grafana: &Servic
                     "use the model's read-only role".into(),
                 );
             }
-            for (key, value) in source
-                .get("secureJsonData")
-                .and_then(|v| v.as_object())
-                .into_iter()
-                .flatten()
-            {
+            let secrets = source.get("secureJsonData").and_then(|v| v.as_object());
+            for (key, value) in secrets.into_iter().flatten() {
                 let value = value.as_str().unwrap_or("");
-                let var = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
-                match var {
-                    None => cx.report_file("TG104", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` {key} is a literal value"), "reference the secret's variable as ${VAR}".into()),
-                    Some(var) if !compose_env.contains(var) => cx.report_file("TG516", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` reads ${{{var}}}, which the Grafana container does not get"), "pass the variable in the container's environment (re-render)".into()),
-                    Some(_) => {}
-                }
+                secure_value(cx, path, file, text, ds_name, key, value, &compose_env);
             }
         }
+    }
+}
+
+/// A secureJsonData value is a variable the Grafana container gets, never a literal.
+#[allow(clippy::too_many_arguments)]
+fn secure_value(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    file: &str,
+    text: &str,
+    ds_name: &str,
+    key: &str,
+    value: &str,
+    compose_env: &BTreeSet<String>,
+) {
+    let var = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
+    match var {
+        None => cx.report_file("TG104", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` {key} is a literal value"), "reference the secret's variable as ${VAR}".into()),
+        Some(var) if !compose_env.contains(var) => cx.report_file("TG516", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` reads ${{{var}}}, which the Grafana container does not get"), "pass the variable in the container's environment (re-render)".into()),
+        Some(_) => {}
     }
 }
 

@@ -264,6 +264,41 @@ pub fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
+/// `line_of(text, "\"{s}\"")` for many `s` in one pass over `text`: the first line of every
+/// double-quoted string. A `"s"` starts at a quote and ends at the next one, so each quote
+/// and the text up to the next quote is a candidate.
+pub struct QuotedLines<'a> {
+    text: &'a str,
+    first: std::collections::HashMap<&'a str, usize>,
+}
+
+impl<'a> QuotedLines<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let mut first = std::collections::HashMap::new();
+        let quotes: Vec<usize> = text.match_indices('"').map(|(i, _)| i).collect();
+        let mut line = 1;
+        let mut counted = 0;
+        for pair in quotes.windows(2) {
+            let (open, close) = (pair[0], pair[1]);
+            line += text[counted..open].matches('\n').count();
+            counted = open;
+            let inner = &text[open + 1..close];
+            if !inner.contains('\n') {
+                first.entry(inner).or_insert(line);
+            }
+        }
+        QuotedLines { text, first }
+    }
+
+    /// The first line containing `"inner"`.
+    pub fn line_of(&self, inner: &str) -> Option<usize> {
+        if inner.contains(['"', '\n', '\r']) {
+            return line_of(self.text, &format!("\"{inner}\""));
+        }
+        self.first.get(inner).copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +323,19 @@ mod tests {
         assert_eq!(s[0].value, "*");
         assert_eq!(s[1].value, "5432");
         assert_eq!(s[2].value, "it's # not a comment");
+    }
+
+    #[test]
+    fn quoted_lines_agree_with_line_of() {
+        let text = "a: \"x\"\nb: \"y\" \"x\"\n\"\"\nc: \"p\nq\"\nd: \"y z\"\n";
+        let quoted = QuotedLines::new(text);
+        for inner in ["x", "y", "", "p\nq", "y z", " ", "missing", "\n", "x\" \"y"] {
+            assert_eq!(
+                quoted.line_of(inner),
+                line_of(text, &format!("\"{inner}\"")),
+                "{inner:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! SQL migrations re-read from the tree: every statement parsed (TimescaleDB-only
+//! statements recognised explicitly by `check::sql`), ON CONFLICT targets deterministic
+//! unique keys (17), every DDL statement idempotent (19), no session-level state in
+//! functions called through the pooler (18).
+
+use super::Files;
+use crate::check::Ctx;
+use crate::check::index::Index;
+use crate::finding::Severity;
+use crate::model::{Kind, PostgresVariant, paths};
+
+pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
+    let stack = cx.stack();
+    for (name, service) in &stack.services {
+        if service.kind != Kind::Postgres {
+            continue;
+        }
+        let path = format!("services.{name}.postgres");
+        let behind_pooler = index.transaction_pooled(name);
+        for &variant in &[PostgresVariant::Timescaledb, PostgresVariant::Plain] {
+            let prefix = format!("{}/", paths::migrations_dir(name, variant));
+            let scripts: Vec<(String, String)> = files
+                .under(&prefix)
+                .filter(|p| p.ends_with(".sql"))
+                .filter_map(|p| files.text(p).map(|t| (p.clone(), t.to_string())))
+                .collect();
+            for issue in crate::check::sql::check_sql_files(&scripts) {
+                cx.report_file(
+                    "TG401",
+                    Severity::Error,
+                    &path,
+                    &issue.file,
+                    Some(issue.line as usize),
+                    format!("{}: {}", issue.file, issue.message),
+                    "fix the statement in the model's SQL settings, or re-render".into(),
+                );
+            }
+            for (file, text) in &scripts {
+                idempotent(cx, &path, file, text);
+                if behind_pooler {
+                    session_state(cx, &path, file, text);
+                }
+            }
+        }
+    }
+}
+
+/// Incident 19: applying a migration twice must change nothing and not fail.
+fn idempotent(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
+    let mut in_body = false;
+    // Byte offset of the current line, kept as we go (summing the lines before each
+    // INSERT again would be quadratic in a long migration).
+    let mut offset = 0;
+    for (index, line) in text.lines().enumerate() {
+        let start = offset;
+        offset += line.len() + 1;
+        let upper = line.trim().to_ascii_uppercase();
+        if line.matches("$$").count() % 2 == 1 {
+            in_body = !in_body;
+            continue;
+        }
+        if in_body || upper.starts_with("--") {
+            continue;
+        }
+        let needs = [
+            ("CREATE TABLE ", "IF NOT EXISTS"),
+            ("CREATE UNLOGGED TABLE ", "IF NOT EXISTS"),
+            ("CREATE INDEX ", "IF NOT EXISTS"),
+            ("CREATE UNIQUE INDEX ", "IF NOT EXISTS"),
+            ("CREATE SCHEMA ", "IF NOT EXISTS"),
+            ("CREATE MATERIALIZED VIEW ", "IF NOT EXISTS"),
+            ("CREATE EXTENSION ", "IF NOT EXISTS"),
+            ("CREATE SEQUENCE ", "IF NOT EXISTS"),
+            ("CREATE FUNCTION ", "OR REPLACE"),
+            ("CREATE VIEW ", "OR REPLACE"),
+        ];
+        for (statement, guard) in needs {
+            if upper.starts_with(statement) && !upper.contains(guard) {
+                cx.report_file(
+                    "TG403",
+                    Severity::Error,
+                    path,
+                    file,
+                    Some(index + 1),
+                    format!(
+                        "{file}: `{}` fails when the migration runs twice",
+                        statement.trim()
+                    ),
+                    format!("write `{} {guard}`", statement.trim()),
+                );
+            }
+        }
+        if upper.starts_with("INSERT INTO")
+            && !text[start..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase()
+                .contains("ON CONFLICT")
+        {
+            cx.report_file("TG403", Severity::Error, path, file, Some(index + 1), format!("{file}: INSERT without ON CONFLICT fails or duplicates when the migration runs twice"), "add ON CONFLICT ... DO NOTHING / DO UPDATE".into());
+        }
+    }
+}
+
+/// Incident 18: session-level state inside functions the app calls through the pooler.
+fn session_state(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
+    for (index, line) in text.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        let code = lower.split("--").next().unwrap_or("");
+        if code.contains("pg_advisory_lock(") || code.contains("pg_advisory_lock_shared(") {
+            cx.report_file("TG402", Severity::Error, path, file, Some(index + 1), format!("{file}: session-level advisory lock behind transaction pooling: it stays on a server connection other clients get"), "use pg_advisory_xact_lock (released at commit)".into());
+        }
+        let trimmed = code.trim_start();
+        if trimmed.starts_with("set search_path") || trimmed.starts_with("set session ") {
+            cx.report_file("TG402", Severity::Error, path, file, Some(index + 1), format!("{file}: `SET` changes session state the next transaction of another client inherits"), "use SET LOCAL, a function's SET clause, or schema-qualified names".into());
+        }
+    }
+}

@@ -200,8 +200,8 @@ fn main() {
     );
     println!(
         "\n## validate by size: whole process (11 runs) and in process by phase \
-         (median of 5 runs; the last column is check::validate: artifact rules and drift on top of the model \
-         artifact rules), ms\n"
+         (median of 5 runs; the last column is check::validate: the artifact rules and drift \
+         over the model's findings), ms\n"
     );
     println!(
         "xN = the reference plus N x (1,000 channels, 35 services, 200 alerts); growth = this \

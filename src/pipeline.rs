@@ -63,14 +63,32 @@ pub fn validate(model: &Model, templates: Option<&Path>, against: Against<'_>) -
             findings: model_report,
         };
     }
-    let findings = match crate::render::render(model, templates) {
-        Ok(tree) => {
-            let on_disk = match against {
-                Against::Rendered => None,
-                Against::Disk { dir, tree } => Some((dir, tree)),
-            };
-            check::validate(model, model_findings, &tree, on_disk)
+    let checked = match against {
+        // The tree on disk is checked while the model renders (two cores, half the wait).
+        Against::Disk { dir, tree } if !tree.is_empty() => {
+            let (rendered, found) = std::thread::scope(|scope| {
+                let rendered = scope.spawn(|| crate::render::render(model, templates));
+                let found = check::artifact_findings(model, tree);
+                let rendered = rendered
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (rendered, found)
+            });
+            rendered.map(|rendered| {
+                let drift = check::drift::check(&rendered, tree, dir);
+                found.into_iter().chain(drift).collect::<Vec<_>>()
+            })
         }
+        against => crate::render::render(model, templates).map(|rendered| {
+            let mut found = check::artifact_findings(model, &rendered);
+            if let Against::Disk { dir, tree } = against {
+                found.extend(check::drift::check(&rendered, tree, dir));
+            }
+            found
+        }),
+    };
+    let findings = match checked {
+        Ok(found) => check::finish(model, model_findings.into_iter().chain(found).collect()),
         Err(errors) => model_report.into_iter().chain(errors).collect(),
     };
     Report { findings }

@@ -92,29 +92,11 @@ pub fn check_model(model: &Model) -> Vec<Finding> {
     finish(model, model_findings(model))
 }
 
-/// The rendered files' rules on top of the model's `model_findings`: over `on_disk` when
-/// that tree exists (so hand edits are judged by the rules they break) plus the drift
-/// between it and what the model renders, else over `rendered`.
-pub fn validate(
-    model: &Model,
-    model_findings: Vec<Finding>,
-    rendered: &Tree,
-    on_disk: Option<(&std::path::Path, &Tree)>,
-) -> Vec<Finding> {
+/// The rendered files' rules over `tree`, raw (see [`finish`]).
+pub fn artifact_findings(model: &Model, tree: &Tree) -> Vec<Finding> {
     let mut cx = Ctx::new(model);
-    cx.findings = model_findings;
-    match on_disk {
-        Some((dir, tree)) if !tree.is_empty() => {
-            artifacts::run(&mut cx, tree);
-            cx.findings.extend(drift::check(rendered, tree, dir));
-        }
-        Some((dir, tree)) => {
-            artifacts::run(&mut cx, rendered);
-            cx.findings.extend(drift::check(rendered, tree, dir));
-        }
-        None => artifacts::run(&mut cx, rendered),
-    }
-    finish(model, cx.findings)
+    artifacts::run(&mut cx, tree);
+    cx.findings
 }
 
 /// Applies `[[allow]]` suppressions, locates and sorts findings. An allow entry that

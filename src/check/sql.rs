@@ -362,8 +362,11 @@ impl Checker {
             ("CREATE", "MATERIALIZED", _) => self.materialized_view(&s, line),
             ("ALTER", "TABLE", _) if self.timescale_set(&s) => self.compression(&s, line),
             _ => {
-                let trimmed: Vec<_> = tokens.iter().skip_while(|t| is_space(t)).cloned().collect();
-                if self.parse(&trimmed, "cannot parse statement") {
+                let start = tokens
+                    .iter()
+                    .position(|t| !is_space(t))
+                    .unwrap_or(tokens.len());
+                if self.parse(&tokens[start..], "cannot parse statement") {
                     self.learn(&s);
                     if first == "CREATE" {
                         self.function_body(&s);

@@ -1,12 +1,10 @@
 //! The command line as an operator uses it: exit codes, messages that name the file,
 //! line and key, secrets never echoed, `generated/` untouched on error, drift diffs.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::root;
+use crate::support::root;
 
 fn tgstack(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))

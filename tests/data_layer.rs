@@ -1,12 +1,10 @@
 //! The rendered data-layer configs proven by the real programs that read them:
 //! PgBouncer, PostgreSQL, Redis + Sentinel, RabbitMQ, and the Compose Specification.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// Overlay turning the data layer into native services on free loopback ports, with
 /// deploy paths inside `tmp`.

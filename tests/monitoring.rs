@@ -5,13 +5,11 @@
 //! custom queries run on PostgreSQL as the read-only role, and the model rules reject
 //! alerts nothing could fire.
 
-mod support;
-
+use crate::support::Scratch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
-use support::Scratch;
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};

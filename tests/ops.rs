@@ -2,14 +2,12 @@
 //! against the local PostgreSQL, Redis and RabbitMQ (systemd is not running here, so
 //! `systemctl` is replaced by `true` through TGSTACK_SYSTEMCTL).
 
-mod support;
-
+use crate::support::Scratch;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
-use support::Scratch;
 
 use tgstack::model::{self, Model};
 use tgstack::render::{self, Tree, secrets};

@@ -1,11 +1,9 @@
 //! Snapshots of the whole rendered tree: the reference model and the fixture models.
 //! A config change is reviewed as the diff of these snapshots (`cargo insta review`).
 
-mod support;
-
 use std::path::PathBuf;
 
-use support::root;
+use crate::support::root;
 
 fn render_text(files: Vec<(PathBuf, String)>) -> String {
     let model = tgstack::model::load_texts(files)

@@ -2,12 +2,10 @@
 //! twice on the real PostgreSQL server without changing anything the second time, and the
 //! upserts deduplicate.
 
-mod support;
-
+use crate::support::Scratch;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
-use support::Scratch;
 
 use tgstack::check::sql::{check_sql, check_sql_files};
 use tgstack::model::{self, Model, PostgresVariant};

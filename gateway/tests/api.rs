@@ -3,8 +3,6 @@
 //! RENDERED pgbouncer.ini with the deploy-time userlist (harness in `support/`), and the
 //! API process itself started from the test model (native, on a free port).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -13,8 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::{
+    BINARY, CHANNELS, Daemon, TestStack, Wiring, free_port, spawn, wait_for_port,
+};
 use serde_json::Value;
-use support::{BINARY, CHANNELS, Daemon, TestStack, Wiring, free_port, spawn, wait_for_port};
 
 /// The API process of one test stack.
 struct Api {
@@ -300,7 +300,7 @@ fn api_serves_messages_and_channels_only_with_the_right_key() {
         .filter(|(name, _)| name != "TG_API_KEY")
         .cloned()
         .collect();
-    let (ok, out) = support::run(
+    let (ok, out) = crate::support::run(
         BINARY,
         &["--model", &api.model, "--service", "gateway-api", "api"],
         &env,

@@ -77,6 +77,12 @@ fn reference_model_renders_validates_and_is_current() {
         code, 0,
         "validate of the reference model failed:\n{out}{err}"
     );
+    // The committed generated/ is byte for byte what the committed stack.toml renders to.
+    let (code, out, err) = tgstack(&["render", "--check"], &root());
+    assert_eq!(
+        code, 0,
+        "the committed generated/ is stale: run `tgstack render`\n{out}{err}"
+    );
 }
 
 /// Each broken model: exit 1, the finding names the overlay's line and the key, and

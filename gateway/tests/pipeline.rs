@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use crate::support::*;
+use testkit::eventually;
 
 const ARCHIVE: &str = "telegram.archive";
 const SIGNALS: &str = "telegram.signals";

@@ -2,6 +2,7 @@
 
 mod load;
 mod monitoring;
+pub mod schema_names;
 mod types;
 pub mod units;
 

@@ -8,3 +8,4 @@ mod api_openapi;
 mod api_timeout;
 mod pipeline;
 mod session;
+mod sql;

@@ -1,12 +1,10 @@
 //! The command line as an operator uses it: exit codes, messages that name the file,
 //! line and key, secrets never echoed, `generated/` untouched on error, drift diffs.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::root;
+use crate::support::root;
 
 fn tgstack(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
@@ -78,6 +76,12 @@ fn reference_model_renders_validates_and_is_current() {
     assert_eq!(
         code, 0,
         "validate of the reference model failed:\n{out}{err}"
+    );
+    // The committed generated/ is byte for byte what the committed stack.toml renders to.
+    let (code, out, err) = tgstack(&["render", "--check"], &root());
+    assert_eq!(
+        code, 0,
+        "the committed generated/ is stale: run `tgstack render`\n{out}{err}"
     );
 }
 

@@ -1,12 +1,11 @@
 //! The rendered data-layer configs proven by the real programs that read them:
 //! PgBouncer, PostgreSQL, Redis + Sentinel, RabbitMQ, and the Compose Specification.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
+use testkit::*;
 
 /// Overlay turning the data layer into native services on free loopback ports, with
 /// deploy paths inside `tmp`.
@@ -73,20 +72,10 @@ struct Ports {
     sentinel: u16,
 }
 
-fn temp_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("tgstack-test-")
-        .tempdir()
-        .expect("tempdir");
-    // Daemons running as `postgres` must reach their files below it.
-    tgstack::render::write::set_mode(dir.path(), 0o755).unwrap();
-    dir
-}
-
 #[test]
 fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres() {
     require_local_postgres();
-    let tmp = temp_dir();
+    let tmp = daemon_temp_dir("tgstack-test-");
     let database = format!("tgstack_pgb_{}", std::process::id());
     let ports = Ports {
         postgres: 5432,
@@ -95,7 +84,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
         replica: free_port(),
         sentinel: free_port(),
     };
-    let model = load_with_overlay(&native_overlay(tmp.path(), &ports, &database));
+    let model = load(&native_overlay(tmp.path(), &ports, &database));
     let generated = tmp.path().join("generated");
     render_into(&model, &generated);
     let secrets = write_secrets(&model);
@@ -144,6 +133,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
         "pgbouncer",
         "pgbouncer",
         &[ini.to_str().unwrap()],
+        &[],
         &tmp.path().join("pgbouncer.log"),
         Some("postgres"),
     );
@@ -168,7 +158,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
             "-c",
             "SELECT current_user || ':' || current_database()",
         ],
-        &[("PGPASSWORD", app_password.as_str())],
+        &[("PGPASSWORD".into(), app_password.clone())],
     );
     assert!(
         ok,
@@ -197,7 +187,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
             "-c",
             "SELECT 1",
         ],
-        &[("PGPASSWORD", "wrong")],
+        &[("PGPASSWORD".into(), "wrong".into())],
     );
     assert!(!ok, "a wrong password was accepted: {out}");
     assert!(
@@ -223,7 +213,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
             "-c",
             "SHOW POOLS",
         ],
-        &[("PGPASSWORD", secrets["pgbouncer_admin"].as_str())],
+        &[("PGPASSWORD".into(), secrets["pgbouncer_admin"].clone())],
     );
     assert!(ok, "admin console refused: {out}");
     assert!(out.contains(&database), "no pool for {database}: {out}");
@@ -238,7 +228,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
 #[test]
 fn postgres_starts_with_rendered_conf_and_hba_and_requires_the_password() {
     require_program("runuser");
-    let tmp = temp_dir();
+    let tmp = daemon_temp_dir("tgstack-test-");
     let port = free_port();
     let ports = Ports {
         postgres: port,
@@ -247,7 +237,7 @@ fn postgres_starts_with_rendered_conf_and_hba_and_requires_the_password() {
         replica: free_port(),
         sentinel: free_port(),
     };
-    let model = load_with_overlay(&native_overlay(tmp.path(), &ports, "telegram"));
+    let model = load(&native_overlay(tmp.path(), &ports, "telegram"));
     let generated = tmp.path().join("generated");
     render_into(&model, &generated);
     let conf = generated.join("timescaledb/postgresql.conf");
@@ -310,6 +300,7 @@ fn postgres_starts_with_rendered_conf_and_hba_and_requires_the_password() {
             "-c",
             &format!("unix_socket_directories={}", socket_dir.display()),
         ],
+        &[],
         &tmp.path().join("postgres.log"),
         Some("postgres"),
     );
@@ -333,7 +324,7 @@ fn postgres_starts_with_rendered_conf_and_hba_and_requires_the_password() {
                 "-c",
                 sql,
             ],
-            &[("PGPASSWORD", password)],
+            &[("PGPASSWORD".into(), password.into())],
         )
     };
     let (ok, out) = eventually("postgres to accept logins", Duration::from_secs(20), || {
@@ -364,7 +355,7 @@ fn postgres_starts_with_rendered_conf_and_hba_and_requires_the_password() {
 fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
     require_program("redis-server");
     require_program("redis-sentinel");
-    let tmp = temp_dir();
+    let tmp = daemon_temp_dir("tgstack-test-");
     let ports = free_ports(2);
     let (master, replica) = (ports[0], ports[1]);
     // Three sentinels listen on consecutive ports from `sentinel`.
@@ -376,7 +367,7 @@ fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
         replica,
         sentinel,
     };
-    let model = load_with_overlay(&native_overlay(tmp.path(), &ports, "telegram"));
+    let model = load(&native_overlay(tmp.path(), &ports, "telegram"));
     let generated = tmp.path().join("generated");
     render_into(&model, &generated);
     let secrets = write_secrets(&model);
@@ -395,6 +386,7 @@ fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
         "redis-master",
         "redis-server",
         &[generated.join("redis-master/redis.conf").to_str().unwrap()],
+        &[],
         &tmp.path().join("master.log"),
         None,
     );
@@ -403,6 +395,7 @@ fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
         "redis-replica",
         "redis-server",
         &[generated.join("redis-replica/redis.conf").to_str().unwrap()],
+        &[],
         &tmp.path().join("replica.log"),
         None,
     );
@@ -442,6 +435,7 @@ fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
             &format!("sentinel-{i}"),
             "redis-sentinel",
             &[writable.to_str().unwrap()],
+            &[],
             &tmp.path().join(format!("sentinel-{i}.log")),
             None,
         );
@@ -501,12 +495,8 @@ fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
 
 #[test]
 fn rabbitmq_imports_rendered_definitions_and_routes_a_message() {
-    let (ok, out) = run("rabbitmqctl", &["-q", "status"], &[]);
-    assert!(
-        ok,
-        "RabbitMQ is not running ({out}): run `bash scripts/test-env.sh`"
-    );
-    let tmp = temp_dir();
+    require_local_rabbitmq();
+    let tmp = daemon_temp_dir("tgstack-test-");
     let vhost = format!("tgstack-test-{}", std::process::id());
     let ports = Ports {
         postgres: free_port(),
@@ -519,7 +509,7 @@ fn rabbitmq_imports_rendered_definitions_and_routes_a_message() {
         "{}\n[services.rabbitmq.rabbitmq]\nvhost = \"{vhost}\"\n",
         native_overlay(tmp.path(), &ports, "telegram")
     );
-    let model = load_with_overlay(&overlay);
+    let model = load(&overlay);
     let generated = tmp.path().join("generated");
     render_into(&model, &generated);
     let secrets = write_secrets(&model);

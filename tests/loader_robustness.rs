@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::root;
 
 /// Loads and, if that works, checks and renders: the whole path `validate` takes.
 fn exercise(text: &str) {

@@ -5,53 +5,22 @@
 //! custom queries run on PostgreSQL as the read-only role, and the model rules reject
 //! alerts nothing could fire.
 
-mod support;
-
+use crate::support::{load, own_roles, render_tree, root};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
-use support::Scratch;
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value as Json;
+use testkit::{Scratch, psql_args, require_local_postgres, unique};
 use tgstack::catalog;
 use tgstack::model::alerting as monitoring;
 use tgstack::model::kinds;
-use tgstack::model::{self, Kind, Model, PostgresVariant};
-use tgstack::render::{self, grafana, prometheus, sql};
+use tgstack::model::{Kind, Model, PostgresVariant};
+use tgstack::render::{grafana, prometheus, sql};
 use tgstack::tree::Tree;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The reference model, with an optional overlay merged over it.
-fn load(overlay: &str) -> Model {
-    let base = root().join("stack.toml");
-    let text = std::fs::read_to_string(&base).expect("read stack.toml");
-    let mut texts = vec![(base, text)];
-    if !overlay.is_empty() {
-        texts.push((PathBuf::from("overlay.toml"), overlay.to_string()));
-    }
-    model::load_texts(texts).unwrap_or_else(|findings| {
-        panic!(
-            "model does not load:\n{}",
-            tgstack::report::human(&findings)
-        )
-    })
-}
-
-fn render_tree(model: &Model) -> Tree {
-    render::render(model, None).unwrap_or_else(|findings| {
-        panic!(
-            "model does not render:\n{}",
-            tgstack::report::human(&findings)
-        )
-    })
-}
 
 /// Writes the tree into a fresh temp dir.
 fn write_tree(tree: &Tree) -> tempfile::TempDir {
@@ -490,76 +459,17 @@ fn every_alert_and_dashboard_query_reads_catalog_metrics_of_its_job() {
     assert!(Kind::Redis.metrics().is_empty());
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-fn psql(database: &str, args: &[&str]) -> String {
-    let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-        ])
-        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"])
-        .args(args)
-        .output()
-        .expect("psql runs (run: bash scripts/test-env.sh)");
-    assert!(
-        output.status.success(),
-        "psql {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 #[test]
 fn custom_queries_run_on_postgresql_as_the_readonly_role() {
-    let ready = Command::new("pg_isready")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ready,
-        "PostgreSQL on 127.0.0.1:5432 is not reachable: run: bash scripts/test-env.sh"
-    );
+    require_local_postgres();
     let mut model = load("");
-    // Roles are cluster-wide: this test's own, so parallel tests never collide.
     let suffix = unique("m");
-    let pg = model
-        .stack
-        .services
-        .get_mut("timescaledb")
-        .and_then(|s| s.postgres.as_mut())
-        .expect("postgres service");
-    pg.roles = std::mem::take(&mut pg.roles)
-        .into_iter()
-        .map(|(name, role)| (format!("{name}_{suffix}"), role))
-        .collect();
+    own_roles(&mut model, "timescaledb", &suffix);
     let readonly = format!("grafana_ro_{suffix}");
-    let scratch = Scratch {
-        database: unique("tgstack_mon"),
-        roles: vec![format!("tg_app_{suffix}"), readonly.clone()],
-    };
-    psql(
-        "postgres",
-        &["-c", &format!("CREATE DATABASE \"{}\"", scratch.database)],
+    let scratch = Scratch::create(
+        unique("tgstack_mon"),
+        vec![format!("tg_app_{suffix}"), readonly.clone()],
     );
-    for role in &scratch.roles {
-        psql(
-            "postgres",
-            &["-c", &format!("CREATE ROLE \"{role}\" NOLOGIN")],
-        );
-    }
     let db = scratch.database.as_str();
     let dir = tempfile::tempdir().expect("temp dir");
     let files =
@@ -567,12 +477,12 @@ fn custom_queries_run_on_postgresql_as_the_readonly_role() {
     for (name, text) in &files {
         let path = dir.path().join(name);
         std::fs::write(&path, text).expect("write migration");
-        psql(
+        psql_args(
             db,
             &["--single-transaction", "-f", path.to_str().expect("utf-8")],
         );
     }
-    psql(
+    psql_args(
         db,
         &[
             "-c",
@@ -581,7 +491,7 @@ fn custom_queries_run_on_postgresql_as_the_readonly_role() {
     );
     for query in prometheus::custom_queries("telegram", PostgresVariant::Plain) {
         let statement = format!("SET ROLE \"{readonly}\"; {}", query.sql);
-        let rows = psql(db, &["-F", "|", "-c", &statement]);
+        let rows = psql_args(db, &["-F", "|", "-c", &statement]);
         assert!(!rows.is_empty(), "{} returned no row", query.name);
         if query.name == "tg_channel" {
             let row = rows

@@ -5,36 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use crate::support::{load, render_tree};
 use tgstack::check::check_model;
-use tgstack::model::{self, Model};
-use tgstack::render::{self, secrets};
+use tgstack::render::secrets;
 use tgstack::tree::Tree;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn try_load(overlay: &str) -> Result<Model, String> {
-    let base = root().join("stack.toml");
-    let text = std::fs::read_to_string(&base).expect("read stack.toml");
-    let mut texts = vec![(base, text)];
-    if !overlay.is_empty() {
-        texts.push((PathBuf::from("overlay.toml"), overlay.to_string()));
-    }
-    model::load_texts(texts).map_err(|f| tgstack::report::human(&f))
-}
-
-fn load(overlay: &str) -> Model {
-    try_load(overlay).unwrap_or_else(|e| panic!("model does not load:\n{e}"))
-}
-
-fn render(model: &Model) -> Tree {
-    render::render(model, None)
-        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::report::human(&f)))
-}
 
 fn text(tree: &Tree, path: &str) -> String {
     String::from_utf8_lossy(
@@ -71,7 +48,7 @@ fn gateway_unit_passes_systemd_analyze_verify() {
     let model = load(&format!(
         "[services.tg-gateway.native]\nbinary = \"{binary}\"\n"
     ));
-    let tree = render(&model);
+    let tree = render_tree(&model);
     let unit = text(&tree, "systemd/tg-gateway.service");
     assert!(
         unit.contains(&format!("ExecStart={binary} run\n")),
@@ -114,7 +91,7 @@ fn gateway_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn unit_takes_budget_user_state_and_secrets_from_the_model() {
-    let tree = render(&load(""));
+    let tree = render_tree(&load(""));
     let unit = text(&tree, "systemd/tg-gateway.service");
     let unit_section = unit.split("[Service]").next().unwrap_or_default();
     for line in ["StartLimitIntervalSec=300", "StartLimitBurst=5"] {
@@ -153,7 +130,7 @@ fn unit_takes_budget_user_state_and_secrets_from_the_model() {
     assert!(sysusers.contains("u tg-gateway - \"tgstack tg-gateway\" /var/lib/tg-gateway"));
 
     // The budget follows the model.
-    let tree = render(&load(
+    let tree = render_tree(&load(
         "[services.tg-gateway]\ncpus = 1.25\nmemory = \"1GiB\"\n",
     ));
     let unit = text(&tree, "systemd/tg-gateway.service");
@@ -192,7 +169,7 @@ TG_TELEGRAM_API_HASH=\"v-telegram_api_hash\"\n";
     assert_eq!(mode & 0o777, 0o600);
 
     // Nothing of it reaches the rendered tree.
-    let tree = render(&model);
+    let tree = render_tree(&model);
     for (path, bytes) in &tree {
         let body = String::from_utf8_lossy(bytes);
         assert!(
@@ -204,7 +181,7 @@ TG_TELEGRAM_API_HASH=\"v-telegram_api_hash\"\n";
 
 #[test]
 fn a_service_is_rendered_in_exactly_one_place() {
-    let native = render(&load(""));
+    let native = render_tree(&load(""));
     let compose = text(&native, "docker-compose.yml");
     assert!(native.contains_key("systemd/tg-gateway.service"));
     assert!(
@@ -215,7 +192,7 @@ fn a_service_is_rendered_in_exactly_one_place() {
     let container = load(
         "[services.tg-gateway]\ndeploy = \"container\"\nimage = \"ghcr.io/tgstack/tg-gateway:0.1.0\"\nnetworks = [\"data\"]\n",
     );
-    let tree = render(&container);
+    let tree = render_tree(&container);
     assert!(
         !tree.keys().any(|p| p.starts_with("systemd/")),
         "container gateway got a unit"

@@ -3,8 +3,6 @@
 //! API the model names at the address the topology gives, answers 413 above the model's
 //! body limit and 429 above its rate.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::{free_ports, load_with_overlay, require_program, run, spawn, wait_for_port};
+use testkit::{free_ports, require_program, run, spawn, wait_for_port};
+
+use crate::support::load;
 
 fn overlay(proxy_port: u16, api_port: u16) -> String {
     format!(
@@ -127,7 +127,7 @@ fn rendered_proxy_passes_limits_and_answers_health() {
     require_program("nginx");
     let ports = free_ports(2);
     let (proxy_port, api_port) = (ports[0], ports[1]);
-    let model = load_with_overlay(&overlay(proxy_port, api_port));
+    let model = load(&overlay(proxy_port, api_port));
     let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
     assert!(
         !report.fails(true),
@@ -154,6 +154,7 @@ fn rendered_proxy_passes_limits_and_answers_health() {
         "nginx",
         "nginx",
         &["-c", &conf, "-e", "stderr", "-g", &globals],
+        &[],
         &log,
         None,
     );

@@ -2,36 +2,17 @@
 //! against the local PostgreSQL, Redis and RabbitMQ (systemd is not running here, so
 //! `systemctl` is replaced by `true` through TGSTACK_SYSTEMCTL).
 
-mod support;
-
+use crate::support::{load, own_roles, render_tree};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
-use support::Scratch;
 
-use tgstack::model::{self, Model};
-use tgstack::render::{self, secrets};
+use testkit::{Scratch, psql, require_local_postgres, unique};
+use tgstack::render::secrets;
 use tgstack::tree::Tree;
 
 const PG: &str = "timescaledb";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load() -> Model {
-    let base = root().join("stack.toml");
-    let text = std::fs::read_to_string(&base).expect("read stack.toml");
-    model::load_texts(vec![(base, text)])
-        .unwrap_or_else(|f| panic!("model does not load:\n{}", tgstack::report::human(&f)))
-}
-
-fn render(model: &Model) -> Tree {
-    render::render(model, None)
-        .unwrap_or_else(|f| panic!("render fails:\n{}", tgstack::report::human(&f)))
-}
 
 fn write_tree(tree: &Tree, dir: &Path) {
     for (path, bytes) in tree {
@@ -41,18 +22,10 @@ fn write_tree(tree: &Tree, dir: &Path) {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
 #[test]
 fn scripts_are_shellcheck_clean() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let tree = render(&load());
+    let tree = render_tree(&load(""));
     let scripts: Vec<&String> = tree.keys().filter(|p| p.starts_with("scripts/")).collect();
     let names: Vec<&str> = scripts
         .iter()
@@ -133,61 +106,17 @@ fn run(script: &Path, args: &[&str], env: &BTreeMap<String, String>) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-fn psql(database: &str, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs (run: bash scripts/test-env.sh)");
-    assert!(
-        output.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 const DEFINITIONS: &str = "SELECT md5(string_agg(c.relname || c.oid || c.relkind::text, ',' ORDER BY c.relname)) || (SELECT md5(string_agg(p.oid::regprocedure::text || md5(p.prosrc), ',' ORDER BY p.oid)) FROM pg_proc p WHERE p.pronamespace = 'telegram'::regnamespace) FROM pg_class c WHERE c.relnamespace = 'telegram'::regnamespace";
 
 #[test]
 fn migrate_backup_and_rollback_against_real_servers() {
-    let ready = Command::new("pg_isready")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ready,
-        "PostgreSQL on 127.0.0.1:5432 is not reachable: run: bash scripts/test-env.sh"
-    );
+    require_local_postgres();
 
-    let mut model = load();
+    let mut model = load("");
     let suffix = unique("o");
-    let pg = model
-        .stack
-        .services
-        .get_mut(PG)
-        .and_then(|s| s.postgres.as_mut())
-        .expect("postgres service");
-    pg.roles = std::mem::take(&mut pg.roles)
-        .into_iter()
-        .map(|(name, role)| (format!("{name}_{suffix}"), role))
-        .collect();
     let scratch = Scratch {
         database: unique("tgstack_ops"),
-        roles: pg.roles.keys().cloned().collect(),
+        roles: own_roles(&mut model, PG, &suffix),
     };
     psql(
         "postgres",
@@ -196,7 +125,7 @@ fn migrate_backup_and_rollback_against_real_servers() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("config");
-    write_tree(&render(&model), &config);
+    write_tree(&render_tree(&model), &config);
     let mut values: BTreeMap<String, String> = model
         .stack
         .secrets
@@ -325,8 +254,8 @@ fn migrate_backup_and_rollback_against_real_servers() {
 
 #[test]
 fn diagrams_pass_plantuml_and_name_every_service() {
-    let model = load();
-    let tree = render(&model);
+    let model = load("");
+    let tree = render_tree(&model);
     let dir = tempfile::tempdir().expect("temp dir");
     write_tree(&tree, dir.path());
     let sources = [

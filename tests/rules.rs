@@ -2,8 +2,6 @@
 //! of its rendered tree) reports the rules it names, at the places pinned by its snapshot;
 //! the reference model passes clean; every rule of the catalog has a fixture.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -61,7 +59,7 @@ fn describe(findings: &[Finding]) -> String {
 }
 
 fn base() -> (PathBuf, String) {
-    let path = support::root().join("stack.toml");
+    let path = crate::support::root().join("stack.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     (path, text)
 }
@@ -183,7 +181,7 @@ fn reference_model_and_its_rendered_tree_are_clean() {
 fn every_rule_has_a_fixture_that_triggers_it() {
     let mut covered = BTreeSet::new();
     for dir in ["tests/fixtures/invalid", "tests/fixtures/edits"] {
-        for entry in std::fs::read_dir(support::root().join(dir)).unwrap() {
+        for entry in std::fs::read_dir(crate::support::root().join(dir)).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             covered.extend(expected_rules(&text));
         }

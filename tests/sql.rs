@@ -2,85 +2,14 @@
 //! twice on the real PostgreSQL server without changing anything the second time, and the
 //! upserts deduplicate.
 
-mod support;
+use crate::support::{load, own_roles};
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
-use support::Scratch;
-
+use testkit::{Scratch, psql_args, require_local_postgres, unique};
 use tgstack::check::sql::{check_sql, check_sql_files};
-use tgstack::model::{self, Model, PostgresVariant};
+use tgstack::model::PostgresVariant;
 use tgstack::render::{self, sql};
 
 const PG: &str = "timescaledb";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load(overlay: &str) -> Model {
-    let base = root().join("stack.toml");
-    let text = std::fs::read_to_string(&base).expect("read stack.toml");
-    let mut texts = vec![(base, text)];
-    if !overlay.is_empty() {
-        texts.push((PathBuf::from("overlay.toml"), overlay.to_string()));
-    }
-    model::load_texts(texts).unwrap_or_else(|findings| {
-        panic!(
-            "model does not load:\n{}",
-            tgstack::report::human(&findings)
-        )
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-/// Runs psql against the shared server as `postgres`; panics with stderr on failure.
-fn psql(database: &str, args: &[&str]) -> String {
-    let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args(args)
-        .output()
-        .expect("psql runs (run: bash scripts/test-env.sh)");
-    assert!(
-        output.status.success(),
-        "psql {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn require_postgres() {
-    let ready = Command::new("pg_isready")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ready,
-        "PostgreSQL on 127.0.0.1:5432 is not reachable: run: bash scripts/test-env.sh"
-    );
-}
 
 /// Everything the migrations own, as text: relations (with oids, so a drop and re-create
 /// shows), columns and defaults, indexes, constraints, functions, view definitions,
@@ -122,7 +51,7 @@ fn apply(database: &str, files: &[(String, String)], dir: &std::path::Path) {
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).expect("write migration file");
-        psql(
+        psql_args(
             database,
             &[
                 "--single-transaction",
@@ -135,36 +64,16 @@ fn apply(database: &str, files: &[(String, String)], dir: &std::path::Path) {
 
 #[test]
 fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
-    require_postgres();
+    require_local_postgres();
     let mut model = load("");
-    // Roles are cluster-wide: give this test its own, so parallel runs never collide.
     let suffix = unique("t");
-    let pg = model
-        .stack
-        .services
-        .get_mut(PG)
-        .and_then(|s| s.postgres.as_mut())
-        .expect("reference model has a postgres service");
-    pg.roles = std::mem::take(&mut pg.roles)
-        .into_iter()
-        .map(|(name, role)| (format!("{name}_{suffix}"), role))
-        .collect();
+    own_roles(&mut model, PG, &suffix);
     let readwrite = format!("tg_app_{suffix}");
     let readonly = format!("grafana_ro_{suffix}");
-    let scratch = Scratch {
-        database: unique("tgstack_sql"),
-        roles: vec![readwrite.clone(), readonly.clone()],
-    };
-    psql(
-        "postgres",
-        &["-c", &format!("CREATE DATABASE \"{}\"", scratch.database)],
+    let scratch = Scratch::create(
+        unique("tgstack_sql"),
+        vec![readwrite.clone(), readonly.clone()],
     );
-    for role in &scratch.roles {
-        psql(
-            "postgres",
-            &["-c", &format!("CREATE ROLE \"{role}\" NOLOGIN")],
-        );
-    }
     let files =
         sql::migration(&model.stack, PG, PostgresVariant::Plain).expect("migration renders");
     assert_eq!(files.len(), sql::FILES.len());
@@ -172,9 +81,9 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
     let db = scratch.database.as_str();
 
     apply(db, &files, dir.path());
-    let first = psql(db, &["-c", CATALOG]);
+    let first = psql_args(db, &["-c", CATALOG]);
     apply(db, &files, dir.path());
-    let second = psql(db, &["-c", CATALOG]);
+    let second = psql_args(db, &["-c", CATALOG]);
     assert!(
         first.contains("rel messages ") && first.contains("channel -1001234567890 signals_alpha"),
         "catalog snapshot misses the schema:\n{first}"
@@ -184,7 +93,7 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
         "applying the migration a second time changed the database"
     );
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &["-c", "SELECT count(*) FROM telegram.schema_migrations"]
         ),
@@ -192,7 +101,7 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
     );
 
     // Indexes: six of the model plus the keys, and the two aggregate keys.
-    let indexes = psql(
+    let indexes = psql_args(
         db,
         &[
             "-c",
@@ -216,10 +125,10 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
 
     // upsert_message: true once, then false; one row.
     let call = "SELECT telegram.upsert_message(-1001234567890, 42, '2026-01-02T03:04:05Z', 'BUY', '{\"sender_id\": 7, \"media_type\": \"photo\"}')";
-    assert_eq!(psql(db, &["-c", call]), "t");
-    assert_eq!(psql(db, &["-c", call]), "f");
+    assert_eq!(psql_args(db, &["-c", call]), "t");
+    assert_eq!(psql_args(db, &["-c", call]), "f");
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &[
                 "-c",
@@ -230,7 +139,7 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
     );
     // A different message date is a different message (the key holds the date).
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &[
                 "-c",
@@ -241,13 +150,13 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
     );
     let edit =
         "SELECT telegram.edit_message(-1001234567890, 42, '2026-01-02T04:00:00Z', 'SELL', NULL)";
-    assert_eq!(psql(db, &["-c", edit]), "t");
-    assert_eq!(psql(db, &["-c", edit]), "f");
+    assert_eq!(psql_args(db, &["-c", edit]), "t");
+    assert_eq!(psql_args(db, &["-c", edit]), "f");
     let delete = "SELECT telegram.delete_messages(-1001234567890, ARRAY[42, 43]::bigint[])";
-    assert_eq!(psql(db, &["-c", delete]), "1");
-    assert_eq!(psql(db, &["-c", delete]), "0");
+    assert_eq!(psql_args(db, &["-c", delete]), "1");
+    assert_eq!(psql_args(db, &["-c", delete]), "0");
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &[
                 "-c",
@@ -257,7 +166,7 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
         "SELL|t"
     );
     // Outbox: published once.
-    let id = psql(
+    let id = psql_args(
         db,
         &[
             "-c",
@@ -265,16 +174,16 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
         ],
     );
     assert_eq!(
-        psql(db, &["-c", "SELECT pending FROM telegram.v_outbox_backlog"]),
+        psql_args(db, &["-c", "SELECT pending FROM telegram.v_outbox_backlog"]),
         "1"
     );
     let mark = format!("SELECT telegram.mark_published(ARRAY[{id}]::bigint[])");
-    assert_eq!(psql(db, &["-c", &mark]), "1");
-    assert_eq!(psql(db, &["-c", &mark]), "0");
+    assert_eq!(psql_args(db, &["-c", &mark]), "1");
+    assert_eq!(psql_args(db, &["-c", &mark]), "0");
     // Aggregates and monitoring views answer after a refresh.
-    psql(db, &["-c", "SELECT telegram.refresh_aggregates()"]);
+    psql_args(db, &["-c", "SELECT telegram.refresh_aggregates()"]);
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &[
                 "-c",
@@ -284,7 +193,7 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
         "1|1|1"
     );
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &[
                 "-c",
@@ -294,28 +203,28 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
         "42|t"
     );
     assert_eq!(
-        psql(
+        psql_args(
             db,
             &["-c", "SELECT count(*) FROM telegram.v_channel_activity"]
         ),
         "3"
     );
     // upsert_channel keeps the row when nothing changed.
-    let before = psql(
+    let before = psql_args(
         db,
         &[
             "-c",
             "SELECT xmin FROM telegram.channels WHERE channel_id = -1001234567890",
         ],
     );
-    psql(
+    psql_args(
         db,
         &[
             "-c",
             "SELECT telegram.upsert_channel(-1001234567890, 'signals_alpha', 'Alpha Signals')",
         ],
     );
-    let after = psql(
+    let after = psql_args(
         db,
         &[
             "-c",
@@ -330,11 +239,11 @@ fn plain_migration_applies_twice_without_change_and_upserts_dedup() {
         rw = readwrite,
         ro = readonly
     );
-    assert_eq!(psql(db, &["-c", &privileges]), "t|f|t|t|f|t");
+    assert_eq!(psql_args(db, &["-c", &privileges]), "t|f|t|t|f|t");
 
     // With data present, a third run still changes no definition.
     apply(db, &files, dir.path());
-    let third = psql(db, &["-c", CATALOG]);
+    let third = psql_args(db, &["-c", CATALOG]);
     let definitions = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| !l.starts_with("channel ") && !l.starts_with("migration "))

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use support::*;
+use testkit::run;
 use tg_gateway::config::Config;
 use tg_gateway::dedup::Dedup;
 use tg_gateway::health::{self, Health};

@@ -17,7 +17,8 @@ use crate::health::{self, Health};
 use crate::metrics::{self, Process};
 use crate::pipeline::{Options, Pipeline};
 use crate::source::{EventSink, SourceEvent};
-use crate::store::{Store, quote_ident};
+use crate::sql::{self, quote_ident};
+use crate::store::Store;
 
 /// What a live source (Telegram) gets from `run`.
 pub struct SourceContext {
@@ -198,7 +199,7 @@ pub async fn migrate(config: &Config, variant: Option<PostgresVariant>) -> Resul
     let connection = tokio::spawn(connection);
     let exists = client
         .query_typed(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &sql::prepare(sql::DATABASE_EXISTS, &target.schema),
             &[(&target.database, Type::TEXT)],
         )
         .await?;
@@ -223,14 +224,14 @@ pub async fn migrate(config: &Config, variant: Option<PostgresVariant>) -> Resul
     let ledger = format!("{}.schema_migrations", quote_ident(&target.schema));
     let recorded: Vec<String> = match client
         .query_typed_one(
-            "SELECT to_regclass($1) IS NOT NULL",
+            &sql::prepare(sql::RELATION_EXISTS, &target.schema),
             &[(&ledger, Type::TEXT)],
         )
         .await?
         .try_get::<_, bool>(0)?
     {
         true => client
-            .query_typed(&format!("SELECT version FROM {ledger}"), &[])
+            .query_typed(&sql::prepare(sql::APPLIED_MIGRATIONS, &target.schema), &[])
             .await?
             .iter()
             .map(|r| r.try_get(0))

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod session;
 pub mod source;
+pub mod sql;
 pub mod store;
 pub mod telegram;
 

@@ -20,6 +20,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::source::{IncomingMessage, SourceEvent};
+use crate::sql;
 
 /// An event waiting in (or just written to) the outbox.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ pub struct BatchOutcome {
     pub deletes: Vec<(i64, usize)>,
 }
 
-/// Per-batch statements with the schema spliced in once (identifiers cannot be bound).
+/// Per-batch statements, prepared once for the schema.
 struct Statements {
     create_temp: String,
     copy_in: String,
@@ -59,81 +60,21 @@ struct Statements {
     outbox_depth: String,
 }
 
-/// `"name"` with embedded quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 impl Statements {
     fn new(schema: &str) -> Self {
-        let s = quote_ident(schema);
-        let columns = "channel_id, message_id, posted_at, text, sender_id, reply_to_message_id, media_type, raw, edit_date";
+        let prepare = |file| sql::prepare(file, schema);
         Statements {
-            create_temp: "CREATE TEMP TABLE gw_incoming (seq integer NOT NULL, channel_id bigint NOT NULL, \
-                 message_id bigint NOT NULL, posted_at timestamptz NOT NULL, text text NOT NULL, \
-                 sender_id bigint, reply_to_message_id bigint, media_type text, raw jsonb NOT NULL, \
-                 edit_date timestamptz, payload jsonb NOT NULL) ON COMMIT DROP"
-                .into(),
-            copy_in: format!("COPY gw_incoming (seq, {columns}, payload) FROM STDIN (FORMAT binary)"),
-            // Outbox ids follow message ids within a batch, so each channel's events are
-            // published in message order whatever order the batch arrived in.
-            insert_new: format!(
-                "WITH inserted AS ( \
-                   INSERT INTO {s}.messages ({columns}) \
-                   SELECT {columns} FROM gw_incoming ORDER BY seq \
-                   ON CONFLICT ON CONSTRAINT messages_channel_message_key DO NOTHING \
-                   RETURNING channel_id, message_id, posted_at) \
-                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
-                 SELECT i.channel_id, i.message_id, i.posted_at, 'new', g.payload \
-                 FROM inserted i JOIN gw_incoming g USING (channel_id, message_id, posted_at) \
-                 ORDER BY i.channel_id, i.message_id \
-                 RETURNING id, channel_id, message_id, posted_at, payload"
-            ),
-            edit: format!(
-                "WITH updated AS ( \
-                   UPDATE {s}.messages SET text = $4, raw = $5, edit_date = $3, \
-                     media_type = coalesce($6, media_type) \
-                   WHERE channel_id = $1 AND message_id = $2 \
-                     AND (edit_date IS NULL OR edit_date < $3) \
-                   RETURNING channel_id, message_id, posted_at) \
-                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
-                 SELECT channel_id, message_id, posted_at, 'edit', $7 FROM updated \
-                 RETURNING id"
-            ),
-            // An edit of a message the gateway never saw (update streams drop messages):
-            // store it as it is now, and publish it as the edit it arrived as.
-            insert_edited: format!(
-                "WITH inserted AS ( \
-                   INSERT INTO {s}.messages ({columns}) \
-                   SELECT $1, $2, $8, $4, $9, $10, $6, $5, $3 \
-                   WHERE NOT EXISTS (SELECT 1 FROM {s}.messages WHERE channel_id = $1 AND message_id = $2) \
-                   ON CONFLICT ON CONSTRAINT messages_channel_message_key DO NOTHING \
-                   RETURNING channel_id, message_id, posted_at) \
-                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
-                 SELECT channel_id, message_id, posted_at, 'edit', $7 FROM inserted \
-                 RETURNING id"
-            ),
-            delete: format!(
-                "WITH updated AS ( \
-                   UPDATE {s}.messages SET deleted = true \
-                   WHERE channel_id = $1 AND message_id = ANY ($2) AND NOT deleted \
-                   RETURNING channel_id, message_id, posted_at) \
-                 INSERT INTO {s}.outbox (channel_id, message_id, posted_at, event, payload) \
-                 SELECT channel_id, message_id, posted_at, 'delete', \
-                   jsonb_build_object('event', 'delete', 'channel_id', channel_id, 'message_id', message_id) \
-                 FROM updated ORDER BY message_id \
-                 RETURNING id, message_id, payload"
-            ),
-            unpublished_channels: format!(
-                "SELECT DISTINCT channel_id FROM {s}.outbox WHERE published_at IS NULL"
-            ),
-            unpublished: format!(
-                "SELECT id, channel_id, message_id, event, payload FROM {s}.outbox \
-                 WHERE published_at IS NULL AND channel_id = $1 ORDER BY id LIMIT $2"
-            ),
-            mark_published: format!("SELECT {s}.mark_published($1)"),
-            last_message_id: format!("SELECT {s}.last_message_id($1)"),
-            outbox_depth: format!("SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL"),
+            create_temp: prepare(sql::CREATE_TEMP),
+            copy_in: prepare(sql::COPY_IN),
+            insert_new: prepare(sql::INSERT_NEW),
+            edit: prepare(sql::EDIT),
+            insert_edited: prepare(sql::INSERT_EDITED),
+            delete: prepare(sql::DELETE),
+            unpublished_channels: prepare(sql::UNPUBLISHED_CHANNELS),
+            unpublished: prepare(sql::UNPUBLISHED),
+            mark_published: prepare(sql::MARK_PUBLISHED),
+            last_message_id: prepare(sql::LAST_MESSAGE_ID),
+            outbox_depth: prepare(sql::OUTBOX_DEPTH),
         }
     }
 }

@@ -3,18 +3,15 @@
 //! RENDERED pgbouncer.ini with the deploy-time userlist (harness in `support/`), and the
 //! API process itself started from the test model (native, on a free port).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support::{BINARY, CHANNELS, TestStack, Wiring};
 use serde_json::Value;
-use support::{BINARY, CHANNELS, Daemon, TestStack, Wiring, free_port, spawn, wait_for_port};
+use testkit::{Daemon, free_port, spawn, wait_for_port};
 
 /// The API process of one test stack.
 struct Api {
@@ -61,29 +58,9 @@ fn start_api(stack: &TestStack) -> Api {
 impl Api {
     /// GET with an optional X-API-Key: (status, body).
     fn get_with(&self, path: &str, key: Option<&str>) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the API");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let key_header = key.map_or(String::new(), |k| format!("X-API-Key: {k}\r\n"));
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{key_header}Connection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {text:?}"));
-        let body = text
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string();
-        (status, body)
+        let headers: Vec<(&str, &str)> = key.map(|k| ("X-API-Key", k)).into_iter().collect();
+        testkit::http_request(self.port, "GET", path, &headers, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("no HTTP response from the API to GET {path}"))
     }
 
     /// Authenticated GET that must answer 200 with JSON.
@@ -300,7 +277,7 @@ fn api_serves_messages_and_channels_only_with_the_right_key() {
         .filter(|(name, _)| name != "TG_API_KEY")
         .cloned()
         .collect();
-    let (ok, out) = support::run(
+    let (ok, out) = testkit::run(
         BINARY,
         &["--model", &api.model, "--service", "gateway-api", "api"],
         &env,

@@ -4,8 +4,6 @@
 //! is unreachable on purpose, which the routes must report as 503, never as 404/405.
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,29 +94,9 @@ fn every_path_parameter_is_declared() {
 
 /// A raw HTTP/1.1 request; returns (status, body).
 fn request(port: u16, method: &str, path: &str, key: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let key_header = key.map_or(String::new(), |k| format!("X-API-Key: {k}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{key_header}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
+    let headers: Vec<(&str, &str)> = key.map(|k| ("X-API-Key", k)).into_iter().collect();
+    testkit::http_request(port, method, path, &headers, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no HTTP response from the API to {method} {path}"))
 }
 
 #[test]

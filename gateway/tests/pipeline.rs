@@ -2,12 +2,11 @@
 //! PgBouncer started from the rendered config, Redis from the rendered config, RabbitMQ
 //! with the rendered topology. Faults are real: processes killed by PID, proxies cut.
 
-mod support;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
+use testkit::eventually;
 
 const ARCHIVE: &str = "telegram.archive";
 const SIGNALS: &str = "telegram.signals";

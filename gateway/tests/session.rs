@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::BINARY;
 use tg_gateway::config::Secret;
 use tg_gateway::session::{self, SessionLock};
 use tg_gateway::telegram::{Connection, TelegramSettings};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_tg-gateway");
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

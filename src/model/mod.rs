@@ -7,6 +7,7 @@ mod monitoring;
 pub mod native;
 pub mod nginx;
 pub mod paths;
+pub mod schema_names;
 pub mod secret_files;
 mod types;
 pub mod units;

@@ -10,6 +10,7 @@
 use minijinja::{Value, context};
 
 use super::{Output, engine};
+use crate::model::schema_names::MESSAGES_UNIQUE_CONSTRAINT;
 use crate::model::units::Duration;
 use crate::model::{Kind, Model, PostgresSettings, PostgresVariant, Stack, paths};
 
@@ -203,6 +204,7 @@ fn context(
         timescale => variant == PostgresVariant::Timescaledb,
         version => stem,
         schema => &pg.schema,
+        messages_unique_constraint => MESSAGES_UNIQUE_CONSTRAINT,
         chunk_interval => interval(pg.chunk_interval),
         compress_after => interval(pg.compress_after),
         retention => interval(pg.retention),

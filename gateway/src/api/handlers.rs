@@ -17,35 +17,21 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::cursor::{Cursor, Order};
 use super::{ApiState, error_response, metric};
+use crate::sql;
 
-/// SQL text with the schema name filled in once.
+/// The API's statements, prepared once for the schema.
 pub(crate) struct Statements {
     messages: String,
     message: String,
     channels: String,
 }
 
-/// `"name"` with embedded quotes doubled.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-const MESSAGE_COLUMNS: &str = "channel_id, message_id, posted_at, text, sender_id, \
-     reply_to_message_id, media_type, edit_date, deleted";
-
 impl Statements {
     pub(crate) fn new(schema: &str) -> Self {
-        let schema = quote_ident(schema);
         Statements {
-            messages: format!("SELECT {MESSAGE_COLUMNS} FROM {schema}.messages"),
-            message: format!(
-                "SELECT {MESSAGE_COLUMNS}, raw, received_at FROM {schema}.messages \
-                 WHERE channel_id = $1 AND message_id = $2 ORDER BY posted_at DESC LIMIT 1"
-            ),
-            channels: format!(
-                "SELECT channel_id, username, title, enabled, created_at, updated_at \
-                 FROM {schema}.channels ORDER BY channel_id"
-            ),
+            messages: sql::prepare(sql::API_MESSAGES, schema),
+            message: sql::prepare(sql::API_MESSAGE, schema),
+            channels: sql::prepare(sql::API_CHANNELS, schema),
         }
     }
 }
@@ -473,10 +459,5 @@ mod tests {
         );
         assert!(sql.ends_with("LIMIT $7"), "{sql}");
         assert!(sql.contains("AND NOT deleted"), "{sql}");
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident("te\"le"), "\"te\"\"le\"");
     }
 }

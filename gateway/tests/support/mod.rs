@@ -2,18 +2,19 @@
 //! native services on free loopback ports, a fresh database on the shared PostgreSQL, a
 //! private PgBouncer and Redis started from the RENDERED configs and deploy-time secret
 //! files, a test-owned vhost on the shared RabbitMQ imported from the rendered
-//! definitions, and TCP proxies the tests cut to simulate outages.
+//! definitions, and TCP proxies the tests cut to simulate outages. The generic helpers
+//! (daemons, ports, psql, polling, the proxy) are in the `testkit` crate.
+// The pipeline benchmark includes this file too and uses only part of it.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use testkit::{
+    Daemon, Proxy, eventually, free_port, psql, require_local_postgres, require_local_rabbitmq,
+    run, run_with_stdin, spawn, wait_for_port,
+};
 use tgstack::model::{self, Model};
 use tgstack::render;
 
@@ -24,269 +25,6 @@ pub fn root() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
-/// A child process killed (SIGKILL) and reaped when dropped.
-pub struct Daemon {
-    pub name: String,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Daemon {
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-pub fn require_program(program: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{program} is not installed: run `bash scripts/test-env.sh`"
-    );
-}
-
-pub fn spawn(
-    name: &str,
-    program: &str,
-    args: &[&str],
-    env: &[(String, String)],
-    log: &Path,
-    user: Option<&str>,
-) -> Daemon {
-    require_program(program);
-    let log_file = std::fs::File::create(log).expect("create log");
-    let mut command = match user {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--", program]);
-            c
-        }
-        None => Command::new(program),
-    };
-    command
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    let child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-    Daemon {
-        name: name.into(),
-        child,
-        log: log.to_path_buf(),
-    }
-}
-
-pub fn wait_for_port(daemon: &mut Daemon, port: u16, timeout: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = daemon.child.try_wait() {
-            panic!(
-                "{} exited early ({status}):\n{}",
-                daemon.name,
-                daemon.log_text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{} did not listen on {port} within {timeout:?}:\n{}",
-        daemon.name,
-        daemon.log_text()
-    );
-}
-
-pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-pub fn run(program: &str, args: &[&str], env: &[(String, String)]) -> (bool, String) {
-    require_program(program);
-    let output = Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
-
-pub fn run_with_stdin(program: &str, args: &[&str], input: &[u8]) -> (bool, String) {
-    require_program(program);
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input)
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
-
-/// SQL on the shared PostgreSQL as postgres (trust auth on loopback).
-pub fn psql(database: &str, sql: &str) -> String {
-    let (ok, out) = run(
-        "psql",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-c",
-            sql,
-        ],
-        &[],
-    );
-    assert!(ok, "psql failed on {database}: {sql}\n{out}");
-    out.trim().to_string()
-}
-
-/// A TCP proxy on a free loopback port; `cut` closes every connection and refuses new
-/// ones until `restore`.
-pub struct Proxy {
-    pub port: u16,
-    cut: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    pub fn start(target: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let connections: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (cut2, stop2, conns2) = (cut.clone(), stop.clone(), connections.clone());
-        std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        if cut2.load(Ordering::SeqCst) {
-                            let _ = client.shutdown(Shutdown::Both);
-                            continue;
-                        }
-                        let _ = client.set_nonblocking(false);
-                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                            let _ = client.shutdown(Shutdown::Both);
-                            continue;
-                        };
-                        let _ = client.set_nodelay(true);
-                        let _ = server.set_nodelay(true);
-                        {
-                            let mut held = conns2.lock().unwrap();
-                            held.push(client.try_clone().unwrap());
-                            held.push(server.try_clone().unwrap());
-                        }
-                        pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-                        pump(server, client);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Proxy {
-            port,
-            cut,
-            stop,
-            connections,
-        }
-    }
-
-    pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for stream in self.connections.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    pub fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.cut();
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-        let _ = from.shutdown(Shutdown::Both);
-    });
 }
 
 /// How the test environment is wired.
@@ -316,25 +54,14 @@ pub struct TestStack {
     pub redis: Daemon,
     pub postgres_proxy: Option<Proxy>,
     pub rabbitmq_proxy: Option<Proxy>,
+    _scratch: testkit::Scratch,
 }
 
 impl TestStack {
     pub fn start(name: &str, wiring: Wiring) -> TestStack {
-        let (ok, out) = run("pg_isready", &["-h", "127.0.0.1", "-p", "5432"], &[]);
-        assert!(
-            ok,
-            "PostgreSQL is not running on 127.0.0.1:5432 ({out}): run `bash scripts/test-env.sh`"
-        );
-        let (ok, out) = run("rabbitmqctl", &["-q", "status"], &[]);
-        assert!(
-            ok,
-            "RabbitMQ is not running ({out}): run `bash scripts/test-env.sh`"
-        );
-        let tmp = tempfile::Builder::new()
-            .prefix("tg-gateway-test-")
-            .tempdir()
-            .expect("tempdir");
-        render::write::set_mode(tmp.path(), 0o755).unwrap();
+        require_local_postgres();
+        require_local_rabbitmq();
+        let tmp = testkit::daemon_temp_dir("tg-gateway-test-");
         let unique = format!("{name}_{}", std::process::id());
         let database = format!("gwtest_{unique}");
         let vhost = format!("gwtest-{unique}");
@@ -412,7 +139,7 @@ vhost = "{vhost}"
             .stack
             .secrets
             .keys()
-            .map(|id| (id.clone(), format!("test-{id}-pw \"q'")))
+            .map(|id| (id.clone(), testkit::secret_value(id)))
             .collect();
         let files = render::secrets::files(&model, &secrets);
         render::secrets::write(Path::new(&model.stack.deploy.secrets_dir), &files)
@@ -431,6 +158,11 @@ vhost = "{vhost}"
             &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
         );
         psql("postgres", &format!("CREATE DATABASE {database}"));
+        // Dropped with the stack, or as soon as a later step of the setup fails.
+        let scratch = testkit::Scratch {
+            database: database.clone(),
+            roles: Vec::new(),
+        };
         let roles = generated.join("timescaledb/roles.sql");
         // Roles are cluster-wide: two tests altering the same role at once make PostgreSQL
         // fail one with "tuple concurrently updated", so this step runs one at a time.
@@ -539,6 +271,7 @@ vhost = "{vhost}"
             redis,
             postgres_proxy,
             rabbitmq_proxy,
+            _scratch: scratch,
         };
         let (ok, out) = stack.gateway(&["migrate"]);
         assert!(ok, "migrate failed: {out}");
@@ -640,45 +373,15 @@ vhost = "{vhost}"
 
     /// GET on the gateway's own listener: (status, body).
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.gateway_port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string();
-        Some((status, body))
+        testkit::http_request(self.gateway_port, "GET", path, &[], Duration::from_secs(5))
     }
 }
 
 impl Drop for TestStack {
     fn drop(&mut self) {
         let _ = run("rabbitmqctl", &["-q", "delete_vhost", &self.vhost], &[]);
+        // PgBouncer goes first; the scratch field then drops the database.
         self.bouncer.kill();
-        let _ = run(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-X",
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
-            ],
-            &[],
-        );
     }
 }
 

@@ -1,0 +1,1 @@
+SELECT {schema}.last_message_id($1)

@@ -1,0 +1,1 @@
+SELECT {schema}.mark_published($1)

@@ -1,0 +1,1 @@
+SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL

@@ -1,0 +1,11 @@
+//! Every integration test of tg-gateway, in one binary: one link and one process start
+//! instead of one per file. Each module was a test target of its own before.
+
+mod support;
+
+mod api;
+mod api_openapi;
+mod api_timeout;
+mod pipeline;
+mod session;
+mod sql;

@@ -40,8 +40,9 @@ pub fn migration(
     let pg = postgres_settings(stack, postgres_service)?;
     let env = engine::environment(None)?;
     let mut files = Vec::new();
+    let channels = channels(stack);
     for (stem, template) in FILES {
-        let ctx = context(stack, postgres_service, pg, variant, stem)?;
+        let ctx = context(postgres_service, pg, variant, stem, &channels)?;
         let text = env
             .get_template(template)
             .and_then(|t| t.render(&ctx))
@@ -80,10 +81,12 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         let (Kind::Postgres, Some(pg)) = (service.kind, &service.postgres) else {
             continue;
         };
+        // Built once: every migration file of both variants shares it (it grows with the model).
+        let channels = channels(stack);
         for &variant in VARIANTS {
             for (stem, template) in FILES {
                 // A model the SQL cannot express becomes a render error naming the problem.
-                let ctx = context(stack, name, pg, variant, stem)
+                let ctx = context(name, pg, variant, stem, &channels)
                     .unwrap_or_else(|problem| context! { refused => problem });
                 out.push(Output::new(
                     paths::migration(name, variant, stem),
@@ -164,12 +167,22 @@ fn refusals(pg: &PostgresSettings) -> Vec<String> {
     problems
 }
 
+/// The model's channels as the channels migration prints them.
+fn channels(stack: &Stack) -> Value {
+    stack
+        .channels
+        .iter()
+        .map(|c| context! { id => c.id, username => c.username.clone(), title => &c.title, enabled => c.enabled })
+        .collect::<Vec<Value>>()
+        .into()
+}
+
 fn context(
-    stack: &Stack,
     service: &str,
     pg: &PostgresSettings,
     variant: PostgresVariant,
     stem: &str,
+    channels: &Value,
 ) -> Result<Value, String> {
     let problems = refusals(pg);
     if !problems.is_empty() {
@@ -192,11 +205,6 @@ fn context(
             context! { name, access => format!("{:?}", role.access).to_lowercase() }
         })
         .collect();
-    let channels: Vec<Value> = stack
-        .channels
-        .iter()
-        .map(|c| context! { id => c.id, username => c.username.clone(), title => &c.title, enabled => c.enabled })
-        .collect();
     let a = &pg.aggregates;
     Ok(context! {
         service,
@@ -214,7 +222,7 @@ fn context(
             aggregate("messages_daily", a.daily_bucket, a.refresh_window),
         ],
         roles,
-        channels,
+        channels => channels.clone(),
     })
 }
 

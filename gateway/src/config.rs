@@ -254,14 +254,15 @@ impl Config {
             })
     }
 
-    /// Address the HTTP listener binds: loopback when native, every interface in a container.
+    /// Address the HTTP listener binds: the model's `listen` when native, every interface in
+    /// a container.
     pub fn listen_addr(&self) -> SocketAddr {
         let service = self.service();
         let ip = match service.deploy {
+            // The model's `listen` (what Prometheus scrapes), default 127.0.0.1.
             Deploy::Native => self
                 .stack()
-                .host
-                .bind
+                .listen_address(service)
                 .parse()
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             Deploy::Container => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -451,7 +452,7 @@ mod tests {
         assert_eq!(gateway.redis.endpoint.to_string(), "127.0.0.1:6379");
         assert_eq!(gateway.broker.endpoint.to_string(), "127.0.0.1:5672");
         assert_eq!(gateway.broker.routing_key(-42), "telegram.channel.-42");
-        assert_eq!(gateway.listen.to_string(), "127.0.0.1:4007");
+        assert_eq!(gateway.listen.to_string(), "172.17.0.1:4007");
         assert_eq!(gateway.batch_size, 500);
         assert_eq!(gateway.batch_delay, Duration::from_millis(50));
         assert_eq!(

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the real-program tests start or call.
-PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx)
+PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx docker.io docker-compose debootstrap)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -44,4 +44,14 @@ done
 pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis did not start" >&2; exit 1; }
 rabbitmqctl -q await_startup || { echo "RabbitMQ did not start" >&2; exit 1; }
+# Docker Engine for the end-to-end test (gateway/tests/e2e_stack.rs): no systemd here, so
+# start dockerd when its socket does not answer.
+if ! docker info >/dev/null 2>&1; then
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 30); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start (see /var/log/dockerd.log)" >&2; exit 1; }
+fi
 echo "test environment ready"

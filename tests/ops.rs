@@ -85,8 +85,20 @@ fn scripts_are_shellcheck_clean() {
     assert!(position("'gateway-api'") < position("'pgbouncer'"));
     assert!(position("'pgbouncer'") < position("compose stop --timeout 60 'timescaledb'"));
     let health = String::from_utf8_lossy(&tree["scripts/health.sh"]).into_owned();
-    assert!(health.contains("curl -fsS --max-time 5 'http://127.0.0.1:4007/health'"));
+    // The native /health where the model says it listens (stack.toml: 172.17.0.1).
+    assert!(health.contains("curl -fsS --max-time 5 'http://172.17.0.1:4007/health'"));
     assert!(health.contains("compose exec -T 'timescaledb' 'pg_isready'"));
+    // From nothing: the database, then the migrations (they create the roles the API logs
+    // in with), then every container, then the native unit.
+    let start = String::from_utf8_lossy(&tree["scripts/start.sh"]).into_owned();
+    let at = |needle: &str| {
+        start
+            .find(needle)
+            .unwrap_or_else(|| panic!("start.sh lacks {needle}"))
+    };
+    assert!(at("--wait-timeout 300 'timescaledb'\n") < at("migrate.sh\" --no-backup"));
+    assert!(at("migrate.sh\" --no-backup") < at("--wait-timeout 300\n"));
+    assert!(at("--wait-timeout 300\n") < at("start 'tg-gateway.service'"));
 }
 
 fn run(script: &Path, args: &[&str], env: &BTreeMap<String, String>) -> String {

@@ -85,5 +85,5 @@ check 'gateway-api' compose exec -T 'gateway-api' 'tg-gateway' 'healthcheck' 'ht
 check 'grafana' compose exec -T 'grafana' 'wget' '-q' '-O' '/dev/null' 'http://127.0.0.1:3000/api/health'
 check 'pgbouncer-exporter' running 'pgbouncer-exporter'
 check 'tg-gateway (systemd)' "$SYSTEMCTL" is-active --quiet 'tg-gateway.service'
-check 'tg-gateway /health' curl -fsS --max-time 5 'http://127.0.0.1:4007/health'
+check 'tg-gateway /health' curl -fsS --max-time 5 'http://172.17.0.1:4007/health'
 exit "$failed"

@@ -95,13 +95,23 @@ fn context(stack: &Stack) -> Result<Value, String> {
             context! {
                 name,
                 unit => format!("{name}.service"),
-                health_url => format!("http://127.0.0.1:{}/health", s.port),
+                health_url => health_url(&stack.listen_address(s), s.port),
                 session_file => native::session_file(stack, name),
                 user => native::user(name, s),
             }
         })
         .collect();
     let postgres = postgres_target(stack)?;
+    // What the migrations need running first: the PostgreSQL service when it is a
+    // container (compose brings up what it depends on with it).
+    let migrate_first: Vec<String> = stack
+        .services
+        .iter()
+        .find(|(_, s)| s.postgres.is_some())
+        .filter(|(_, s)| s.deploy == Deploy::Container)
+        .map(|(name, _)| name.clone())
+        .into_iter()
+        .collect();
     let redis = redis_masters(stack);
     let rabbitmq: Vec<String> = stack
         .services
@@ -118,9 +128,25 @@ fn context(stack: &Stack) -> Result<Value, String> {
         health,
         natives,
         postgres,
+        migrate_first,
         redis,
         rabbitmq,
     })
+}
+
+/// The native service's /health where it listens (the model's `listen`, default
+/// 127.0.0.1): a wildcard bind is reached on loopback, an IPv6 address in brackets.
+fn health_url(listen: &str, port: u16) -> String {
+    let host = match listen {
+        "0.0.0.0" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        other => other.trim_start_matches('[').trim_end_matches(']'),
+    };
+    if host.contains(':') {
+        format!("http://[{host}]:{port}/health")
+    } else {
+        format!("http://{host}:{port}/health")
+    }
 }
 
 /// Each container's own healthcheck, run inside it: the check Docker itself uses.
@@ -208,4 +234,18 @@ pub fn outputs(model: &Model) -> Vec<Output> {
         .iter()
         .map(|(path, template)| Output::new(*path, template, ctx.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health_url;
+
+    #[test]
+    fn health_url_follows_the_listen_address() {
+        assert_eq!(health_url("127.0.0.1", 4007), "http://127.0.0.1:4007/health");
+        assert_eq!(health_url("172.17.0.1", 4007), "http://172.17.0.1:4007/health");
+        assert_eq!(health_url("0.0.0.0", 4007), "http://127.0.0.1:4007/health");
+        assert_eq!(health_url("::", 4007), "http://[::1]:4007/health");
+        assert_eq!(health_url("fd00::1", 4007), "http://[fd00::1]:4007/health");
+    }
 }

@@ -242,8 +242,14 @@ mod tests {
 
     #[test]
     fn health_url_follows_the_listen_address() {
-        assert_eq!(health_url("127.0.0.1", 4007), "http://127.0.0.1:4007/health");
-        assert_eq!(health_url("172.17.0.1", 4007), "http://172.17.0.1:4007/health");
+        assert_eq!(
+            health_url("127.0.0.1", 4007),
+            "http://127.0.0.1:4007/health"
+        );
+        assert_eq!(
+            health_url("172.17.0.1", 4007),
+            "http://172.17.0.1:4007/health"
+        );
         assert_eq!(health_url("0.0.0.0", 4007), "http://127.0.0.1:4007/health");
         assert_eq!(health_url("::", 4007), "http://[::1]:4007/health");
         assert_eq!(health_url("fd00::1", 4007), "http://[fd00::1]:4007/health");

@@ -1,8 +1,9 @@
 //! End-to-end: the whole rendered stack on a real Docker engine, the native gateway under
 //! a real systemd. One bounded scenario, stages named in the output:
 //!
-//! images -> render (with secrets) -> up -> migrate -> messages -> native (systemd) ->
-//! health -> prometheus -> failover.
+//! images -> render (with secrets) -> start (start.sh from nothing) -> migrate (again:
+//! idempotent) -> messages -> native (systemd) -> prometheus -> failover -> backup
+//! (backup.sh) -> stop (stop.sh) -> start (start.sh from stopped) -> health (health.sh).
 //!
 //! Everything runs from the images of `deploy/e2e/images.sh` (stand-ins for the pinned
 //! upstream images, see deploy/e2e/README.md) and the rendered files of
@@ -33,8 +34,8 @@ const PGBOUNCER: u16 = 36434;
 const RABBITMQ: u16 = 35672;
 const PROMETHEUS: u16 = 39090;
 const GATEWAY_NATIVE: &str = "172.17.0.1:34007";
-/// Services whose health needs the migrated database (roles, schema).
-const NEEDS_MIGRATION: &[&str] = &["gateway-api"];
+/// The alert the failover stage waits for (its `for` comes from the effective model).
+const REDIS_DOWN: &str = "RedisDown";
 
 fn root() -> PathBuf {
     Path::new(ROOT).canonicalize().expect("workspace root")
@@ -198,6 +199,14 @@ struct Stack {
     images: BTreeMap<String, String>,
     secret_values: BTreeMap<String, String>,
     systemd: Option<String>,
+    /// Stands for `/` of the native host: the native service's state directory lives in
+    /// `state_root/var/lib/...`, bind-mounted into the systemd container (what backup.sh
+    /// reads through TGSTACK_STATE_ROOT).
+    state_root: PathBuf,
+    /// Compose service -> the services it depends on (stop order is checked against it).
+    depends_on: BTreeMap<String, Vec<String>>,
+    /// `for` of the RedisDown alert in the effective model.
+    redis_down_for: Duration,
     timings: Vec<(String, Duration)>,
     _sink: Option<TelegramSink>,
     _tmp: tempfile::TempDir,
@@ -250,38 +259,13 @@ impl Stack {
             .env("TGSTACK_DIR", &self.generated)
             .env("TGSTACK_SECRETS_DIR", &self.secrets)
             .env("TGSTACK_BACKUP_DIR", self.dir.join("backups"))
+            .env("TGSTACK_STATE_ROOT", &self.state_root)
             .env("TGSTACK_SYSTEMCTL", shim.join("systemctl-in-container"))
             .env(
                 "TGSTACK_E2E_SYSTEMD_CONTAINER",
                 self.systemd.clone().unwrap_or_default(),
             );
         command
-    }
-
-    fn compose(&self, args: &[&str]) -> Command {
-        let shim = root().join("deploy/e2e/bin");
-        let mut c = Command::new(shim.join("docker"));
-        c.env(
-            "PATH",
-            format!(
-                "{}:{}",
-                shim.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .args([
-            "compose",
-            "--project-name",
-            &self.project,
-            "--project-directory",
-        ])
-        .arg(&self.generated)
-        .arg("--file")
-        .arg(self.generated.join("docker-compose.yml"))
-        .arg("--env-file")
-        .arg(self.secrets.join("stack.env"))
-        .args(args);
-        c
     }
 
     /// Container IDs of the project by compose service name.
@@ -307,9 +291,9 @@ impl Stack {
             .ok_or_else(|| anyhow!("no container for service {service}"))
     }
 
-    /// Waits until every container (but `except`) is running and healthy (or has no
-    /// healthcheck); fails at once on an exited container.
-    fn wait_healthy(&self, except: &[&str], limit: Duration) -> Result<()> {
+    /// Waits until every container is running and healthy (or has no healthcheck); fails
+    /// at once on an exited container.
+    fn wait_healthy(&self, limit: Duration) -> Result<()> {
         wait_for(
             "every container healthy",
             limit,
@@ -317,9 +301,6 @@ impl Stack {
             || {
                 let mut pending = Vec::new();
                 for (service, id) in self.containers()? {
-                    if except.contains(&service.as_str()) {
-                        continue;
-                    }
                     let state = docker(&[
                         "inspect",
                         "-f",
@@ -459,6 +440,9 @@ fn prepare() -> Stack {
         project: format!("tge2e{}x{}", std::process::id(), stamp % 100_000),
         generated: dir.join("generated"),
         secrets: dir.join("secrets"),
+        state_root: dir.join("native-root"),
+        depends_on: BTreeMap::new(),
+        redis_down_for: Duration::ZERO,
         dir,
         images: BTreeMap::new(),
         secret_values: BTreeMap::new(),
@@ -522,7 +506,10 @@ fn stage_render(s: &mut Stack) -> Result<()> {
             f.iter().map(|f| &f.message).collect::<Vec<_>>()
         )
     })?;
-    let rendered = tgstack::render(&model, None).map_err(|f| {
+    // This checkout's templates, not the embedded ones: a target dir shared by several
+    // checkouts embeds the templates of whichever checkout ran the build script last.
+    let templates = root().join("templates");
+    let rendered = tgstack::render(&model, Some(&templates)).map_err(|f| {
         anyhow!(
             "render: {:?}",
             f.iter().map(|f| &f.message).collect::<Vec<_>>()
@@ -540,6 +527,18 @@ fn stage_render(s: &mut Stack) -> Result<()> {
             f.iter().map(|f| &f.message).collect::<Vec<_>>()
         )
     })?;
+    s.depends_on = tgstack::render::compose::compose_services(&model.stack)
+        .into_iter()
+        .map(|c| (c.name, c.depends_on.into_keys().collect()))
+        .collect();
+    s.redis_down_for = model
+        .stack
+        .alerts
+        .iter()
+        .find(|a| a.name == REDIS_DOWN)
+        .and_then(|a| a.for_)
+        .map(|d| Duration::from_millis(d.millis()))
+        .ok_or_else(|| anyhow!("no {REDIS_DOWN} alert with a `for` in the model"))?;
     let files = tgstack::render::secrets::files(&model, &resolved);
     tgstack::render::secrets::write(&s.secrets, &files)?;
     tgstack::render::write::write_tree(&rendered.tree, &s.generated)?;
@@ -559,31 +558,51 @@ fn stage_render(s: &mut Stack) -> Result<()> {
     Ok(())
 }
 
-fn stage_up(s: &mut Stack) -> Result<()> {
+/// start.sh on nothing (no container, empty volumes): the database first, the migrations
+/// (they create the roles the API logs in with), then every container healthy. No systemd
+/// yet: the native unit is installed by the native stage, so systemctl is `true` here.
+fn stage_start_fresh(s: &mut Stack) -> Result<()> {
     let start = Instant::now();
-    run(&mut s.compose(&["up", "--detach"]))?;
-    s.wait_healthy(NEEDS_MIGRATION, Duration::from_secs(240))?;
+    let out = output(s.script("start.sh", &[]).env("TGSTACK_SYSTEMCTL", "true"))?;
+    let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(
+        out.status.success(),
+        "start.sh from nothing failed ({}):\n{}",
+        out.status,
+        tail(&log_text, 30)
+    );
+    for line in log_text.lines().filter(|l| l.starts_with("20")) {
+        log(format!("start.sh: {line}"));
+    }
+    s.wait_healthy(Duration::from_secs(30))?;
     let healthy = start.elapsed();
     log(format!(
-        "up -> every container healthy (but {}): {:.1} s",
-        NEEDS_MIGRATION.join(", "),
+        "start.sh from nothing -> every container healthy: {:.1} s",
         healthy.as_secs_f64()
     ));
-    s.timings.push(("up->healthy".into(), healthy));
     Ok(())
 }
 
+/// migrate.sh again, with its pre-migration database backup: changes nothing.
 fn stage_migrate(s: &mut Stack) -> Result<()> {
-    let out = run(&mut s.script("migrate.sh", &[]))?;
-    log(tail(&out, 3));
-    // Again: idempotent.
-    run(&mut s.script("migrate.sh", &["--no-backup"]))?;
-    let start = Instant::now();
-    s.wait_healthy(&[], Duration::from_secs(90))?;
-    log(format!(
-        "after migrate -> gateway-api healthy: {:.1} s",
-        start.elapsed().as_secs_f64()
-    ));
+    let out = output(&mut s.script("migrate.sh", &[]))?;
+    let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(
+        out.status.success(),
+        "migrate.sh failed ({}):\n{}",
+        out.status,
+        tail(&log_text, 30)
+    );
+    log(tail(&log_text, 2).trim());
+    let dumps = std::fs::read_dir(s.dir.join("backups"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("postgres.dump").is_file())
+        .count();
+    ensure!(
+        dumps == 1,
+        "migrate.sh left {dumps} database backups, not 1"
+    );
+    s.wait_healthy(Duration::from_secs(60))?;
     Ok(())
 }
 
@@ -801,7 +820,8 @@ fn exec(container: &str, args: &[&str]) -> Result<String> {
 
 fn stage_native(s: &mut Stack) -> Result<()> {
     let sink = TelegramSink::start()?;
-    let state = s.dir.join("state");
+    // The native host's /var/lib/tg-gateway, bind-mounted into the systemd container.
+    let state = s.state_root.join("var/lib/tg-gateway");
     std::fs::create_dir_all(&state)?;
     seed_session(&state.join("telegram.session"), sink.port)?;
     s._sink = Some(sink);
@@ -833,6 +853,8 @@ fn stage_native(s: &mut Stack) -> Result<()> {
         &format!("{secrets}:{secrets}:ro"),
         "-v",
         &format!("{}:/usr/local/bin/tg-gateway:ro", s.binary.display()),
+        "-v",
+        &format!("{}:/var/lib/tg-gateway", state.display()),
         &s.images["systemd"],
     ])?;
     s.systemd = Some(id.trim().to_string());
@@ -873,12 +895,6 @@ fn stage_native(s: &mut Stack) -> Result<()> {
         ],
     )?;
     exec(&ctr, &["systemd-sysusers"])?;
-    exec(&ctr, &["mkdir", "-p", "/var/lib/tg-gateway"])?;
-    docker(&[
-        "cp",
-        &format!("{}/.", state.display()),
-        &format!("{ctr}:/var/lib/tg-gateway/"),
-    ])?;
     exec(&ctr, &["systemctl", "daemon-reload"])?;
     exec(&ctr, &["systemctl", "start", "tg-gateway.service"])?;
     let (status, body) = wait_for(
@@ -973,25 +989,254 @@ fn stage_native(s: &mut Stack) -> Result<()> {
     Ok(())
 }
 
+/// health.sh: every check green, one line per container and two for the native service
+/// (unit active, /health where the model says it listens).
 fn stage_health(s: &mut Stack) -> Result<()> {
     let out = output(&mut s.script("health.sh", &[]))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     eprint!("{text}");
-    // Known defect of the rendered health.sh: it curls the native /health on 127.0.0.1
-    // whatever the model's `listen` is (172.17.0.1 here), so that one line fails; the
-    // unit itself is checked by `systemctl is-active` and its /health by the test.
-    let failed: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("FAIL"))
-        .filter(|l| *l != "FAIL  tg-gateway /health")
-        .collect();
-    ensure!(failed.is_empty(), "health.sh: {failed:?}");
+    let failed: Vec<&str> = text.lines().filter(|l| !l.starts_with("ok")).collect();
     ensure!(
-        text.lines().filter(|l| l.starts_with("ok")).count() >= 14,
-        "health.sh checked too little"
+        out.status.success() && failed.is_empty(),
+        "health.sh ({}): {failed:?}\n{}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stderr), 10)
     );
-    let (status, _) = http_get(GATEWAY_NATIVE, "/health")?;
+    let expected = s.depends_on.len() + 2;
+    let ok = text.lines().count();
+    ensure!(
+        ok == expected,
+        "health.sh checked {ok} things, expected {expected} ({} containers + the native unit and its /health)",
+        s.depends_on.len()
+    );
+    ensure!(
+        text.contains("ok    tg-gateway /health"),
+        "health.sh did not check the native /health"
+    );
+    Ok(())
+}
+
+/// backup.sh: database, Redis dataset, RabbitMQ definitions and the Telegram session,
+/// into a 0700 directory of 0600 files with checksums.
+fn stage_backup(s: &mut Stack) -> Result<()> {
+    let out = output(&mut s.script("backup.sh", &[]))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(
+        out.status.success(),
+        "backup.sh failed ({}):\n{}",
+        out.status,
+        tail(&stderr, 30)
+    );
+    let dest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    ensure!(dest.is_dir(), "backup.sh printed {dest:?}, not a directory");
+    let mode = std::fs::metadata(&dest)?.permissions().mode() & 0o777;
+    ensure!(mode == 0o700, "backup dir mode {mode:o}");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dest)? {
+        let entry = entry?;
+        let mode = entry.metadata()?.permissions().mode() & 0o777;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        ensure!(mode == 0o600, "{name}: mode {mode:o}");
+        ensure!(entry.metadata()?.len() > 0, "{name} is empty");
+        names.push(name);
+    }
+    names.sort();
+    ensure!(
+        names
+            == [
+                "SHA256SUMS",
+                "postgres.dump",
+                "rabbitmq-definitions.json",
+                "redis-master.rdb",
+                "tg-gateway.session"
+            ],
+        "backup holds {names:?}"
+    );
+    run(Command::new("sha256sum")
+        .args(["--check", "--quiet", "SHA256SUMS"])
+        .current_dir(&dest))?;
+    // The dump is a pg_dump archive holding the messages table.
+    let list = run(Command::new("pg_restore")
+        .arg("--list")
+        .arg(dest.join("postgres.dump")))?;
+    ensure!(
+        list.contains("TABLE DATA telegram messages"),
+        "postgres.dump has no data of telegram.messages"
+    );
+    let rdb = std::fs::read(dest.join("redis-master.rdb"))?;
+    ensure!(
+        rdb.starts_with(b"REDIS"),
+        "redis-master.rdb is not an RDB file"
+    );
+    let definitions: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("rabbitmq-definitions.json"))?)
+            .context("rabbitmq-definitions.json is not JSON")?;
+    let names_of = |key: &str| -> Vec<String> {
+        definitions[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let queues = names_of("queues");
+    ensure!(
+        ["telegram.signals", "telegram.archive"]
+            .iter()
+            .all(|q| queues.iter().any(|n| n == q)),
+        "definitions lack the queues: {queues:?}"
+    );
+    let users = names_of("users");
+    ensure!(
+        users.iter().any(|u| u == "tg_gateway"),
+        "definitions lack the users: {users:?}"
+    );
+    let session = std::fs::read(dest.join("tg-gateway.session"))?;
+    ensure!(
+        session.starts_with(b"SQLite format 3"),
+        "tg-gateway.session is not the SQLite session"
+    );
+    log(format!(
+        "backup in {}: {} (checksums verified)",
+        dest.display(),
+        names.join(", ")
+    ));
+    Ok(())
+}
+
+/// Container state and the time it stopped, per compose service.
+fn container_states(s: &Stack) -> Result<BTreeMap<String, (String, String)>> {
+    let mut states = BTreeMap::new();
+    for (service, id) in s.containers()? {
+        let out = docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.FinishedAt}}",
+            &id,
+        ])?;
+        let (status, finished) = out.trim().split_once(' ').unwrap_or((out.trim(), ""));
+        states.insert(service, (status.to_string(), finished.to_string()));
+    }
+    Ok(states)
+}
+
+/// stop.sh: the native unit first, then each container after everything that depends on
+/// it (checked on the containers' stop times), every container exited, volumes kept.
+fn stage_stop(s: &mut Stack) -> Result<()> {
+    let out = output(&mut s.script("stop.sh", &[]))?;
+    ensure!(
+        out.status.success(),
+        "stop.sh failed ({}):\n{}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stderr), 30)
+    );
+    // The unit is stopped. KNOWN DEFECT (gateway, not fixed here): `tg-gateway run` awaits
+    // its Telegram source without bound after SIGTERM; while the source waits in the
+    // MTProto handshake (here: the sink never answers) it does not stop, so systemd kills
+    // it after TimeoutStopSec and the unit ends `failed` with result `timeout`. Accepted
+    // only in exactly that form, and said so in the output.
+    let systemd = s.systemd.clone().unwrap_or_default();
+    let show = exec(
+        &systemd,
+        &[
+            "systemctl",
+            "show",
+            "-P",
+            "ActiveState",
+            "tg-gateway.service",
+        ],
+    )?;
+    let result = exec(
+        &systemd,
+        &["systemctl", "show", "-P", "Result", "tg-gateway.service"],
+    )?;
+    match (show.trim(), result.trim()) {
+        ("inactive", "success") => {}
+        ("failed", "timeout") => log(
+            "KNOWN DEFECT: tg-gateway.service did not stop on SIGTERM within TimeoutStopSec \
+             (Telegram handshake pending) and was killed: unit failed/timeout",
+        ),
+        (state, result) => bail!("tg-gateway.service after stop.sh: {state} ({result})"),
+    }
+    let states = container_states(s)?;
+    let running: Vec<&String> = states
+        .iter()
+        .filter(|(_, (status, _))| status != "exited")
+        .map(|(service, _)| service)
+        .collect();
+    ensure!(running.is_empty(), "not stopped: {running:?}");
+    let finished = |service: &str| -> Result<(String, u32)> {
+        let (_, at) = states
+            .get(service)
+            .ok_or_else(|| anyhow!("no container for {service}"))?;
+        stop_time(at)
+    };
+    for (service, deps) in &s.depends_on {
+        for dep in deps {
+            ensure!(
+                finished(service)? <= finished(dep)?,
+                "{dep} stopped before {service}, which depends on it"
+            );
+        }
+    }
+    log(format!(
+        "stop.sh: unit stopped, {} containers exited in dependency order",
+        states.len()
+    ));
+    Ok(())
+}
+
+/// Docker's RFC 3339 UTC time as (seconds part, nanoseconds), ordered like the time:
+/// `2026-11-29T08:40:01.123456789Z` -> ("2026-11-29T08:40:01", 123456789).
+fn stop_time(text: &str) -> Result<(String, u32)> {
+    let text = text
+        .strip_suffix('Z')
+        .ok_or_else(|| anyhow!("not a UTC time: {text:?}"))?;
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let nanos: u32 = format!("{fraction:0<9}")[..9].parse()?;
+    Ok((seconds.to_string(), nanos))
+}
+
+/// start.sh from stopped: the same containers and volumes come back healthy, the native
+/// unit active, the stored messages still there.
+fn stage_start_stopped(s: &mut Stack) -> Result<()> {
+    let before: Vec<String> = s.containers()?.into_values().collect();
+    let start = Instant::now();
+    let out = output(&mut s.script("start.sh", &[]))?;
+    ensure!(
+        out.status.success(),
+        "start.sh from stopped failed ({}):\n{}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stderr), 30)
+    );
+    s.wait_healthy(Duration::from_secs(30))?;
+    let mut after: Vec<String> = s.containers()?.into_values().collect();
+    let mut before = before;
+    before.sort();
+    after.sort();
+    ensure!(before == after, "start.sh replaced containers");
+    let (status, _) = wait_for(
+        "native gateway /health 200 after start.sh",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || {
+            let (status, body) = http_get(GATEWAY_NATIVE, "/health")?;
+            Ok((status == 200).then_some((status, body)))
+        },
+    )?;
     ensure!(status == 200, "native /health: {status}");
+    let stored = stored_counts(s, 1000, 30)?;
+    ensure!(
+        stored.len() == 30 && stored.values().all(|n| *n == 1),
+        "messages stored before the stop: {stored:?}"
+    );
+    let took = start.elapsed();
+    log(format!(
+        "start.sh from stopped -> healthy, native active, data kept: {:.1} s",
+        took.as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -1115,7 +1360,8 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
         },
     )?;
     let failover = start.elapsed();
-    s.timings.push(("failover".into(), failover));
+    s.timings
+        .push(("failover: replica promoted".into(), failover));
     log(format!(
         "failover: sentinels promoted {promoted} in {:.1} s (model budget: down-after + failover-timeout = {:.1} s)",
         failover.as_secs_f64(),
@@ -1133,28 +1379,36 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
     // Messages keep being stored and published once, duplicates dropped.
     replay_in_container(s, "batch2", &event_lines(2000, 15))?;
     assert_once(s, 2000, 15)?;
-    // The alert fires after its `for`, and resolves once the old master is back.
-    let fired = wait_for(
+    // The alert fires after its `for` (not before), and resolves once the old master is
+    // back. Bound: `for` + a minute for scrapes and evaluations on a loaded machine.
+    let hold = s.redis_down_for;
+    wait_for(
         "RedisDown fires",
-        Duration::from_secs(150),
-        Duration::from_secs(3),
-        || Ok((alert_state("RedisDown")?.as_deref() == Some("firing")).then_some(())),
-    );
-    fired?;
+        hold + Duration::from_secs(60),
+        Duration::from_secs(1),
+        || Ok((alert_state(REDIS_DOWN)?.as_deref() == Some("firing")).then_some(())),
+    )?;
+    let fired = start.elapsed();
     log(format!(
-        "RedisDown firing {:.0} s after the kill",
-        start.elapsed().as_secs_f64()
+        "RedisDown firing {:.1} s after the kill (its `for`: {:.0} s)",
+        fired.as_secs_f64(),
+        hold.as_secs_f64()
     ));
+    ensure!(
+        fired >= hold,
+        "RedisDown fired {fired:?} after the kill, before its `for` of {hold:?}"
+    );
+    s.timings.push(("failover: RedisDown firing".into(), fired));
     docker(&["start", &master])?;
     let back = Instant::now();
     wait_for(
         "RedisDown resolves",
         Duration::from_secs(90),
-        Duration::from_secs(2),
-        || Ok(alert_state("RedisDown")?.is_none().then_some(())),
+        Duration::from_secs(1),
+        || Ok(alert_state(REDIS_DOWN)?.is_none().then_some(())),
     )?;
     log(format!(
-        "RedisDown resolved {:.0} s after the restart",
+        "RedisDown resolved {:.1} s after the restart",
         back.elapsed().as_secs_f64()
     ));
     Ok(())
@@ -1166,13 +1420,16 @@ fn whole_stack_end_to_end() {
     let mut s = prepare();
     s.stage("images", stage_images);
     s.stage("render", stage_render);
-    s.stage("up", stage_up);
-    s.stage("migrate", stage_migrate);
+    s.stage("start (start.sh from nothing)", stage_start_fresh);
+    s.stage("migrate (migrate.sh again)", stage_migrate);
     s.stage("messages", stage_messages);
     s.stage("native", stage_native);
-    s.stage("health", stage_health);
     s.stage("prometheus", stage_prometheus);
     s.stage("failover", stage_failover);
+    s.stage("backup (backup.sh)", stage_backup);
+    s.stage("stop (stop.sh)", stage_stop);
+    s.stage("start (start.sh from stopped)", stage_start_stopped);
+    s.stage("health (health.sh)", stage_health);
     for (name, took) in &s.timings {
         log(format!("timing {name}: {:.1} s", took.as_secs_f64()));
     }
@@ -1259,6 +1516,7 @@ fn e2e_scaffolding_is_executable() {
         "deploy/e2e/images.sh",
         "deploy/e2e/bin/docker",
         "deploy/e2e/bin/systemctl-in-container",
+        "deploy/e2e/standins/bin/rabbitmqctl",
         "deploy/gateway-image.sh",
     ] {
         let mode = std::fs::metadata(root().join(file))

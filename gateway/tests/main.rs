@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod api_openapi;
 mod api_timeout;
+mod e2e_stack;
 mod pipeline;
 mod session;
 mod sql;

@@ -82,8 +82,11 @@ secrets_dir = "{tmp}/secrets"
 config_dir = "{tmp}/generated"
 state_dir = "{tmp}/state"
 
+# The reference listens on the Docker bridge (Prometheus scrapes it from a container);
+# here nothing but the test reaches it, on loopback.
 [services.tg-gateway]
 port = {gateway_port}
+listen = "127.0.0.1"
 
 [services.tg-gateway.gateway]
 session_file = "/var/lib/tg-gateway/telegram.session"

@@ -209,7 +209,7 @@ fn main() {
          row / the row above (2.00 is linear for a doubling).\n"
     );
     println!(
-        "| size | channels | services | alerts | validate min | validate median | growth | load | model rules | render | model + artifact rules |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| size | channels | services | alerts | validate min | validate median | growth | load | model rules | render | artifact rules + finish |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let mut before: Option<Duration> = None;
     for factor in [0usize, 1, 2, 4, 8, 16] {

@@ -4,7 +4,13 @@
 set -euo pipefail
 
 # Debian packages the real-program tests start or call.
-PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx docker.io docker-compose debootstrap)
+PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx)
+# The whole-stack scenario (gateway/tests/e2e_stack.rs, run with --ignored) also needs
+# Docker Engine: TGSTACK_E2E=1 installs and starts it.
+E2E=${TGSTACK_E2E:-0}
+if [ "$E2E" = 1 ]; then
+  PACKAGES+=(docker.io docker-compose debootstrap)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -46,7 +52,7 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis did not start" >
 rabbitmqctl -q await_startup || { echo "RabbitMQ did not start" >&2; exit 1; }
 # Docker Engine for the end-to-end test (gateway/tests/e2e_stack.rs): no systemd here, so
 # start dockerd when its socket does not answer.
-if ! docker info >/dev/null 2>&1; then
+if [ "$E2E" = 1 ] && ! docker info >/dev/null 2>&1; then
   nohup dockerd >/var/log/dockerd.log 2>&1 &
   for _ in $(seq 1 30); do
     docker info >/dev/null 2>&1 && break

@@ -11,7 +11,7 @@
 //! secrets dir, the stand-in images). The test reaches containers only through ports
 //! published on 127.0.0.1; a Drop guard removes every container, network and volume of the
 //! run's compose project (and the systemd container) by ID, also when a stage fails.
-//! Needs Docker Engine, docker-compose and debootstrap: `bash scripts/test-env.sh`.
+//! Needs Docker Engine, docker-compose and debootstrap: `TGSTACK_E2E=1 bash scripts/test-env.sh`.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -401,7 +401,7 @@ fn docker_ready() {
     assert!(
         ok && compose,
         "the end-to-end test needs Docker Engine (answering on /var/run/docker.sock), \
-         docker-compose and debootstrap: run `bash scripts/test-env.sh` (installs docker.io, \
+         docker-compose and debootstrap: run `TGSTACK_E2E=1 bash scripts/test-env.sh` (installs docker.io, \
          docker-compose, debootstrap and starts dockerd)"
     );
 }
@@ -1418,7 +1418,8 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
 #[ignore = "whole-stack scenario on a real Docker engine (about 4 min warm, 10 fresh): not yet \
             in the default run because its exactly-once publication assertion is stricter than \
             the pipeline's at-least-once contract under failover (one duplicate seen in five \
-            runs); run it with `cargo test -p tg-gateway --test main e2e_stack -- --ignored`"]
+            runs); run it with `TGSTACK_E2E=1 bash scripts/test-env.sh` and then \
+            `cargo test -p tg-gateway --test main e2e_stack -- --ignored`"]
 fn whole_stack_end_to_end() {
     let total = Instant::now();
     let mut s = prepare();

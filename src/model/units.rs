@@ -69,7 +69,8 @@ impl ByteSize {
         self.with_units(&[("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)])
     }
 
-    fn with_units(self, units: &[(&str, u64)]) -> String {
+    /// The largest unit of `units` (largest first) that divides the size exactly, else bytes.
+    pub fn with_units(self, units: &[(&str, u64)]) -> String {
         for (suffix, factor) in units {
             if self.0 >= *factor && self.0.is_multiple_of(*factor) {
                 return format!("{}{}", self.0 / factor, suffix);

@@ -61,12 +61,7 @@ fn context(stack: &Stack, name: &str, service: &Service) -> Result<Value, String
 
 /// A size in nginx's spelling: the largest exact unit of `g`, `m`, `k`, else bytes.
 pub fn nginx_size(size: ByteSize) -> String {
-    for (suffix, factor) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-        if size.0 >= factor && size.0.is_multiple_of(factor) {
-            return format!("{}{suffix}", size.0 / factor);
-        }
-    }
-    size.0.to_string()
+    size.with_units(&[("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)])
 }
 
 #[cfg(test)]

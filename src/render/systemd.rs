@@ -11,21 +11,17 @@ use crate::model::native::{
     user,
 };
 use crate::model::secret_files::native_env_name;
+use crate::model::units::ByteSize;
 use crate::model::{Deploy, Model, Service, Stack, paths};
 
 /// systemd size with binary units (`300M`, `2G`).
 pub fn systemd_size(bytes: u64) -> String {
-    for (suffix, factor) in [
-        ("T", 1u64 << 40),
+    ByteSize(bytes).with_units(&[
+        ("T", 1 << 40),
         ("G", 1 << 30),
         ("M", 1 << 20),
         ("K", 1 << 10),
-    ] {
-        if bytes >= factor && bytes.is_multiple_of(factor) {
-            return format!("{}{suffix}", bytes / factor);
-        }
-    }
-    bytes.to_string()
+    ])
 }
 
 /// Words systemd reads literally: no spaces, quotes, specifiers (`%`) or `$`.

@@ -15,6 +15,8 @@
 //! `now()` or a sequence: such a key never sees a repeat, so it deduplicates nothing
 //! (incident 17).
 
+mod rows;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -310,7 +312,8 @@ impl Checker {
     fn script(&mut self, file: &str, text: &str) {
         self.file = file.to_string();
         let dialect = PostgreSqlDialect {};
-        let tokens = match Tokenizer::new(&dialect, text).tokenize_with_location() {
+        let text = rows::shorten_values(text);
+        let tokens = match Tokenizer::new(&dialect, &text).tokenize_with_location() {
             Ok(tokens) => tokens,
             Err(error) => {
                 self.issue(
@@ -1218,6 +1221,21 @@ mod tests {
             found[0].starts_with("4: ") && found[0].contains("created_at"),
             "{found:?}"
         );
+    }
+
+    /// Long literal lists are shortened before parsing; a broken row far down is still
+    /// reported at its own line, and a good list stays clean.
+    #[test]
+    fn a_broken_row_in_a_long_values_list_is_found_at_its_line() {
+        let rows: Vec<String> = (0..5000).map(|i| format!("  ({i}, 'c{i}')")).collect();
+        let good = format!("INSERT INTO t (id, name) VALUES\n{};\n", rows.join(",\n"));
+        assert_eq!(messages(&good), Vec::<String>::new());
+        let mut broken = rows.clone();
+        broken[4000] = "  (4000 'c4000')".into();
+        let text = format!("INSERT INTO t (id, name) VALUES\n{};\n", broken.join(",\n"));
+        let found = messages(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("4002: "), "{found:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod finding;
 pub mod model;
+pub mod parallel;
 mod pipeline;
 pub mod render;
 pub mod report;

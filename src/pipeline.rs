@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::check;
+use crate::check::{self, Files};
 use crate::finding::{Finding, Severity};
 use crate::model::Model;
 use crate::tree::Tree;
@@ -32,9 +32,10 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Rendered, Vec<F
 pub enum Against<'a> {
     /// The tree the model renders, in memory (nothing on disk yet).
     Rendered,
-    /// The tree found on disk at `dir`: rules read it as found (so a hand edit is
-    /// reported by the rule it breaks) and it is compared with the render (drift).
-    Disk { dir: &'a Path, tree: &'a Tree },
+    /// The tree found on disk at `dir`, read into `files`: rules read it as found (so a
+    /// hand edit is reported by the rule it breaks) and it is compared with the render
+    /// (drift).
+    Disk { dir: &'a Path, files: &'a Files<'a> },
 }
 
 /// What `validate` found.
@@ -64,25 +65,25 @@ pub fn validate(model: &Model, templates: Option<&Path>, against: Against<'_>) -
         };
     }
     let checked = match against {
-        // The tree on disk is checked while the model renders (two cores, half the wait).
-        Against::Disk { dir, tree } if !tree.is_empty() => {
+        // The tree on disk is checked while the model renders.
+        Against::Disk { dir, files } if !files.tree().is_empty() => {
             let (rendered, found) = std::thread::scope(|scope| {
                 let rendered = scope.spawn(|| crate::render::render(model, templates));
-                let found = check::artifact_findings(model, tree);
+                let found = check::artifact_findings(model, files);
                 let rendered = rendered
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 (rendered, found)
             });
             rendered.map(|rendered| {
-                let drift = check::drift::check(&rendered, tree, dir);
+                let drift = check::drift::check(&rendered, files.tree(), dir);
                 found.into_iter().chain(drift).collect::<Vec<_>>()
             })
         }
         against => crate::render::render(model, templates).map(|rendered| {
-            let mut found = check::artifact_findings(model, &rendered);
-            if let Against::Disk { dir, tree } = against {
-                found.extend(check::drift::check(&rendered, tree, dir));
+            let mut found = check::artifact_findings(model, &Files::new(&rendered));
+            if let Against::Disk { dir, files } = against {
+                found.extend(check::drift::check(&rendered, files.tree(), dir));
             }
             found
         }),

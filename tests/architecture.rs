@@ -10,19 +10,26 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "source",
         &[
-            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree",
+            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree", "parallel",
         ],
     ),
     (
         "suggest",
         &[
-            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree",
+            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree", "parallel",
         ],
     ),
     (
         "finding",
         &[
-            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree",
+            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree", "parallel",
+        ],
+    ),
+    (
+        "parallel",
+        &[
+            "catalog", "model", "render", "check", "report", "pipeline", "cli", "tree", "source",
+            "suggest", "finding",
         ],
     ),
     (

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use tgstack::Against;
+use tgstack::check::Files;
 use tgstack::finding::Finding;
 use tgstack::model;
 
@@ -135,9 +136,10 @@ fn edit_fixtures_report_their_rules_at_the_rendered_line() {
             );
             *bytes = current.replacen(&edit.find, &edit.replace, 1).into_bytes();
         }
+        let files = Files::new(&on_disk);
         let against = Against::Disk {
             dir: Path::new("generated"),
-            tree: &on_disk,
+            files: &files,
         };
         let findings = tgstack::validate(&model, None, against).findings;
         let reported: BTreeSet<String> = findings.iter().map(|f| f.rule.clone()).collect();
@@ -165,9 +167,10 @@ fn reference_model_and_its_rendered_tree_are_clean() {
     let (path, text) = base();
     let model = model::load_texts(vec![(path, text)]).expect("reference loads");
     let tree = tgstack::render(&model, None).expect("renders").tree;
+    let files = Files::new(&tree);
     let against = Against::Disk {
         dir: Path::new("generated"),
-        tree: &tree,
+        files: &files,
     };
     let findings = tgstack::validate(&model, None, against).findings;
     assert!(

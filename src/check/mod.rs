@@ -12,7 +12,7 @@ pub mod sql;
 
 use crate::finding::{Finding, Severity};
 use crate::model::{Model, Stack};
-use crate::tree::Tree;
+pub use artifacts::Files;
 
 /// What a rule sees, and where it reports.
 pub struct Ctx<'a> {
@@ -92,11 +92,9 @@ pub fn check_model(model: &Model) -> Vec<Finding> {
     finish(model, model_findings(model))
 }
 
-/// The rendered files' rules over `tree`, raw (see [`finish`]).
-pub fn artifact_findings(model: &Model, tree: &Tree) -> Vec<Finding> {
-    let mut cx = Ctx::new(model);
-    artifacts::run(&mut cx, tree);
-    cx.findings
+/// The rendered files' rules over `files`, raw (see [`finish`]).
+pub fn artifact_findings(model: &Model, files: &Files<'_>) -> Vec<Finding> {
+    artifacts::run(model, files)
 }
 
 /// Applies `[[allow]]` suppressions, locates and sorts findings. An allow entry that
@@ -158,18 +156,16 @@ pub fn finish(model: &Model, findings: Vec<Finding>) -> Vec<Finding> {
         .into_iter()
         .map(|f| f.locate(&model.sources, &model.redactions))
         .collect();
-    located.sort_by(|a, b| {
-        let key = |f: &Finding| {
-            (
-                f.location
-                    .as_ref()
-                    .map(|l| (l.file.clone(), l.line, l.column)),
-                f.rule.clone(),
-                f.message.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    located.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
     located.dedup_by(|a, b| a.rule == b.rule && a.message == b.message && a.path == b.path);
     located
+}
+
+/// Findings print by place, then rule, then message.
+fn order_key(finding: &Finding) -> (Option<(&str, usize, usize)>, &str, &str) {
+    let place = finding
+        .location
+        .as_ref()
+        .map(|l| (l.file.as_str(), l.line, l.column));
+    (place, finding.rule.as_str(), finding.message.as_str())
 }

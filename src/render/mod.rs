@@ -24,6 +24,7 @@ use minijinja::Value;
 
 use crate::finding::{Finding, Severity};
 use crate::model::{Model, paths};
+use crate::parallel::{self, Job};
 use crate::tree::Tree;
 
 /// One file to render: where it goes, which template, with what context.
@@ -43,26 +44,26 @@ impl Output {
     }
 }
 
-/// Every output of the model, in no particular order (the tree sorts them).
-fn outputs(model: &Model) -> Vec<Output> {
-    let mut all = Vec::new();
-    all.extend(compose::outputs(model));
-    all.extend(env::outputs(model));
-    all.extend(postgres::outputs(model));
-    all.extend(pgbouncer::outputs(model));
-    all.extend(redis::outputs(model));
-    all.extend(rabbitmq::outputs(model));
-    all.extend(nginx::outputs(model));
-    all.extend(prometheus::outputs(model));
-    all.extend(grafana::outputs(model));
-    all.extend(sql::outputs(model));
-    all.extend(systemd::outputs(model));
-    all.extend(scripts::outputs(model));
-    all.extend(diagrams::outputs(model));
-    all
-}
+/// The renderers, one per output format: each computes its files' contexts from the model.
+const RENDERERS: [fn(&Model) -> Vec<Output>; 13] = [
+    compose::outputs,
+    env::outputs,
+    postgres::outputs,
+    pgbouncer::outputs,
+    redis::outputs,
+    rabbitmq::outputs,
+    nginx::outputs,
+    prometheus::outputs,
+    grafana::outputs,
+    sql::outputs,
+    systemd::outputs,
+    scripts::outputs,
+    diagrams::outputs,
+];
 
 /// Renders every artifact of the model. The model must already be free of errors.
+/// Contexts, then files, are computed on the machine's cores; the tree and the findings
+/// come out the same whatever the schedule.
 pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Finding>> {
     let env = engine::environment(templates).map_err(|message| {
         vec![
@@ -70,32 +71,59 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
                 .with_help("fix the template, or drop --templates to use the built-in ones"),
         ]
     })?;
+    let contexts: Vec<_> = RENDERERS
+        .iter()
+        .map(|renderer| move || renderer(model))
+        .collect();
+    let contexts: Vec<&Job<'_, Vec<Output>>> = contexts.iter().map(|job| job as _).collect();
+    let outputs: Vec<Output> = parallel::in_order(&contexts)
+        .into_iter()
+        .flatten()
+        .collect();
+    let files: Vec<_> = outputs
+        .iter()
+        .map(|output| || render_file(&env, output))
+        .collect();
+    let files: Vec<&Job<'_, Result<String, Box<Finding>>>> =
+        files.iter().map(|job| job as _).collect();
     let mut tree = Tree::new();
     let mut findings = Vec::new();
-    for output in outputs(model) {
-        // A renderer that cannot honour the model says why in `refused`.
-        if let Ok(refused) = output.context.get_attr("refused")
-            && !refused.is_undefined()
-        {
-            findings.push(
-                Finding::new(
-                    "TG010",
-                    Severity::Error,
-                    format!("cannot render {}: {refused}", output.path),
-                )
-                .with_artifact(output.path.clone(), None)
-                .with_help("change the model as the message says"),
-            );
-            continue;
-        }
-        let rendered = env
-            .get_template(output.template)
-            .and_then(|template| template.render(&output.context));
-        match rendered {
+    for (output, file) in outputs.iter().zip(parallel::in_order(&files)) {
+        match file {
             Ok(text) => {
-                tree.insert(output.path, text.into_bytes());
+                tree.insert(output.path.clone(), text.into_bytes());
             }
-            Err(error) => findings.push(
+            Err(finding) => findings.push(*finding),
+        }
+    }
+    tree.insert(paths::MANIFEST.into(), manifest(&tree).into_bytes());
+    if findings.is_empty() {
+        Ok(tree)
+    } else {
+        Err(findings)
+    }
+}
+
+/// One file's text, or why it cannot be written.
+fn render_file(env: &minijinja::Environment<'_>, output: &Output) -> Result<String, Box<Finding>> {
+    // A renderer that cannot honour the model says why in `refused`.
+    if let Ok(refused) = output.context.get_attr("refused")
+        && !refused.is_undefined()
+    {
+        return Err(Box::new(
+            Finding::new(
+                "TG010",
+                Severity::Error,
+                format!("cannot render {}: {refused}", output.path),
+            )
+            .with_artifact(output.path.clone(), None)
+            .with_help("change the model as the message says"),
+        ));
+    }
+    env.get_template(output.template)
+        .and_then(|template| template.render(&output.context))
+        .map_err(|error| {
+            Box::new(
                 Finding::new(
                     "TG010",
                     Severity::Error,
@@ -109,15 +137,8 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
                 .with_help(
                     "a model value cannot be written in this file's format; change the value",
                 ),
-            ),
-        }
-    }
-    tree.insert(paths::MANIFEST.into(), manifest(&tree).into_bytes());
-    if findings.is_empty() {
-        Ok(tree)
-    } else {
-        Err(findings)
-    }
+            )
+        })
 }
 
 /// Lists every rendered file, so a reviewer sees additions and removals at a glance.

@@ -20,10 +20,14 @@ use serde_json::Value;
 
 use crate::check::Ctx;
 use crate::check::index::Index;
+use crate::finding::Finding;
+use crate::model::Model;
+use crate::parallel::{self, Job};
 use crate::tree::Tree;
 
 /// Read access to a rendered tree. Each YAML file is parsed at most once per run, however
 /// many rules read it (the compose file is read by four rule families).
+#[derive(Debug)]
 pub struct Files<'a> {
     tree: &'a Tree,
     yaml: BTreeMap<&'a str, OnceLock<Result<Value, String>>>,
@@ -44,6 +48,19 @@ impl<'a> Files<'a> {
         let text = self.text(path)?;
         let cell = self.yaml.get(path)?;
         Some(cell.get_or_init(|| serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string())))
+    }
+
+    /// Parses every YAML file now (each is parsed once per run anyway): called where a
+    /// thread has nothing else to do, such as while the model loads.
+    pub fn parse_yaml(&self) {
+        for path in self.yaml.keys() {
+            let _ = self.yaml(path);
+        }
+    }
+
+    /// The tree read.
+    pub fn tree(&self) -> &'a Tree {
+        self.tree
     }
 
     /// The parsed YAML file, when it parses.
@@ -80,16 +97,28 @@ impl<'a> Files<'a> {
     }
 }
 
-/// Runs every artifact rule over `tree`.
-pub fn run(cx: &mut Ctx<'_>, tree: &Tree) {
-    let files = Files::new(tree);
-    let index = Index::new(cx.stack());
-    yaml::run(cx, &files);
-    compose::run(cx, &files, &index);
-    compose::env_example(cx, &files);
-    data::run(cx, &files);
-    monitoring::run(cx, &files, &index);
-    migrations::run(cx, &files, &index);
-    units::run(cx, &files, &index);
-    nginx::run(cx, &files);
+/// Runs every artifact rule family over `files`, each with its own findings, on the
+/// machine's cores. Findings come back in family order, whatever the schedule.
+pub fn run(model: &Model, files: &Files<'_>) -> Vec<Finding> {
+    let index = Index::new(&model.stack);
+    let index = &index;
+    let family = |rules: &(dyn Fn(&mut Ctx<'_>) + Sync)| {
+        let mut cx = Ctx::new(model);
+        rules(&mut cx);
+        cx.findings
+    };
+    let families: [&Job<'_, Vec<Finding>>; 8] = [
+        &|| family(&|cx| yaml::run(cx, files)),
+        &|| family(&|cx| compose::run(cx, files, index)),
+        &|| family(&|cx| compose::env_example(cx, files)),
+        &|| family(&|cx| data::run(cx, files)),
+        &|| family(&|cx| monitoring::run(cx, files, index)),
+        &|| family(&|cx| migrations::run(cx, files, index)),
+        &|| family(&|cx| units::run(cx, files, index)),
+        &|| family(&|cx| nginx::run(cx, files)),
+    ];
+    parallel::in_order(&families)
+        .into_iter()
+        .flatten()
+        .collect()
 }

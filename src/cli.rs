@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -373,7 +374,24 @@ fn validate_command(
     generated: Option<PathBuf>,
     templates: Option<&Path>,
 ) -> i32 {
-    let model = match model::load_files(files) {
+    let dir = generated.unwrap_or_else(|| default_out(files));
+    // The tree on disk is read, and its YAML parsed, while the model loads: neither needs
+    // the other. The tree lives outside the threads so the parsed files can borrow it.
+    let read = OnceLock::new();
+    let (loaded, on_disk) = std::thread::scope(|scope| {
+        let on_disk = scope.spawn(|| {
+            let tree = read.get_or_init(|| tree::read_tree(&dir)).as_ref()?;
+            let files = check::Files::new(tree);
+            files.parse_yaml();
+            Ok::<_, &std::io::Error>(files)
+        });
+        let loaded = model::load_files(files);
+        let on_disk = on_disk
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (loaded, on_disk)
+    });
+    let model = match loaded {
         Ok(model) => model,
         Err(findings) => {
             emit(&findings, format);
@@ -384,8 +402,7 @@ fn validate_command(
             };
         }
     };
-    let dir = generated.unwrap_or_else(|| default_out(files));
-    let on_disk = match tree::read_tree(&dir) {
+    let on_disk = match on_disk {
         Ok(on_disk) => on_disk,
         Err(error) => {
             emit(
@@ -403,10 +420,14 @@ fn validate_command(
         templates,
         Against::Disk {
             dir: &dir,
-            tree: &on_disk,
+            files: &on_disk,
         },
     );
     emit(&report.findings, format);
+    // The process ends here: freeing a large model and tree piece by piece only costs time.
+    std::mem::forget(on_disk);
+    std::mem::forget(model);
+    std::mem::forget(read);
     if report.fails(deny_warnings) { 1 } else { 0 }
 }
 

@@ -16,7 +16,6 @@ use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::Value as Json;
 use testkit::{Scratch, psql_args, require_local_postgres, unique};
 use tgstack::catalog;
-use tgstack::model::alerting as monitoring;
 use tgstack::model::kinds;
 use tgstack::model::{Kind, Model, PostgresVariant};
 use tgstack::render::{grafana, prometheus, sql};
@@ -411,9 +410,11 @@ fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
 fn every_alert_and_dashboard_query_reads_catalog_metrics_of_its_job() {
     let model = load("");
     let stack = &model.stack;
-    let mut queries: Vec<(String, String)> = monitoring::built_alerts(stack)
-        .into_iter()
-        .map(|a| (format!("alert {}", a.name), a.expr))
+    let mut queries: Vec<(String, String)> = model
+        .built_alerts()
+        .iter()
+        .flatten()
+        .map(|a| (format!("alert {}", a.name), a.expr.clone()))
         .collect();
     queries.extend(
         grafana::dashboard_queries(stack)

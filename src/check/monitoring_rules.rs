@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Ctx;
 use crate::finding::Severity;
-use crate::model::alerting::{build_alert, native_unreachable_from_containers, prometheus_service};
+use crate::model::alerting::{native_unreachable_from_containers, prometheus_service};
 use crate::model::{AlertKind, Deploy, Unreachable, kinds};
 
 pub fn run(cx: &mut Ctx<'_>) {
@@ -19,7 +19,7 @@ fn alerts(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
     let mut reports = Vec::new();
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (index, alert) in stack.alerts.iter().enumerate() {
+    for (index, (alert, built)) in stack.alerts.iter().zip(cx.model.built_alerts()).enumerate() {
         let base = format!("alerts.{index}");
         if let Some(first) = seen.insert(alert.name.as_str(), index) {
             reports.push((
@@ -33,7 +33,7 @@ fn alerts(cx: &mut Ctx<'_>) {
                 "give every alert its own name".to_string(),
             ));
         }
-        if let Err(problems) = build_alert(stack, alert) {
+        if let Err(problems) = built {
             for problem in problems {
                 let path = if problem.field.is_empty() {
                     base.clone()
@@ -44,8 +44,8 @@ fn alerts(cx: &mut Ctx<'_>) {
                     problem.rule,
                     Severity::Error,
                     path,
-                    problem.message,
-                    problem.help,
+                    problem.message.clone(),
+                    problem.help.clone(),
                 ));
             }
         } else if alert.kind == AlertKind::Custom && alert.test.is_none() {

@@ -3,13 +3,16 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use toml::Spanned;
-use toml::de::{DeArray, DeTable, DeValue};
+use toml::de::{DeTable, DeValue};
 
 use super::Stack;
+use super::alerting::{AlertProblem, BuiltAlert, build_alert};
 use crate::finding::{Finding, Severity};
+use crate::parallel::{self, Job};
 use crate::source::{SourceFile, Sources, SpanTree};
 
 /// A model read from disk: the typed stack, its text, and where every key is.
@@ -20,6 +23,28 @@ pub struct Model {
     pub spans: SpanTree,
     /// Spans holding literal secret-looking values: masked in every excerpt.
     pub redactions: Vec<Range<usize>>,
+    /// The alerts built into PromQL, on first use (see [`Model::built_alerts`]).
+    alerts: OnceLock<Vec<Result<BuiltAlert, Vec<AlertProblem>>>>,
+}
+
+impl Model {
+    /// Each alert of the model built into PromQL, or why it cannot be, in model order.
+    /// Built once, on first use, for the rules that check them and the renderer that
+    /// writes them: a test that edits `stack.alerts` does so before that.
+    pub fn built_alerts(&self) -> &[Result<BuiltAlert, Vec<AlertProblem>>] {
+        self.alerts.get_or_init(|| {
+            let stack = &self.stack;
+            // Thousands of alerts build in a few chunks on the machine's cores.
+            let chunk = stack.alerts.len().div_ceil(4).max(1);
+            let jobs: Vec<_> = stack
+                .alerts
+                .chunks(chunk)
+                .map(|alerts| move || alerts.iter().map(|a| build_alert(stack, a)).collect())
+                .collect();
+            let jobs: Vec<&Job<'_, Vec<_>>> = jobs.iter().map(|job| job as _).collect();
+            parallel::in_order(&jobs).into_iter().flatten().collect()
+        })
+    }
 }
 
 /// Keys whose string values are credentials; a literal string there is never accepted.
@@ -108,11 +133,7 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
         return Err(vec![Finding::io("no model file given".to_string())]);
     };
 
-    let spans = span_tree(
-        None,
-        merged.span(),
-        &DeValue::Table(merged.get_ref().clone()),
-    );
+    let spans = table_spans(None, merged.span(), merged.get_ref());
     let mut redactions = Vec::new();
     collect_secret_literals(
         merged.get_ref(),
@@ -121,7 +142,7 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
         &mut findings,
     );
 
-    let stack = Stack::deserialize(toml::de::Deserializer::from(merged.clone()));
+    let stack = Stack::deserialize(toml::de::Deserializer::from(merged));
     let mut model_stack = None;
     match stack {
         Ok(stack) => model_stack = Some(stack),
@@ -144,6 +165,7 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
             sources,
             spans,
             redactions,
+            alerts: OnceLock::new(),
         }),
         _ => Err(findings
             .into_iter()
@@ -351,29 +373,38 @@ fn collect_secret_literals(
 }
 
 fn span_tree(key: Option<Range<usize>>, span: Range<usize>, value: &DeValue<'_>) -> SpanTree {
-    let mut node = SpanTree {
+    match value {
+        DeValue::Table(table) => table_spans(key, span, table),
+        DeValue::Array(items) => SpanTree {
+            key,
+            value: span,
+            items: items
+                .iter()
+                .map(|item| span_tree(None, item.span(), item.get_ref()))
+                .collect(),
+            ..SpanTree::default()
+        },
+        _ => SpanTree {
+            key,
+            value: span,
+            ..SpanTree::default()
+        },
+    }
+}
+
+fn table_spans(key: Option<Range<usize>>, span: Range<usize>, table: &DeTable<'_>) -> SpanTree {
+    SpanTree {
         key,
         value: span,
+        children: table
+            .iter()
+            .map(|(k, v)| {
+                let child = span_tree(Some(k.span()), v.span(), v.get_ref());
+                (k.get_ref().to_string(), child)
+            })
+            .collect(),
         ..SpanTree::default()
-    };
-    match value {
-        DeValue::Table(table) => {
-            for (k, v) in table {
-                node.children.insert(
-                    k.get_ref().to_string(),
-                    span_tree(Some(k.span()), v.span(), v.get_ref()),
-                );
-            }
-        }
-        DeValue::Array(items) => {
-            for item in items.iter() {
-                node.items
-                    .push(span_tree(None, item.span(), item.get_ref()));
-            }
-        }
-        _ => {}
     }
-    node
 }
 
 fn shift(span: Range<usize>, by: usize) -> Range<usize> {
@@ -381,6 +412,9 @@ fn shift(span: Range<usize>, by: usize) -> Range<usize> {
 }
 
 fn shift_table(table: Spanned<DeTable<'_>>, by: usize) -> Spanned<DeTable<'_>> {
+    if by == 0 {
+        return table;
+    }
     let span = shift(table.span(), by);
     Spanned::new(span, shift_map(table.into_inner(), by))
 }
@@ -398,13 +432,12 @@ fn shift_value(value: Spanned<DeValue<'_>>, by: usize) -> Spanned<DeValue<'_>> {
     let span = shift(value.span(), by);
     let inner = match value.into_inner() {
         DeValue::Table(table) => DeValue::Table(shift_map(table, by)),
-        DeValue::Array(items) => {
-            let mut out = DeArray::new();
-            for item in items.iter() {
-                out.push(shift_value(item.clone(), by));
-            }
-            DeValue::Array(out)
-        }
+        DeValue::Array(items) => DeValue::Array(
+            items
+                .into_iter()
+                .map(|item| shift_value(item, by))
+                .collect(),
+        ),
         other => other,
     };
     Spanned::new(span, inner)

@@ -10,15 +10,15 @@ use serde::Serialize;
 use super::Output;
 use crate::catalog::postgres_exporter;
 use crate::model::alerting::{self, BuiltAlert};
-use crate::model::{AlertSeverity, Kind, Model, PostgresVariant, Stack, paths};
+use crate::model::{AlertSeverity, Kind, Model, PostgresVariant, paths};
 
 /// Where each postgres-exporter reads its custom queries.
 pub const QUERIES_PATH: &str = "/etc/postgres-exporter/queries.yaml";
 
-/// Rule files of the model's alerts, by severity: `(file name, alerts)`.
-pub fn rule_files(stack: &Stack) -> BTreeMap<AlertSeverity, Vec<BuiltAlert>> {
-    let mut files: BTreeMap<AlertSeverity, Vec<BuiltAlert>> = BTreeMap::new();
-    for alert in alerting::built_alerts(stack) {
+/// Rule files of the model's alerts that build, by severity: `(file name, alerts)`.
+pub fn rule_files(model: &Model) -> BTreeMap<AlertSeverity, Vec<&BuiltAlert>> {
+    let mut files: BTreeMap<AlertSeverity, Vec<&BuiltAlert>> = BTreeMap::new();
+    for alert in model.built_alerts().iter().flatten() {
         files.entry(alert.severity).or_default().push(alert);
     }
     files
@@ -30,7 +30,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
     for (name, service) in &stack.services {
         match (service.kind, &service.prometheus) {
             (Kind::Prometheus, Some(settings)) => {
-                let files = rule_files(stack);
+                let files = rule_files(model);
                 let rule_names: Vec<String> = files
                     .keys()
                     .map(|s| paths::prometheus_rule_file(*s))

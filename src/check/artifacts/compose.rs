@@ -145,7 +145,7 @@ impl<'a> Blocks<'a> {
 
 pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
     let Some(text) = files.text(FILE) else { return };
-    let Some(compose) = parse(cx, text) else {
+    let Some(compose) = parse(cx, files, text) else {
         return;
     };
     let declared_env = declared_env(files);
@@ -207,8 +207,16 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
     }
 }
 
-/// The compose file in typed form, or a TG023 finding when it does not fit.
-fn parse(cx: &mut Ctx<'_>, text: &str) -> Option<ComposeFile> {
+/// The compose file in typed form, or a TG023 finding when it does not fit. The YAML
+/// already parsed for the other rules is read first; the text is parsed again only for
+/// the parser's message and line when it does not fit.
+fn parse(cx: &mut Ctx<'_>, files: &Files<'_>, text: &str) -> Option<ComposeFile> {
+    if let Some(compose) = files
+        .yaml_value(FILE)
+        .and_then(|value| ComposeFile::deserialize(value).ok())
+    {
+        return Some(compose);
+    }
     match serde_saphyr::from_str(text) {
         Ok(compose) => Some(compose),
         Err(error) => {

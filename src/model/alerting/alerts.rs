@@ -176,15 +176,6 @@ pub fn build_alert(stack: &Stack, alert: &Alert) -> Result<BuiltAlert, Vec<Alert
     })
 }
 
-/// Every alert of the model that builds, in model order.
-pub fn built_alerts(stack: &Stack) -> Vec<BuiltAlert> {
-    stack
-        .alerts
-        .iter()
-        .filter_map(|alert| build_alert(stack, alert).ok())
-        .collect()
-}
-
 /// Rule evaluation interval of the stack's Prometheus, in whole seconds (15 without one).
 fn evaluation_interval_s(stack: &Stack) -> u64 {
     prometheus_service(stack)

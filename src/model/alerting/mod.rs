@@ -16,7 +16,7 @@ mod promtool;
 mod scrape;
 mod watched;
 
-pub use alerts::{AlertProblem, BuiltAlert, build_alert, built_alerts};
+pub use alerts::{AlertProblem, BuiltAlert, build_alert};
 pub use humanize::{expand, go_value, humanize_duration, humanize_percentage};
 pub use promtool::{ExpectedAlert, TestCase, TestCheck};
 pub use scrape::{ScrapeJob, native_unreachable_from_containers, prometheus_service, scrape_jobs};

@@ -4,4 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-env.sh
 cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast -- --test-threads 2
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads 2 || status=$?
+bash scripts/leftovers.sh || status=1
+exit "$status"

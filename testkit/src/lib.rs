@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,14 +116,13 @@ pub fn spawn(
 ) -> Daemon {
     require_program(program);
     let log_file = std::fs::File::create(log).expect("create log");
-    let mut command = match user {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--", program]);
-            c
-        }
-        None => Command::new(program),
-    };
+    let mut command = Command::new(program);
+    if let Some(user) = user {
+        // The program itself runs as `user` (not under runuser, which would be the child
+        // we kill, leaving the daemon behind).
+        let (uid, gid) = user_ids(user);
+        command.uid(uid).gid(gid);
+    }
     command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -137,6 +137,22 @@ pub fn spawn(
         child,
         log: log.to_path_buf(),
     }
+}
+
+/// The user and group ids of `user`, from the system's account database.
+fn user_ids(user: &str) -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = Command::new("id")
+            .args([flag, user])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run id: {e}"));
+        assert!(out.status.success(), "no user `{user}` on this machine");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .expect("id prints a number")
+    };
+    (id("-u"), id("-g"))
 }
 
 /// Fails (never skips) with how to install a missing program.
@@ -439,4 +455,35 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daemon started as another user is the program itself: dropping it leaves no
+    /// process behind.
+    #[test]
+    fn a_daemon_run_as_another_user_is_gone_after_drop() {
+        let dir = daemon_temp_dir("testkit-daemon-");
+        let marker = dir.path().join("marker");
+        let daemon = spawn("sleeper", "sleep", &["300"], &[], &marker, Some("nobody"));
+        let pid = daemon.pid();
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(cmdline.starts_with("sleep"), "the child is {cmdline:?}");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let nobody = user_ids("nobody").0.to_string();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:")
+                    && l.split_whitespace().nth(1) == Some(nobody.as_str())),
+            "{status}"
+        );
+        drop(daemon);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "sleep {pid} outlived its Daemon"
+        );
+    }
 }

@@ -87,7 +87,9 @@ fn main() {
             }
         });
         feeder.await.unwrap();
-        let _ = pipeline.finish(Duration::from_secs(600)).await;
+        let _ = pipeline
+            .finish(Duration::from_secs(600), std::future::pending())
+            .await;
         let elapsed = started.elapsed();
         let depth = store.outbox_depth().await.unwrap_or(-1);
         assert_eq!(depth, 0, "outbox not drained");
@@ -224,7 +226,9 @@ fn main() {
             }
         }
         feeder.await.unwrap();
-        let _ = pipeline.finish(Duration::from_secs(30)).await;
+        let _ = pipeline
+            .finish(Duration::from_secs(30), std::future::pending())
+            .await;
         let _ = connection.close(0, "done".into()).await;
         latencies.sort_by(f64::total_cmp);
         latencies

@@ -9,6 +9,7 @@
 //! outbox table itself, oldest first per channel).
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +30,12 @@ use crate::store::{OutboxRow, Store};
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the outbox depth and the dependencies are probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait for one health probe's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn no_answer() -> String {
+    format!("no answer within {PROBE_TIMEOUT:?}")
+}
 /// Rows per channel the drainer reads at a time.
 const DRAIN_CHUNK: i64 = 1000;
 
@@ -61,6 +68,9 @@ pub struct Pipeline {
     stop_publisher: watch::Sender<bool>,
     outbox_depth: Arc<AtomicI64>,
 }
+
+/// How long the publisher may take to finish its publish once told to stop.
+const PUBLISHER_GRACE: Duration = Duration::from_millis(500);
 
 fn backoff(attempt: u32) -> Duration {
     let millis = 100u64.saturating_mul(1u64 << attempt.min(6));
@@ -149,17 +159,50 @@ impl Pipeline {
 
     /// Waits until every event sent before all sinks were dropped is stored; then gives
     /// the publisher up to `drain` to empty the outbox, and stops.
-    pub async fn finish(self, drain: Duration) -> Result<i64> {
-        let _ = self.batcher.await;
-        let _ = self.writer.await;
-        let deadline = Instant::now() + drain;
+    /// `interrupt` (a termination signal) ends the waiting early, as the deadline does.
+    pub async fn finish(
+        mut self,
+        drain: Duration,
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<i64> {
+        let deadline = tokio::time::Instant::now() + drain;
+        let interrupt = async {
+            interrupt.await;
+            tracing::info!("stopping: no longer waiting for the outbox to drain");
+        };
+        tokio::pin!(interrupt);
+        // What was received is stored first. A writer that cannot reach the database by
+        // the deadline is cut off: its batch was never stored, so the source delivers it
+        // again (catch-up after a restart, or the replay run again).
+        let stored = tokio::select! {
+            stored = tokio::time::timeout_at(deadline, async {
+                let _ = (&mut self.batcher).await;
+                let _ = (&mut self.writer).await;
+            }) => stored.is_ok(),
+            () = &mut interrupt => false,
+        };
+        if !stored {
+            tracing::warn!("stopping before the database took the last batch");
+            self.batcher.abort();
+            self.writer.abort();
+        }
         let mut depth = self.store.outbox_depth().await.unwrap_or(-1);
-        while depth != 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        while depth != 0 && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = &mut interrupt => break,
+            }
             depth = self.store.outbox_depth().await.unwrap_or(-1);
         }
         let _ = self.stop_publisher.send(true);
-        let _ = self.publisher.await;
+        // A publish waiting on a broker that does not answer is cut off: its rows stay
+        // unpublished in the outbox and go out on the next start.
+        if tokio::time::timeout(PUBLISHER_GRACE, &mut self.publisher)
+            .await
+            .is_err()
+        {
+            self.publisher.abort();
+        }
         self.prober.abort();
         Ok(depth)
     }
@@ -394,6 +437,7 @@ async fn run_publisher(
         if *stop.borrow() {
             return;
         }
+        check_broker(&mut publisher, &health).await;
         if behind.swap(false, Ordering::SeqCst) {
             match drain(&mut publisher, &store, &health, &mut watermark).await {
                 Ok(()) => attempt = 0,
@@ -433,6 +477,18 @@ async fn run_publisher(
             Ok(max_id) => watermark = watermark.max(max_id),
             Err(_) => behind.store(true, Ordering::SeqCst),
         }
+    }
+}
+
+/// Connects when not connected and says so in /health: the broker is checked from the
+/// start and while nothing is published, not only when a row goes out.
+async fn check_broker(publisher: &mut Publisher, health: &Health) {
+    if publisher.is_connected() {
+        return;
+    }
+    match publisher.connect().await {
+        Ok(()) => health.set(health::RABBITMQ, true, ""),
+        Err(error) => health.set(health::RABBITMQ, false, format!("{error:#}")),
     }
 }
 
@@ -534,17 +590,21 @@ async fn run_prober(
 ) {
     let mut previous_depth = 0;
     loop {
-        match store.outbox_depth().await {
-            Ok(depth) => {
+        // A server that holds the connection open and never answers is down too: each
+        // probe has PROBE_TIMEOUT, so /health says so within PROBE_INTERVAL + PROBE_TIMEOUT.
+        match tokio::time::timeout(PROBE_TIMEOUT, store.outbox_depth()).await {
+            Ok(Ok(depth)) => {
                 health.set(health::POSTGRES, true, "");
                 outbox_depth.store(depth, Ordering::Relaxed);
                 metrics::gauge!(m::OUTBOX_DEPTH).set(depth as f64);
             }
-            Err(error) => health.set(health::POSTGRES, false, format!("{error:#}")),
+            Ok(Err(error)) => health.set(health::POSTGRES, false, format!("{error:#}")),
+            Err(_) => health.set(health::POSTGRES, false, no_answer()),
         }
-        match dedup.ping().await {
-            Ok(()) => health.set(health::REDIS, true, ""),
-            Err(error) => health.set(health::REDIS, false, error.to_string()),
+        match tokio::time::timeout(PROBE_TIMEOUT, dedup.ping()).await {
+            Ok(Ok(())) => health.set(health::REDIS, true, ""),
+            Ok(Err(error)) => health.set(health::REDIS, false, error.to_string()),
+            Err(_) => health.set(health::REDIS, false, no_answer()),
         }
         // Retry from the table while the broker is down, and as a safety net whenever
         // rows stay unpublished across two probes.

@@ -43,6 +43,11 @@ impl Publisher {
             .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
     }
 
+    /// Connects (with publisher confirms) unless connected already.
+    pub async fn connect(&mut self) -> Result<()> {
+        self.channel().await.map(|_| ())
+    }
+
     async fn channel(&mut self) -> Result<Channel> {
         if let Some((connection, channel)) = &self.link {
             if connection.status().connected() && channel.status().connected() {

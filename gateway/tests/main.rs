@@ -9,4 +9,5 @@ mod api_timeout;
 mod e2e_stack;
 mod pipeline;
 mod session;
+mod shutdown;
 mod sql;

@@ -8,11 +8,11 @@ use std::time::Duration;
 use crate::support::*;
 use testkit::eventually;
 
-const ARCHIVE: &str = "telegram.archive";
+pub(crate) const ARCHIVE: &str = "telegram.archive";
 const SIGNALS: &str = "telegram.signals";
 
 /// Every message stored exactly once, every outbox row published.
-fn assert_stored_once(stack: &TestStack, expected: i64) {
+pub(crate) fn assert_stored_once(stack: &TestStack, expected: i64) {
     assert_stored_once_with(stack, expected, expected);
 }
 

@@ -368,10 +368,12 @@ pub fn http_request(
 }
 
 /// A TCP proxy on a free loopback port; `cut` closes every connection and refuses new
-/// ones until `restore`.
+/// ones until `restore`; `freeze` keeps connections open and forwards nothing (a server
+/// that hangs) until `restore`.
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -382,9 +384,11 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let (cut2, stop2, conns2) = (cut.clone(), stop.clone(), connections.clone());
+        let frozen2 = frozen.clone();
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -405,8 +409,12 @@ impl Proxy {
                             held.push(client.try_clone().unwrap());
                             held.push(server.try_clone().unwrap());
                         }
-                        pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-                        pump(server, client);
+                        pump(
+                            client.try_clone().unwrap(),
+                            server.try_clone().unwrap(),
+                            frozen2.clone(),
+                        );
+                        pump(server, client, frozen2.clone());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -415,9 +423,15 @@ impl Proxy {
         Proxy {
             port,
             cut,
+            frozen,
             stop,
             connections,
         }
+    }
+
+    /// Connections stay open; nothing is forwarded either way until `restore`.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
     }
 
     pub fn cut(&self) {
@@ -429,23 +443,29 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.frozen.store(false, Ordering::SeqCst);
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.frozen.store(false, Ordering::SeqCst);
         self.cut();
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+fn pump(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    // Frozen: what was read is held back (bounded by the test's own wait).
+                    while frozen.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }

@@ -336,6 +336,18 @@ async fn catch_up_and_reconcile(
     }
 }
 
+/// How long the first request may wait for Telegram (connect and handshake included).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Resolves once `shutdown` turns true (or its sender is gone).
 async fn stopped(mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow_and_update() {
@@ -369,8 +381,19 @@ async fn run_source(
         shutdown,
         ..
     } = context;
+    // Down until Telegram answers: /health says so from the first attempt.
+    health.set(health::TELEGRAM, false, "connecting to Telegram");
     let mut connection = Connection::open(settings, lock).await?;
-    if !connection.client.is_authorized().await? {
+    // grammers has no handshake timeout: a server that accepts and never answers would
+    // hold the source (and its stop) forever.
+    let authorized = tokio::time::timeout(CONNECT_TIMEOUT, connection.client.is_authorized())
+        .await
+        .map_err(|_| {
+            let message = format!("Telegram did not answer within {CONNECT_TIMEOUT:?}");
+            health.set(health::TELEGRAM, false, message.clone());
+            anyhow!(message)
+        })?;
+    if !authorized? {
         connection.close().await?;
         bail!(
             "the session {} is not signed in: run `tg-gateway login` first",
@@ -393,13 +416,14 @@ async fn run_source(
     let history = {
         let (client, sink) = (connection.client.clone(), sink.clone());
         let interval = settings.reconcile_interval;
-        tokio::spawn(async move {
+        // Aborted when this source ends or is cut off, so its sink never outlives it.
+        AbortOnDrop(tokio::spawn(async move {
             if let Err(error) = catch_up_and_reconcile(client, peers, store, interval, sink).await
                 && !error.is::<crate::source::PipelineClosed>()
             {
                 tracing::error!(error = %format!("{error:#}"), "history catch-up stopped; live updates continue");
             }
-        })
+        }))
     };
 
     let shutdown = stopped(shutdown);
@@ -433,7 +457,7 @@ async fn run_source(
             },
         }
     };
-    history.abort();
+    drop(history);
     if let Err(error) = stream.sync_update_state().await {
         tracing::warn!(error = %error, "cannot save the update state to the session");
     }

@@ -36,6 +36,9 @@ pub struct Wiring {
     pub rabbitmq_proxy: bool,
     /// Extra overlay text (gateway tuning).
     pub extra: String,
+    /// The gateway's Telegram session file (below /var/lib, as the unit requires);
+    /// the model's default when None.
+    pub session_file: Option<PathBuf>,
 }
 
 /// One test's stack: rendered, secrets written, daemons running, database migrated.
@@ -89,7 +92,7 @@ port = {gateway_port}
 listen = "127.0.0.1"
 
 [services.tg-gateway.gateway]
-session_file = "/var/lib/tg-gateway/telegram.session"
+session_file = "{session_file}"
 
 [services.timescaledb]
 deploy = "native"
@@ -120,6 +123,11 @@ vhost = "{vhost}"
 "#,
             tmp = tmp.path().display(),
             extra = wiring.extra,
+            session_file = wiring
+                .session_file
+                .as_deref()
+                .unwrap_or(Path::new("/var/lib/tg-gateway/telegram.session"))
+                .display(),
         );
         let overlay = tmp.path().join("overlay.toml");
         std::fs::write(&overlay, &overlay_text).unwrap();

@@ -124,7 +124,8 @@ where
 const SOURCE_GRACE: Duration = Duration::from_secs(1);
 /// How long stored rows may take to reach the broker after SIGTERM; the rest stays in the
 /// outbox for the next start. With the other graces, a stop takes at most about 4.5 s, under
-/// the 5 s the rendered unit and compose file are checked to allow.
+/// the 5 s the tests allow (the rendered unit and compose stop script give 30 s and 20 s by
+/// default; no rule yet ties a model's own stop_timeout to this budget).
 pub const STOP_DRAIN: Duration = Duration::from_millis(2500);
 /// How long open HTTP requests may take to finish after SIGTERM.
 const HTTP_GRACE: Duration = Duration::from_millis(500);

@@ -158,10 +158,7 @@ fn killed_mid_replay_then_restarted_loses_and_duplicates_nothing() {
     let total = per_channel * CHANNELS.len() as i64;
 
     let mut gateway = stack.spawn_gateway(&["replay", file.to_str().unwrap()], "first.log");
-    eventually("some messages stored", Duration::from_secs(60), || {
-        let n = stack.count("SELECT count(*) FROM telegram.messages");
-        (n > 1000).then_some(n)
-    });
+    stack.wait_stored_over(1000);
     gateway.kill(); // SIGKILL
     let stored_at_kill = stack.count("SELECT count(*) FROM telegram.messages");
     assert!(
@@ -218,9 +215,7 @@ fn redis_killed_mid_run_keeps_ingesting_without_duplicates_and_health_shows_it()
         ],
         "gateway.log",
     );
-    eventually("some messages stored", Duration::from_secs(60), || {
-        (stack.count("SELECT count(*) FROM telegram.messages") > 1000).then_some(())
-    });
+    stack.wait_stored_over(1000);
     stack.redis.kill(); // the private instance, by PID
     let health = eventually(
         "/health reporting redis down",
@@ -343,9 +338,7 @@ fn postgres_path_cut_mid_run_retries_without_loss_or_duplicates() {
         ],
         "gateway.log",
     );
-    eventually("some messages stored", Duration::from_secs(60), || {
-        (stack.count("SELECT count(*) FROM telegram.messages") > 1000).then_some(())
-    });
+    stack.wait_stored_over(1000);
     proxy.cut();
     let health = eventually(
         "/health reporting postgres down",

@@ -62,9 +62,7 @@ fn sigterm_mid_replay_stops_within_the_budget_and_a_rerun_completes_exactly_once
     let total = per_channel * CHANNELS.len() as i64;
 
     let mut gateway = stack.spawn_gateway(&["replay", file.to_str().unwrap()], "first.log");
-    eventually("some messages stored", Duration::from_secs(60), || {
-        (stack.count("SELECT count(*) FROM telegram.messages") > 1000).then_some(())
-    });
+    stack.wait_stored_over(1000);
     assert_quick_clean_exit(&mut gateway);
     let stored = stack.count("SELECT count(*) FROM telegram.messages");
     assert!(
@@ -224,9 +222,7 @@ fn a_frozen_database_is_reported_down_within_five_seconds_and_nothing_is_lost() 
         ],
         "gateway.log",
     );
-    eventually("some messages stored", Duration::from_secs(60), || {
-        (stack.count("SELECT count(*) FROM telegram.messages") > 1000).then_some(())
-    });
+    stack.wait_stored_over(1000);
     proxy.freeze();
     let frozen_at = Instant::now();
     eventually(

@@ -383,6 +383,13 @@ vhost = "{vhost}"
     }
 
     /// GET on the gateway's own listener: (status, body).
+    /// Waits (60 s at most) until more than `n` messages are stored: a replay is under way.
+    pub fn wait_stored_over(&self, n: i64) {
+        eventually("some messages stored", Duration::from_secs(60), || {
+            (self.count("SELECT count(*) FROM telegram.messages") > n).then_some(())
+        });
+    }
+
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
         testkit::http_request(self.gateway_port, "GET", path, &[], Duration::from_secs(5))
     }

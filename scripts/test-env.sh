@@ -22,6 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# schemathesis (PyPI), pinned, in a venv of its own: the API fuzz test (gateway/tests/api.rs)
+# runs it against gateway/openapi.yaml.
+TOOLS=/opt/tgstack-tools
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$TOOLS/bin/st" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+  echo "installing: schemathesis $SCHEMATHESIS_VERSION into $TOOLS"
+  python3 -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 # Debian starts these services on install; the tests start private instances instead.
 for svc in pgbouncer prometheus redis-sentinel; do
   pkill -f "^/usr/(s)?bin/$svc" 2>/dev/null || true

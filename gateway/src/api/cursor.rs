@@ -9,8 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
 /// Sort order of a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
     /// Oldest first (default): a client following the feed sees new rows at the end.
     #[default]
@@ -54,6 +53,12 @@ pub struct Cursor {
 
 const VERSION: &str = "1";
 
+/// Times the API accepts, in parameters and cursors: RFC 3339's four-digit years, all of
+/// which PostgreSQL's `timestamptz` can hold (its range is 4713 BC to 294276 AD).
+pub fn in_range(time: DateTime<Utc>) -> bool {
+    (0..=9999).contains(&chrono::Datelike::year(&time))
+}
+
 impl Cursor {
     pub fn encode(&self) -> String {
         let text = format!(
@@ -87,7 +92,7 @@ impl Cursor {
         }
         Some(Cursor {
             order,
-            posted_at: DateTime::from_timestamp_micros(micros)?,
+            posted_at: DateTime::from_timestamp_micros(micros).filter(|time| in_range(*time))?,
             channel_id,
             message_id,
         })
@@ -117,5 +122,16 @@ mod tests {
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1:x:1:2:3")), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1:a:1:2:3:4")), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1:a:1:2")), None);
+    }
+
+    #[test]
+    fn rejects_times_outside_four_digit_years() {
+        // -5000-01-01 and 10000-01-01: chrono holds them, PostgreSQL or RFC 3339 does not.
+        for micros in [-220_000_000_000_000_000_i64, 253_402_300_800_000_000] {
+            let text = URL_SAFE_NO_PAD.encode(format!("1:a:{micros}:1:2"));
+            assert_eq!(Cursor::decode(&text), None, "{micros}");
+        }
+        let last = URL_SAFE_NO_PAD.encode("1:a:253402300799999999:1:2");
+        assert!(Cursor::decode(&last).is_some());
     }
 }

@@ -32,12 +32,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Longest wait for one health probe's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an idle publisher asks the broker for a round trip: a broker frozen with the
+/// connection open shows down within this plus PROBE_TIMEOUT (3 s).
+const BROKER_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 fn no_answer() -> String {
     format!("no answer within {PROBE_TIMEOUT:?}")
 }
-/// Rows per channel the drainer reads at a time.
-const DRAIN_CHUNK: i64 = 1000;
 
 /// Tuning that is not in the model.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub struct Pipeline {
 }
 
 /// How long the publisher may take to finish its publish once told to stop.
-const PUBLISHER_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const PUBLISHER_GRACE: Duration = Duration::from_millis(500);
 
 fn backoff(attempt: u32) -> Duration {
     let millis = 100u64.saturating_mul(1u64 << attempt.min(6));
@@ -124,6 +125,7 @@ impl Pipeline {
         let publisher = tokio::spawn(run_publisher(
             handoff_rx,
             Publisher::new(config.broker.clone()),
+            config.batch_size,
             store.clone(),
             behind.clone(),
             health.clone(),
@@ -421,9 +423,13 @@ fn record_stored(outcome: &crate::store::BatchOutcome) {
     }
 }
 
+/// Publishes what the writer hands over, in chunks of at most `batch_size` rows (also when
+/// draining the table): what a crash or a lost connection can make go out twice is at
+/// most the one chunk whose confirms were in flight.
 async fn run_publisher(
     mut handoff: mpsc::Receiver<Vec<OutboxRow>>,
     mut publisher: Publisher,
+    batch_size: usize,
     store: Arc<Store>,
     behind: Arc<AtomicBool>,
     health: Health,
@@ -439,7 +445,8 @@ async fn run_publisher(
         }
         check_broker(&mut publisher, &health).await;
         if behind.swap(false, Ordering::SeqCst) {
-            match drain(&mut publisher, &store, &health, &mut watermark).await {
+            let chunk = i64::try_from(batch_size).unwrap_or(i64::MAX);
+            match drain(&mut publisher, &store, &health, chunk, &mut watermark).await {
                 Ok(()) => attempt = 0,
                 Err(error) => {
                     behind.store(true, Ordering::SeqCst);
@@ -457,7 +464,10 @@ async fn run_publisher(
         }
         let rows = tokio::select! {
             rows = handoff.recv() => rows,
-            _ = tokio::time::sleep(PROBE_INTERVAL) => continue,
+            _ = tokio::time::sleep(BROKER_PROBE_INTERVAL) => {
+                probe_broker(&mut publisher, &health).await;
+                continue;
+            }
             _ = stop.changed() => continue,
         };
         let Some(rows) = rows else {
@@ -481,14 +491,33 @@ async fn run_publisher(
 }
 
 /// Connects when not connected and says so in /health: the broker is checked from the
-/// start and while nothing is published, not only when a row goes out.
+/// start and while nothing is published, not only when a row goes out. A lost connection
+/// is reported before the reconnect attempt, which may take its whole timeout.
 async fn check_broker(publisher: &mut Publisher, health: &Health) {
     if publisher.is_connected() {
         return;
     }
+    if health.is_up(health::RABBITMQ) {
+        health.set(health::RABBITMQ, false, "connection lost, reconnecting");
+    }
     match publisher.connect().await {
         Ok(()) => health.set(health::RABBITMQ, true, ""),
         Err(error) => health.set(health::RABBITMQ, false, format!("{error:#}")),
+    }
+}
+
+/// While nothing is published: a round trip within PROBE_TIMEOUT, so a broker that
+/// froze with the connection open shows down within BROKER_PROBE_INTERVAL + PROBE_TIMEOUT.
+async fn probe_broker(publisher: &mut Publisher, health: &Health) {
+    if !publisher.is_connected() {
+        return;
+    }
+    match publisher.probe(PROBE_TIMEOUT).await {
+        Ok(()) => health.set(health::RABBITMQ, true, ""),
+        Err(error) => {
+            health.set(health::RABBITMQ, false, format!("{error:#}"));
+            publisher.reset().await;
+        }
     }
 }
 
@@ -501,7 +530,7 @@ async fn publish_rows(
     rows: &[OutboxRow],
 ) -> Result<i64> {
     let started = Instant::now();
-    let outcome = publisher.publish(rows).await;
+    let outcome = publisher.publish(rows, health).await;
     let elapsed = started.elapsed().as_secs_f64();
     let confirmed: Vec<&OutboxRow> = outcome.confirmed.iter().map(|&i| &rows[i]).collect();
     if !confirmed.is_empty() {
@@ -550,6 +579,7 @@ async fn drain(
     publisher: &mut Publisher,
     store: &Store,
     health: &Health,
+    chunk: i64,
     watermark: &mut i64,
 ) -> Result<()> {
     // Rows committed after this read reach the publisher through the handoff.
@@ -558,7 +588,7 @@ async fn drain(
         let channels = store.unpublished_channels().await?;
         let mut progressed = false;
         for channel in channels {
-            let rows = store.unpublished(channel, DRAIN_CHUNK).await?;
+            let rows = store.unpublished(channel, chunk).await?;
             if rows.is_empty() {
                 continue;
             }

@@ -7,16 +7,21 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use lapin::Confirmation;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use crate::config::BrokerTarget;
+use crate::health::{self, Health};
 use crate::store::OutboxRow;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for one batch's confirms before the connection is considered broken.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pause between two confirms this long already says the broker is not answering:
+/// /health reports it down while the batch keeps waiting up to CONFIRM_TIMEOUT (giving up
+/// sooner would only publish the batch twice after a slow moment).
+pub const CONFIRM_STALL: Duration = Duration::from_secs(2);
 
 pub struct Publisher {
     target: BrokerTarget,
@@ -83,6 +88,21 @@ impl Publisher {
         Ok(channel)
     }
 
+    /// One round trip on the open channel (`basic.qos`, harmless on a publishing channel),
+    /// answered within `timeout`: a broker that holds the connection open and forwards
+    /// nothing fails it. Not connected is an error too; nothing is reconnected here.
+    pub async fn probe(&self, timeout: Duration) -> Result<()> {
+        let Some((_, channel)) = self.link.as_ref().filter(|_| self.is_connected()) else {
+            return Err(anyhow!("not connected"));
+        };
+        match tokio::time::timeout(timeout, channel.basic_qos(0, BasicQosOptions::default())).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow!("{error}")),
+            Err(_) => Err(anyhow!("no answer within {timeout:?}")),
+        }
+    }
+
     /// Drops the connection (after a failure) so the next call reconnects.
     pub async fn reset(&mut self) {
         if let Some((connection, _)) = self.link.take() {
@@ -95,8 +115,9 @@ impl Publisher {
     }
 
     /// Publishes rows in order and waits for their confirms. After a channel's first
-    /// failure its later rows are not attempted, so each channel stays in order.
-    pub async fn publish(&mut self, rows: &[OutboxRow]) -> Published {
+    /// failure its later rows are not attempted, so each channel stays in order. A stall
+    /// of the confirms is reported in `health` as soon as it lasts [`CONFIRM_STALL`].
+    pub async fn publish(&mut self, rows: &[OutboxRow], health: &Health) -> Published {
         let mut outcome = Published::default();
         let channel = match self.channel().await {
             Ok(channel) => channel,
@@ -148,55 +169,44 @@ impl Publisher {
                 }
             }
         }
-        let confirms = async {
-            let mut results = Vec::with_capacity(pending.len());
-            for (index, confirm) in pending {
-                results.push((index, confirm.await));
+        let (results, timed_out) = collect_confirms(pending, health).await;
+        if timed_out {
+            refused_only = false;
+            outcome.error = Some(format!("no confirms within {CONFIRM_TIMEOUT:?}"));
+        }
+        for (index, result) in results {
+            let channel_id = rows[index].channel_id;
+            // A channel that failed earlier in this batch must not have later rows
+            // counted: they would be republished out of order.
+            if failed_channels.contains(&channel_id) {
+                continue;
             }
-            results
-        };
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirms).await {
-            Ok(results) => {
-                for (index, result) in results {
-                    let channel_id = rows[index].channel_id;
-                    // A channel that failed earlier in this batch must not have later rows
-                    // counted: they would be republished out of order.
-                    if failed_channels.contains(&channel_id) {
-                        continue;
-                    }
-                    match result {
-                        Ok(Confirmation::Ack(None)) => outcome.confirmed.push(index),
-                        Ok(Confirmation::Ack(Some(_))) => {
-                            failed_channels.push(channel_id);
-                            outcome.error.get_or_insert(format!(
-                                "unroutable: no queue is bound for routing key {}",
-                                self.target.routing_key(channel_id)
-                            ));
-                        }
-                        Ok(Confirmation::Nack(_)) => {
-                            failed_channels.push(channel_id);
-                            outcome
-                                .error
-                                .get_or_insert("the broker nacked a message".into());
-                        }
-                        Ok(Confirmation::NotRequested) => {
-                            failed_channels.push(channel_id);
-                            outcome
-                                .error
-                                .get_or_insert("publisher confirms are off".into());
-                        }
-                        Err(error) => {
-                            refused_only = false;
-                            failed_channels.push(channel_id);
-                            outcome.error.get_or_insert(format!("confirm: {error}"));
-                        }
-                    }
+            match result {
+                Ok(Confirmation::Ack(None)) => outcome.confirmed.push(index),
+                Ok(Confirmation::Ack(Some(_))) => {
+                    failed_channels.push(channel_id);
+                    outcome.error.get_or_insert(format!(
+                        "unroutable: no queue is bound for routing key {}",
+                        self.target.routing_key(channel_id)
+                    ));
                 }
-            }
-            Err(_) => {
-                refused_only = false;
-                outcome.error = Some(format!("no confirms within {CONFIRM_TIMEOUT:?}"));
-                outcome.confirmed.clear();
+                Ok(Confirmation::Nack(_)) => {
+                    failed_channels.push(channel_id);
+                    outcome
+                        .error
+                        .get_or_insert("the broker nacked a message".into());
+                }
+                Ok(Confirmation::NotRequested) => {
+                    failed_channels.push(channel_id);
+                    outcome
+                        .error
+                        .get_or_insert("publisher confirms are off".into());
+                }
+                Err(error) => {
+                    refused_only = false;
+                    failed_channels.push(channel_id);
+                    outcome.error.get_or_insert(format!("confirm: {error}"));
+                }
             }
         }
         // A refused message (unroutable, nacked) leaves the link healthy; anything else
@@ -206,4 +216,38 @@ impl Publisher {
         }
         outcome
     }
+}
+
+/// Waits for the confirms in publishing order until CONFIRM_TIMEOUT has passed; returns
+/// those that arrived (acks received before a timeout still count, so those rows are not
+/// published twice) and whether the deadline cut the rest off.
+async fn collect_confirms(
+    pending: Vec<(usize, lapin::PublisherConfirm)>,
+    health: &Health,
+) -> (Vec<(usize, lapin::Result<Confirmation>)>, bool) {
+    let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
+    let mut results = Vec::with_capacity(pending.len());
+    let mut stall_reported = false;
+    for (index, confirm) in pending {
+        let mut confirm = std::pin::pin!(confirm);
+        let result = match tokio::time::timeout(CONFIRM_STALL, confirm.as_mut()).await {
+            Ok(result) => result,
+            Err(_) => {
+                if !stall_reported {
+                    stall_reported = true;
+                    health.set(
+                        health::RABBITMQ,
+                        false,
+                        format!("no publisher confirm for {CONFIRM_STALL:?}"),
+                    );
+                }
+                match tokio::time::timeout_at(deadline, confirm).await {
+                    Ok(result) => result,
+                    Err(_) => return (results, true),
+                }
+            }
+        };
+        results.push((index, result));
+    }
+    (results, false)
 }

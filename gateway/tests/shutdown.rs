@@ -78,7 +78,7 @@ fn sigterm_mid_replay_stops_within_the_budget_and_a_rerun_completes_exactly_once
     assert_eq!(counts.len() as i64, total, "every message published");
     let repeats = delivered.len() as i64 - total;
     assert!(
-        repeats <= 500,
+        repeats <= stack.batch_size(),
         "{repeats} messages published twice across a clean stop (at most one batch)"
     );
 }
@@ -156,6 +156,7 @@ fn run_with_a_telegram_that_never_answers_reports_it_and_stops_on_sigterm() {
         "termtg",
         Wiring {
             session_file: Some(session.clone()),
+            rabbitmq_proxy: true,
             ..Wiring::default()
         },
     );
@@ -195,7 +196,97 @@ fn run_with_a_telegram_that_never_answers_reports_it_and_stops_on_sigterm() {
         Duration::from_secs(10),
         || silent.accept().ok(),
     );
+    // Nothing to publish, and the broker freezes with the connection open: the idle
+    // probe notices. Then SIGTERM with both Telegram and the broker silent.
+    let noticed = freeze_and_time_until_down(&stack, stack.rabbitmq_proxy.as_ref().unwrap());
+    assert!(
+        noticed < STOP_BUDGET,
+        "an idle frozen broker was reported down after {noticed:?}"
+    );
     assert_quick_clean_exit(&mut gateway);
+}
+
+/// Freezes the broker's proxy (connections stay open, nothing passes) and returns how
+/// long /health took to report RabbitMQ down; checks /metrics says so too.
+fn freeze_and_time_until_down(stack: &TestStack, proxy: &testkit::Proxy) -> Duration {
+    proxy.freeze();
+    let frozen_at = Instant::now();
+    eventually(
+        "/health reporting rabbitmq down",
+        Duration::from_secs(30),
+        || {
+            stack
+                .http_get("/health")
+                .filter(|(_, body)| body.contains(r#""rabbitmq":{"up":false"#))
+        },
+    );
+    let noticed = frozen_at.elapsed();
+    eprintln!("frozen broker reported down after {noticed:?}");
+    let metrics = stack.http_get("/metrics").expect("metrics").1;
+    assert!(
+        metrics.contains(r#"tg_gateway_dependency_up{dependency="rabbitmq"} 0"#),
+        "{metrics}"
+    );
+    noticed
+}
+
+#[test]
+fn a_frozen_broker_mid_publish_is_reported_down_within_five_seconds_and_nothing_is_lost() {
+    let stack = TestStack::start(
+        "frozenmq",
+        Wiring {
+            rabbitmq_proxy: true,
+            ..Wiring::default()
+        },
+    );
+    let per_channel = 15_000;
+    let file = stack.tmp.path().join("big.jsonl");
+    write_lines(&file, &replay_lines(per_channel, 0));
+    let total = per_channel * CHANNELS.len() as i64;
+    let mut gateway = stack.spawn_gateway(
+        &[
+            "replay",
+            "--serve",
+            "--drain-timeout",
+            "120s",
+            file.to_str().unwrap(),
+        ],
+        "gateway.log",
+    );
+    eventually("some messages published", Duration::from_secs(60), || {
+        (stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL") > 1000)
+            .then_some(())
+    });
+    let proxy = stack.rabbitmq_proxy.as_ref().unwrap();
+    let noticed = freeze_and_time_until_down(&stack, proxy);
+    assert!(
+        stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NULL") > 0,
+        "everything was published before the freeze; make the file bigger"
+    );
+    proxy.restore();
+    assert!(
+        noticed < STOP_BUDGET,
+        "a broker frozen mid-publish was reported down after {noticed:?}"
+    );
+    let status = gateway.child.wait().unwrap();
+    assert!(status.success(), "replay failed:\n{}", gateway.log_text());
+    assert_stored_once(&stack, total);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NULL"),
+        0,
+        "the outbox drained once the broker answered again"
+    );
+    let delivered = stack.drain_queue(ARCHIVE);
+    assert_eq!(
+        tally(&delivered).len() as i64,
+        total,
+        "every message published"
+    );
+    let repeats = delivered.len() as i64 - total;
+    assert!(
+        repeats <= stack.batch_size(),
+        "{repeats} messages published twice after one freeze (at most one batch)"
+    );
 }
 
 #[test]

@@ -619,7 +619,7 @@ pub static RULES: &[Rule] = &[
         severity: Severity::Error,
         incidents: &[29, 30],
         summary: "A native service cannot get a sound systemd unit, or two gateways share a session file.",
-        explanation: "A service runs either as a container or as a systemd unit, never both: a `native` table on a container service is refused. Units are written for gateway and api services, with an absolute ExecStart, a dedicated user (never root), secrets from an EnvironmentFile, and the Telegram session in the unit's StateDirectory below /var/lib (mode 0700, UMask 0077). Two gateways on one session file log each other out and corrupt it.",
+        explanation: "A service runs either as a container or as a systemd unit, never both: a `native` table on a container service is refused. Units are written for gateway and api services, with an absolute ExecStart, a dedicated user (never root), a `stop_timeout` of at least 5s (what tg-gateway needs to stop after SIGTERM), secrets from an EnvironmentFile, and the Telegram session in the unit's StateDirectory below /var/lib (mode 0700, UMask 0077). Two gateways on one session file log each other out and corrupt it.",
         bad: "[services.tg-gateway]\ndeploy = \"container\"\n[services.tg-gateway.native]\nbinary = \"/usr/local/bin/tg-gateway\"",
         good: "[services.tg-gateway]\ndeploy = \"native\"\n[services.tg-gateway.native]\nbinary = \"/usr/local/bin/tg-gateway\"",
     },

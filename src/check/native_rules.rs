@@ -1,6 +1,6 @@
 //! TG701: the native layer. A service runs either as a container or as a systemd unit,
-//! never both; a unit can be written for it; its session file is private to exactly one
-//! gateway (incident 30) and lies in the unit's StateDirectory.
+//! never both; a unit can be written for it, with time to stop cleanly; its session file
+//! is private to exactly one gateway (incident 30) and lies in the unit's StateDirectory.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +61,23 @@ pub fn run(cx: &mut Ctx<'_>) {
                         ),
                         "leave `user` unset (the service name) or name a dedicated user"
                             .to_string(),
+                    ));
+                }
+                let stop_timeout = service.native.as_ref().and_then(|n| n.stop_timeout);
+                if let Some(stop_timeout) = stop_timeout
+                    && stop_timeout < native::MIN_GATEWAY_STOP_TIMEOUT
+                {
+                    reports.push((
+                        format!("services.{name}.native.stop_timeout"),
+                        format!(
+                            "stop_timeout {stop_timeout} is shorter than the {} `{name}` needs to stop after SIGTERM: systemd would kill it mid-drain",
+                            native::MIN_GATEWAY_STOP_TIMEOUT
+                        ),
+                        format!(
+                            "set `stop_timeout` to at least `{}`, or leave it unset (`{}`)",
+                            native::MIN_GATEWAY_STOP_TIMEOUT,
+                            native::DEFAULT_STOP_TIMEOUT
+                        ),
                     ));
                 }
                 if service.kind == Kind::Gateway

@@ -11,6 +11,9 @@ pub const DEFAULT_BINARY: &str = "/usr/local/bin/tg-gateway";
 pub const SYSTEMD_STATE_ROOT: &str = "/var/lib";
 /// How long systemd waits for a graceful stop when the model says nothing.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration(30_000);
+/// What `tg-gateway` needs after SIGTERM to stop cleanly (its graces add up to less; the
+/// gateway checks that at compile time). A shorter `stop_timeout` is a SIGKILL mid-drain.
+pub const MIN_GATEWAY_STOP_TIMEOUT: Duration = Duration(5_000);
 
 /// The kinds tgstack can write a unit for, with the `tg-gateway` subcommand they run.
 pub fn subcommand(kind: Kind) -> Option<&'static str> {

@@ -382,7 +382,6 @@ vhost = "{vhost}"
         })
     }
 
-    /// GET on the gateway's own listener: (status, body).
     /// Waits (60 s at most) until more than `n` messages are stored: a replay is under way.
     pub fn wait_stored_over(&self, n: i64) {
         eventually("some messages stored", Duration::from_secs(60), || {
@@ -390,6 +389,13 @@ vhost = "{vhost}"
         });
     }
 
+    /// The gateway's `batch_size`: the most a fault may make it publish twice.
+    pub fn batch_size(&self) -> i64 {
+        let settings = self.model.stack.services["tg-gateway"].gateway.as_ref();
+        i64::from(settings.expect("[services.tg-gateway.gateway]").batch_size)
+    }
+
+    /// GET on the gateway's own listener: (status, body).
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
         testkit::http_request(self.gateway_port, "GET", path, &[], Duration::from_secs(5))
     }

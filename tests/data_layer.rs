@@ -421,27 +421,18 @@ fn sentinels_from_rendered_configs_promote_the_replica_when_the_master_stops() {
     });
 
     // Sentinels run from a writable copy with the deploy-time auth appended, as deployed.
-    let auth = std::fs::read_to_string(tmp.path().join("secrets/sentinel-auth.conf")).unwrap();
-    let mut sentinels = Vec::new();
-    for i in 1..=3u16 {
-        let rendered =
-            std::fs::read_to_string(generated.join(format!("sentinel/sentinel-{i}.conf"))).unwrap();
-        let writable = tmp
-            .path()
-            .join("state")
-            .join(format!("sentinel-{i}/sentinel.conf"));
-        std::fs::write(&writable, format!("{rendered}{auth}")).unwrap();
-        let mut d = spawn(
-            &format!("sentinel-{i}"),
-            "redis-sentinel",
-            &[writable.to_str().unwrap()],
-            &[],
-            &tmp.path().join(format!("sentinel-{i}.log")),
-            None,
-        );
-        wait_for_port(&mut d, sentinel + i - 1, Duration::from_secs(10));
-        sentinels.push(d);
-    }
+    let _sentinels: Vec<Daemon> = (1..=3u16)
+        .map(|i| {
+            start_sentinel(
+                &format!("sentinel-{i}"),
+                &generated.join(format!("sentinel/sentinel-{i}.conf")),
+                &tmp.path().join("secrets/sentinel-auth.conf"),
+                &tmp.path().join(format!("state/sentinel-{i}/sentinel.conf")),
+                sentinel + i - 1,
+                &tmp.path().join(format!("sentinel-{i}.log")),
+            )
+        })
+        .collect();
     eventually(
         "sentinels to discover the replica and each other",
         Duration::from_secs(30),

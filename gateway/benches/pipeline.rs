@@ -133,7 +133,7 @@ fn main() {
 
     // 2. Dedup latency.
     let (single, batch) = runtime.block_on(async {
-        let mut dedup = Dedup::new(&gateway.redis.url(), gateway.dedup_ttl).unwrap();
+        let mut dedup = Dedup::new(&gateway.redis, gateway.dedup_ttl).unwrap();
         let mut single = Vec::new();
         for i in 0..20_000i64 {
             let key = vec![tg_gateway::dedup::key(7, 10_000_000 + i)];

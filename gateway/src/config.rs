@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use tgstack::model::native;
 use tgstack::model::{
-    Channel, Deploy, Endpoint, Kind, Model, PostgresSettings, PostgresVariant, SecretRef, Service,
-    Stack, Unreachable,
+    Channel, Deploy, Endpoint, Kind, Model, PostgresSettings, PostgresVariant, SecretRef,
+    SentinelView, Service, Stack, Unreachable,
 };
 
 /// A secret value; `Debug` never shows it.
@@ -83,20 +83,29 @@ pub struct GatewayConfig {
 
 #[derive(Debug, Clone)]
 pub struct RedisTarget {
+    /// The master as the model places it: used when no Sentinel answers.
     pub endpoint: Endpoint,
     pub password: Option<Secret>,
+    /// The Sentinels watching that master, when the model has them: they say where the
+    /// master is after a failover.
+    pub sentinels: Option<SentinelView>,
 }
 
 impl RedisTarget {
-    /// `redis://:password@host:port/`; holds the password, never log it.
+    /// `redis://:password@host:port/` of the model's master; holds the password, never log it.
     pub fn url(&self) -> String {
+        self.url_at(&self.endpoint)
+    }
+
+    /// The same for a server at `endpoint` (the master a Sentinel named).
+    pub fn url_at(&self, endpoint: &Endpoint) -> String {
         match &self.password {
             Some(password) => format!(
                 "redis://:{}@{}/",
                 percent_encode(password.expose()),
-                self.endpoint
+                endpoint
             ),
-            None => format!("redis://{}/", self.endpoint),
+            None => format!("redis://{endpoint}/"),
         }
     }
 }
@@ -361,6 +370,9 @@ impl Config {
         let redis = RedisTarget {
             endpoint: self.endpoint(&settings.redis)?,
             password: Some(self.secret(&redis_settings.password)?),
+            sentinels: self
+                .stack()
+                .sentinels_watching(self.service(), &settings.redis),
         };
 
         let rabbit = self
@@ -466,6 +478,38 @@ mod tests {
         );
         assert!(uri.contains("value-of-TG_RABBITMQ_GATEWAY_PASSWORD%20%2F%40%3A"));
         assert!(!format!("{gateway:?}").contains("value-of"), "secrets leak");
+        // The three Sentinels through their published ports; what they announce (container
+        // names) mapped to the published ports of the master and the replica.
+        let sentinels = gateway.redis.sentinels.expect("the model has Sentinels");
+        assert_eq!(sentinels.master_name, "mymaster");
+        assert_eq!(
+            endpoints(&sentinels.sentinels),
+            ["127.0.0.1:26379", "127.0.0.1:26380", "127.0.0.1:26381"]
+        );
+        assert_eq!(
+            announced(&sentinels.announced),
+            [
+                (
+                    "redis-master:6379".to_string(),
+                    "127.0.0.1:6379".to_string()
+                ),
+                (
+                    "redis-replica:6379".to_string(),
+                    "127.0.0.1:6380".to_string()
+                ),
+            ]
+        );
+    }
+
+    fn endpoints(list: &[Endpoint]) -> Vec<String> {
+        list.iter().map(|e| e.to_string()).collect()
+    }
+
+    fn announced(pairs: &[(Endpoint, Endpoint)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -478,6 +522,24 @@ mod tests {
         assert_eq!(gateway.database.endpoint.to_string(), "pgbouncer:6432");
         assert_eq!(gateway.redis.endpoint.to_string(), "redis-master:6379");
         assert_eq!(gateway.listen.to_string(), "0.0.0.0:4007");
+        let sentinels = gateway.redis.sentinels.expect("the model has Sentinels");
+        assert_eq!(
+            endpoints(&sentinels.sentinels),
+            ["sentinel-1:26379", "sentinel-2:26379", "sentinel-3:26379"]
+        );
+        assert_eq!(
+            announced(&sentinels.announced),
+            [
+                (
+                    "redis-master:6379".to_string(),
+                    "redis-master:6379".to_string()
+                ),
+                (
+                    "redis-replica:6379".to_string(),
+                    "redis-replica:6379".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -7,11 +7,20 @@
 //!
 //! Redis down is not fatal: every message goes through to the database (whose unique key
 //! still prevents duplicates), and `tg_gateway_dependency_up{dependency="redis"}` says so.
+//!
+//! Where the model has Sentinels watching the master, each (re)connection first asks them
+//! where the master is now, maps the address they announce (a container name, say) to one
+//! this process reaches, and checks that server really is a master. After a failover the
+//! first failed round trip drops the connection, and the next one lands on the promoted
+//! replica. With no Sentinel answering, the model's master address is used.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tgstack::model::{Endpoint, SentinelView};
+
+use crate::config::RedisTarget;
 
 const COMMITTED: &str = "c";
 /// A dedup round trip slower than this counts as Redis being unavailable.
@@ -34,7 +43,7 @@ pub enum Verdict {
 }
 
 pub struct Dedup {
-    client: redis::Client,
+    target: RedisTarget,
     connection: Option<ConnectionManager>,
     ttl_seconds: u64,
     token: String,
@@ -43,15 +52,16 @@ pub struct Dedup {
 
 impl Dedup {
     /// Nothing connects until the first check.
-    pub fn new(url: &str, ttl: Duration) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| anyhow!("invalid redis address: {e}"))?;
+    pub fn new(target: &RedisTarget, ttl: Duration) -> Result<Self> {
+        // Refuse a malformed address now rather than at every connection attempt.
+        redis::Client::open(target.url()).map_err(|e| anyhow!("invalid redis address: {e}"))?;
         // Unique per process start: pid plus the start time.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         Ok(Dedup {
-            client,
+            target: target.clone(),
             connection: None,
             ttl_seconds: ttl.as_secs().max(1),
             token: format!("r{}-{nanos}", std::process::id()),
@@ -68,33 +78,61 @@ impl Dedup {
         {
             return Err(anyhow!("redis unavailable (retrying shortly)"));
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1);
-        match tokio::time::timeout(
-            TIMEOUT * 2,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        {
-            Ok(Ok(connection)) => {
+        match self.connect().await {
+            Ok(connection) => {
                 self.connection = Some(connection.clone());
                 Ok(connection)
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 self.last_failure = Some(Instant::now());
-                Err(anyhow!("cannot connect to redis: {error}"))
-            }
-            Err(_) => {
-                self.last_failure = Some(Instant::now());
-                Err(anyhow!("cannot connect to redis: timed out"))
+                Err(error)
             }
         }
     }
 
+    /// Connects to the master: where the Sentinels say it is, else where the model puts it.
+    async fn connect(&self) -> Result<ConnectionManager> {
+        let (endpoint, from_sentinel) = match &self.target.sentinels {
+            Some(view) => match ask_sentinels(view).await {
+                Some(endpoint) => (endpoint, true),
+                None => (self.target.endpoint.clone(), false),
+            },
+            None => (self.target.endpoint.clone(), false),
+        };
+        let client = redis::Client::open(self.target.url_at(&endpoint))
+            .map_err(|e| anyhow!("invalid redis address: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1);
+        let mut connection = tokio::time::timeout(
+            TIMEOUT * 2,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| anyhow!("cannot connect to redis at {endpoint}: timed out"))?
+        .map_err(|e| anyhow!("cannot connect to redis at {endpoint}: {e}"))?;
+        // A Sentinel's answer can be stale while a failover is under way: write only to a
+        // server that says it is the master.
+        if from_sentinel {
+            let role: redis::Value =
+                tokio::time::timeout(TIMEOUT, redis::cmd("ROLE").query_async(&mut connection))
+                    .await
+                    .map_err(|_| anyhow!("redis at {endpoint} did not answer ROLE"))?
+                    .map_err(|e| anyhow!("redis at {endpoint}: {e}"))?;
+            if !is_master(&role) {
+                return Err(anyhow!(
+                    "redis at {endpoint} is not the master (a failover is under way)"
+                ));
+            }
+        }
+        Ok(connection)
+    }
+
+    /// After a failed round trip: the next one reconnects, asking the Sentinels again.
     fn failed(&mut self) {
         self.last_failure = Some(Instant::now());
+        self.connection = None;
     }
 
     /// Claims every key; one verdict per key, in order. An error means Redis could not
@@ -176,5 +214,49 @@ impl Dedup {
             self.failed();
         }
         result.map(|_| ())
+    }
+}
+
+/// Asks each Sentinel in turn where the master is; the first answer wins, mapped to an
+/// address this process reaches (an unknown address is used as announced).
+async fn ask_sentinels(view: &SentinelView) -> Option<Endpoint> {
+    for sentinel in &view.sentinels {
+        let ask = async {
+            let client = redis::Client::open(format!("redis://{sentinel}/")).ok()?;
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            let answer: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&view.master_name)
+                .query_async(&mut connection)
+                .await
+                .ok()?;
+            answer
+        };
+        if let Ok(Some((host, port))) = tokio::time::timeout(TIMEOUT, ask).await {
+            let announced = Endpoint { host, port };
+            let reachable = view
+                .announced
+                .iter()
+                .find(|(as_announced, _)| *as_announced == announced)
+                .map(|(_, reachable)| reachable.clone());
+            return Some(reachable.unwrap_or(announced));
+        }
+    }
+    None
+}
+
+/// `ROLE`'s first element is `master` on a master.
+fn is_master(role: &redis::Value) -> bool {
+    match role {
+        redis::Value::Array(items) => {
+            matches!(
+                items.first(),
+                Some(redis::Value::BulkString(bytes)) if bytes.as_slice() == b"master"
+            ) || matches!(
+                items.first(),
+                Some(redis::Value::SimpleString(text)) if text == "master"
+            )
+        }
+        _ => false,
     }
 }

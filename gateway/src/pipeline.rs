@@ -96,8 +96,8 @@ impl Pipeline {
             &config.database.schema,
             options.pool_size,
         )?);
-        let dedup = Dedup::new(&config.redis.url(), config.dedup_ttl)?;
-        let probe_dedup = Dedup::new(&config.redis.url(), config.dedup_ttl)?;
+        let dedup = Dedup::new(&config.redis, config.dedup_ttl)?;
+        let probe_dedup = Dedup::new(&config.redis, config.dedup_ttl)?;
         let (sink, events) = EventSink::channel(options.queue);
         // One batch waits while the writer stores another; the next one grows meanwhile.
         let (batches, batches_rx) = mpsc::channel::<Batch>(1);
@@ -117,7 +117,7 @@ impl Pipeline {
         let writer = tokio::spawn(run_writer(
             batches_rx,
             store.clone(),
-            Dedup::new(&config.redis.url(), config.dedup_ttl)?,
+            Dedup::new(&config.redis, config.dedup_ttl)?,
             handoff,
             behind.clone(),
             health.clone(),

@@ -245,6 +245,106 @@ fn redis_killed_mid_run_keeps_ingesting_without_duplicates_and_health_shows_it()
     assert_eq!(tally(&delivered).len() as i64, total);
 }
 
+/// The master killed under a running replay, with the model's replica and three
+/// Sentinels running from the rendered configs: the Sentinels promote the replica, the
+/// gateway asks them where the master is now and its dedup resumes there (health up, new
+/// dedup keys written to the promoted replica) while the replay goes on; nothing is stored
+/// twice, nothing is lost.
+#[test]
+fn dedup_follows_a_sentinel_failover_to_the_promoted_replica() {
+    let mut stack = TestStack::start(
+        "failover",
+        Wiring {
+            sentinels: true,
+            ..Wiring::default()
+        },
+    );
+    let per_channel = 40_000;
+    let file = stack.tmp.path().join("big.jsonl");
+    write_lines(&file, &replay_lines(per_channel, 4));
+    let total = per_channel * CHANNELS.len() as i64;
+    let password = stack.secrets["redis"].clone();
+    let failover = stack.failover.as_ref().unwrap();
+    let (replica_port, sentinel_port) = (failover.replica_port, failover.sentinel_port);
+    let redis_cli = |port: u16, args: &[&str]| {
+        let port = port.to_string();
+        let mut all = vec![
+            "-p",
+            port.as_str(),
+            "-a",
+            password.as_str(),
+            "--no-auth-warning",
+        ];
+        all.extend_from_slice(args);
+        testkit::run("redis-cli", &all, &[]).1
+    };
+
+    let mut gateway = stack.spawn_gateway(
+        &[
+            "replay",
+            "--serve",
+            "--drain-timeout",
+            "60s",
+            file.to_str().unwrap(),
+        ],
+        "gateway.log",
+    );
+    stack.wait_stored_over(1000);
+    stack.redis.kill(); // the master, by PID
+    let killed_at = std::time::Instant::now();
+    eventually(
+        "/health reporting redis down",
+        Duration::from_secs(15),
+        || {
+            stack
+                .http_get("/health")
+                .filter(|(_, body)| body.contains(r#""redis":{"up":false"#))
+        },
+    );
+    eventually(
+        "the Sentinels to promote the replica",
+        Duration::from_secs(30),
+        || {
+            let out = redis_cli(
+                sentinel_port,
+                &["sentinel", "get-master-addr-by-name", "mymaster"],
+            );
+            (out.lines().nth(1)?.trim() == replica_port.to_string()).then_some(())
+        },
+    );
+    let promoted_after = killed_at.elapsed();
+    let keys_at_promotion: i64 = redis_cli(replica_port, &["dbsize"]).trim().parse().unwrap();
+    eventually(
+        "/health reporting redis up again, on the promoted replica",
+        Duration::from_secs(15),
+        || {
+            stack
+                .http_get("/health")
+                .filter(|(_, body)| body.contains(r#""redis":{"up":true"#))
+        },
+    );
+    let (keys_now, _) = eventually(
+        "new dedup keys on the promoted replica",
+        Duration::from_secs(15),
+        || {
+            let keys: i64 = redis_cli(replica_port, &["dbsize"]).trim().parse().ok()?;
+            (keys > keys_at_promotion).then_some((keys, ()))
+        },
+    );
+    let resumed_after = killed_at.elapsed();
+    eprintln!(
+        "failover: promoted after {promoted_after:?}, dedup resumed after {resumed_after:?} \
+         ({keys_at_promotion} -> {keys_now} keys)"
+    );
+    assert!(
+        stack.count("SELECT count(*) FROM telegram.messages") < total,
+        "the replay ended before dedup resumed; make the file bigger"
+    );
+    let status = gateway.child.wait().unwrap();
+    assert!(status.success(), "replay failed:\n{}", gateway.log_text());
+    assert_stored_once(&stack, total);
+}
+
 #[test]
 fn rabbitmq_unreachable_then_back_drains_the_outbox_in_order_per_channel() {
     let stack = TestStack::start(

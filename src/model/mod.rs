@@ -16,4 +16,4 @@ pub use load::{Model, load_files, load_texts, path_at};
 pub use monitoring::*;
 pub use types::*;
 mod topology;
-pub use topology::{Endpoint, Instance, PublishedPort, Unreachable};
+pub use topology::{Endpoint, Instance, PublishedPort, SentinelView, Unreachable};

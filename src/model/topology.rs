@@ -93,6 +93,57 @@ impl Stack {
         self.reach_port(from, to_name, to.port, to.publish)
     }
 
+    /// How `from` reaches one instance of `service` (a Sentinel of three, say): between
+    /// containers by the instance's own name, from the host by its published port.
+    pub fn reach_instance(
+        &self,
+        from: &Service,
+        service: &str,
+        instance: &Instance,
+    ) -> Result<Endpoint, Unreachable> {
+        let mut endpoint = self.reach_port(from, service, instance.port, instance.publish)?;
+        if endpoint.host == service {
+            endpoint.host = instance.name.clone();
+        }
+        Ok(endpoint)
+    }
+
+    /// The Sentinels watching the Redis master `master`, as `from` sees them; `None` when
+    /// no Sentinel service monitors it.
+    pub fn sentinels_watching(&self, from: &Service, master: &str) -> Option<SentinelView> {
+        let (name, service, settings) = self.services.iter().find_map(|(name, service)| {
+            let settings = service.sentinel.as_ref()?;
+            (settings.monitors == master).then_some((name, service, settings))
+        })?;
+        let sentinels = self
+            .instances(name, service)
+            .iter()
+            .filter_map(|instance| self.reach_instance(from, name, instance).ok())
+            .collect();
+        // The master and its replicas, each under the address the Sentinels hand out
+        // (how they reach it; replicas in containers announce their service name).
+        let group = self.services.iter().filter(|(redis_name, redis)| {
+            redis_name.as_str() == master
+                || redis
+                    .redis
+                    .as_ref()
+                    .is_some_and(|r| r.replica_of.as_deref() == Some(master))
+        });
+        let announced = group
+            .filter_map(|(redis_name, _)| {
+                Some((
+                    self.reach(service, redis_name).ok()?,
+                    self.reach(from, redis_name).ok()?,
+                ))
+            })
+            .collect();
+        Some(SentinelView {
+            master_name: settings.master_name.clone(),
+            sentinels,
+            announced,
+        })
+    }
+
     /// The postgres settings behind a database service (itself, or a pgbouncer's
     /// upstream), with the name of the postgres service.
     pub fn database_of(&self, name: &str) -> Option<(&str, &PostgresSettings)> {
@@ -193,6 +244,18 @@ pub struct Instance {
     /// Port the process listens on.
     pub port: u16,
     pub publish: Option<u16>,
+}
+
+/// The Sentinels of one Redis master, as one client sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelView {
+    /// The name the Sentinels monitor the master under (`get-master-addr-by-name`).
+    pub master_name: String,
+    /// Each Sentinel, as the client reaches it.
+    pub sentinels: Vec<Endpoint>,
+    /// (address a Sentinel announces, address the client reaches) for the master and
+    /// each of its replicas: a native client cannot resolve container names.
+    pub announced: Vec<(Endpoint, Endpoint)>,
 }
 
 /// A host port bound by the stack.

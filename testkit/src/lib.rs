@@ -139,6 +139,33 @@ pub fn spawn(
     }
 }
 
+/// Starts one Sentinel as deployed: Sentinel rewrites its config at run time, so it runs
+/// from a writable copy of the `rendered` file with the deploy-time `auth` lines appended;
+/// waits until it listens on `port`.
+pub fn start_sentinel(
+    name: &str,
+    rendered: &Path,
+    auth: &Path,
+    writable: &Path,
+    port: u16,
+    log: &Path,
+) -> Daemon {
+    let text = std::fs::read_to_string(rendered).expect("read the rendered sentinel config");
+    let auth = std::fs::read_to_string(auth).expect("read the sentinel auth file");
+    std::fs::create_dir_all(writable.parent().expect("a directory")).unwrap();
+    std::fs::write(writable, format!("{text}{auth}")).unwrap();
+    let mut daemon = spawn(
+        name,
+        "redis-sentinel",
+        &[writable.to_str().unwrap()],
+        &[],
+        log,
+        None,
+    );
+    wait_for_port(&mut daemon, port, Duration::from_secs(10));
+    daemon
+}
+
 /// The user and group ids of `user`, from the system's account database.
 fn user_ids(user: &str) -> (u32, u32) {
     let id = |flag: &str| {

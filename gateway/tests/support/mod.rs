@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use testkit::{
-    Daemon, Proxy, eventually, free_port, psql, require_local_postgres, require_local_rabbitmq,
-    run, run_with_stdin, spawn, wait_for_port,
+    Daemon, Proxy, eventually, free_port, free_port_run, psql, require_local_postgres,
+    require_local_rabbitmq, run, run_with_stdin, spawn, wait_for_port,
 };
 use tgstack::model::{self, Model};
 use tgstack::render;
@@ -39,6 +39,18 @@ pub struct Wiring {
     /// The gateway's Telegram session file (below /var/lib, as the unit requires);
     /// the model's default when None.
     pub session_file: Option<PathBuf>,
+    /// Also run the model's Redis replica and its three Sentinels (from the rendered
+    /// configs, quick failover timings), so the master can be killed.
+    pub sentinels: bool,
+}
+
+/// The replica and Sentinels of a stack started with `Wiring::sentinels`.
+pub struct Failover {
+    pub replica: Daemon,
+    pub replica_port: u16,
+    /// The first Sentinel's port; the others follow it.
+    pub sentinel_port: u16,
+    pub sentinels: Vec<Daemon>,
 }
 
 /// One test's stack: rendered, secrets written, daemons running, database migrated.
@@ -57,6 +69,7 @@ pub struct TestStack {
     pub redis: Daemon,
     pub postgres_proxy: Option<Proxy>,
     pub rabbitmq_proxy: Option<Proxy>,
+    pub failover: Option<Failover>,
     _scratch: testkit::Scratch,
 }
 
@@ -73,11 +86,37 @@ impl TestStack {
         let postgres_port = postgres_proxy.as_ref().map_or(5432, |p| p.port);
         let rabbitmq_port = rabbitmq_proxy.as_ref().map_or(5672, |p| p.port);
         let (gateway_port, pgbouncer_port, redis_port) = (free_port(), free_port(), free_port());
+        // Without `sentinels`, the model's replica and Sentinels stay unpublished containers
+        // that never run: the gateway finds no Sentinel and uses the master directly.
+        let (replica_port, sentinel_port) = (free_port(), free_port_run(3));
+        let failover_overlay = if wiring.sentinels {
+            format!(
+                r#"
+[services.redis-replica]
+deploy = "native"
+port = {replica_port}
+
+[services.redis-replica.redis]
+persistence = "none"
+
+[services.sentinel]
+deploy = "native"
+port = {sentinel_port}
+
+[services.sentinel.sentinel]
+down_after = "1000ms"
+failover_timeout = "5000ms"
+"#
+            )
+        } else {
+            String::new()
+        };
         let overlay_text = format!(
             r#"
 unset = [
   "services.timescaledb.publish", "services.pgbouncer.publish",
   "services.redis-master.publish", "services.rabbitmq.publish",
+  "services.redis-replica.publish", "services.sentinel.publish",
 ]
 
 [deploy]
@@ -119,6 +158,7 @@ port = {rabbitmq_port}
 
 [services.rabbitmq.rabbitmq]
 vhost = "{vhost}"
+{failover_overlay}
 {extra}
 "#,
             tmp = tmp.path().display(),
@@ -237,6 +277,16 @@ vhost = "{vhost}"
             None,
         );
         wait_for_port(&mut redis, redis_port, Duration::from_secs(10));
+        let failover = wiring.sentinels.then(|| {
+            let password = &secrets["redis"];
+            start_failover(
+                tmp.path(),
+                &generated,
+                password,
+                replica_port,
+                sentinel_port,
+            )
+        });
 
         // RabbitMQ: the rendered topology and the deploy-time users into a fresh vhost.
         let _ = run("rabbitmqctl", &["-q", "delete_vhost", &vhost], &[]);
@@ -282,6 +332,7 @@ vhost = "{vhost}"
             redis,
             postgres_proxy,
             rabbitmq_proxy,
+            failover,
             _scratch: scratch,
         };
         let (ok, out) = stack.gateway(&["migrate"]);
@@ -412,6 +463,85 @@ impl Drop for TestStack {
 /// Renders the model. The test runs the data services natively, which the model allows
 /// only for the gateway and API (systemd units are written for those alone): those unit
 /// outputs are replaced by empty templates, every other file is the real rendering.
+/// The replica and three Sentinels from the rendered configs; returns once the replica
+/// holds the master's data and the Sentinels know it and each other (a failover can
+/// happen from then on).
+fn start_failover(
+    tmp: &Path,
+    generated: &Path,
+    password: &str,
+    replica_port: u16,
+    sentinel_port: u16,
+) -> Failover {
+    std::fs::create_dir_all(tmp.join("state/redis-replica")).unwrap();
+    let mut replica = spawn(
+        "redis-replica",
+        "redis-server",
+        &[generated.join("redis-replica/redis.conf").to_str().unwrap()],
+        &[],
+        &tmp.join("replica.log"),
+        None,
+    );
+    wait_for_port(&mut replica, replica_port, Duration::from_secs(10));
+    // The first full sync waits for Redis's diskless-sync delay (5 s).
+    eventually("the replica to sync", Duration::from_secs(30), || {
+        let port = replica_port.to_string();
+        let args = [
+            "-p",
+            &port,
+            "-a",
+            password,
+            "--no-auth-warning",
+            "info",
+            "replication",
+        ];
+        let (_, out) = run("redis-cli", &args, &[]);
+        out.contains("master_link_status:up").then_some(())
+    });
+    let sentinels: Vec<Daemon> = (1..=3u16)
+        .map(|i| {
+            testkit::start_sentinel(
+                &format!("sentinel-{i}"),
+                &generated.join(format!("sentinel/sentinel-{i}.conf")),
+                &tmp.join("secrets/sentinel-auth.conf"),
+                &tmp.join(format!("state/sentinel-{i}/sentinel.conf")),
+                sentinel_port + i - 1,
+                &tmp.join(format!("sentinel-{i}.log")),
+            )
+        })
+        .collect();
+    eventually(
+        "the Sentinels to know the replica and each other",
+        Duration::from_secs(30),
+        || {
+            let (_, out) = run(
+                "redis-cli",
+                &[
+                    "-p",
+                    &sentinel_port.to_string(),
+                    "sentinel",
+                    "master",
+                    "mymaster",
+                ],
+                &[],
+            );
+            let lines: Vec<&str> = out.lines().collect();
+            let field = |name: &str| {
+                let at = lines.iter().position(|line| *line == name)?;
+                lines.get(at + 1).copied()
+            };
+            (field("num-slaves") == Some("1") && field("num-other-sentinels") == Some("2"))
+                .then_some(())
+        },
+    );
+    Failover {
+        replica,
+        replica_port,
+        sentinel_port,
+        sentinels,
+    }
+}
+
 fn render_data_layer(model: &Model, tmp: &Path) -> tgstack::tree::Tree {
     let findings = match render::render(model, None) {
         Ok(tree) => return tree,

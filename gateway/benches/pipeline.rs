@@ -1,8 +1,16 @@
 //! Benchmark of the ingestion pipeline on this machine with real servers (not a test):
 //! `cargo bench -p tg-gateway --bench pipeline`.
 //!
-//! 1. Throughput: N new messages fed as fast as the pipeline takes them, until every one
-//!    is stored (through PgBouncer) and confirmed by RabbitMQ.
+//! `BENCH_MESSAGES=N` changes the throughput runs (default 150000); `BENCH_TOPOLOGIES=1`
+//! measures the reference topology only.
+//!
+//! 1. Throughput, per broker topology (the reference: a quorum and a classic queue per
+//!    message; then both classic; then one classic queue):
+//!    - the broker's own limit: the gateway's publisher alone (same exchange, routing keys,
+//!      queues, persistence, payloads, batch and confirms; no database, no dedup);
+//!    - the pipeline: N new messages fed as fast as it takes them, until every one is
+//!      stored (through PgBouncer) and confirmed by RabbitMQ;
+//!    - the broker alone again, so the ratio compares figures of the same minutes.
 //! 2. Dedup latency: one `SET NX GET EX` round trip per message (a batch of one), and a
 //!    pipelined batch of 500, against the private Redis.
 //! 3. End-to-end latency at 1,000 msg/s offered: from the source handing a message to the
@@ -17,11 +25,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use support::*;
 use testkit::run;
-use tg_gateway::config::Config;
+use tg_gateway::config::{Config, GatewayConfig};
 use tg_gateway::dedup::Dedup;
 use tg_gateway::health::{self, Health};
 use tg_gateway::pipeline::{Options, Pipeline};
+use tg_gateway::publish::Publisher;
 use tg_gateway::source::{IncomingMessage, SourceEvent};
+use tg_gateway::store::{OutboxRow, message_payload};
 use tgstack::model::Kind;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -32,8 +42,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn message(channel: i64, id: i64, raw: serde_json::Value) -> SourceEvent {
-    SourceEvent::New(IncomingMessage {
+fn incoming(channel: i64, id: i64, raw: serde_json::Value) -> IncomingMessage {
+    IncomingMessage {
         channel_id: channel,
         message_id: id,
         posted_at: chrono::DateTime::from_timestamp(1_767_225_600 + id, 0).unwrap(),
@@ -43,18 +53,59 @@ fn message(channel: i64, id: i64, raw: serde_json::Value) -> SourceEvent {
         media_type: None,
         edit_date: None,
         raw,
-    })
+    }
 }
 
-fn main() {
-    let throughput_messages: i64 = std::env::var("BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(150_000);
-    let stack = TestStack::start("bench", Wiring::default());
-    let secrets = stack.secrets.clone();
+fn message(channel: i64, id: i64, raw: serde_json::Value) -> SourceEvent {
+    SourceEvent::New(incoming(channel, id, raw))
+}
+
+/// The i-th message of a throughput run: channels in turn, ids ascending per channel.
+fn nth_message(i: i64) -> IncomingMessage {
+    incoming(
+        CHANNELS[(i % 3) as usize],
+        i / 3 + 1,
+        serde_json::json!({"n": i}),
+    )
+}
+
+/// Broker topologies measured, as overlays of the test model (queues replace the
+/// reference's list).
+const TOPOLOGIES: [(&str, &str); 3] = [
+    (
+        "reference: quorum telegram.signals + classic telegram.archive",
+        "",
+    ),
+    (
+        "both queues classic",
+        r#"
+[[services.rabbitmq.rabbitmq.queues]]
+name = "telegram.signals"
+binding = "telegram.channel.#"
+dead_letter = true
+queue_type = "classic"
+
+[[services.rabbitmq.rabbitmq.queues]]
+name = "telegram.archive"
+binding = "telegram.channel.#"
+dead_letter = true
+message_ttl = "7d"
+"#,
+    ),
+    (
+        "one classic queue (telegram.archive only)",
+        r#"
+[[services.rabbitmq.rabbitmq.queues]]
+name = "telegram.archive"
+binding = "telegram.channel.#"
+dead_letter = true
+message_ttl = "7d"
+"#,
+    ),
+];
+
+fn gateway_config(stack: &TestStack) -> GatewayConfig {
     let env: std::collections::HashMap<String, String> = stack.env.iter().cloned().collect();
-    let _ = secrets;
     let config = Config::from_model(
         stack.model.clone(),
         None,
@@ -62,26 +113,73 @@ fn main() {
         Arc::new(move |name| env.get(name).cloned()),
     )
     .expect("config");
-    let gateway = config.gateway().expect("gateway config");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let metrics = tg_gateway::metrics::install(tg_gateway::metrics::Process::Gateway)
-        .expect("metrics recorder");
+    config.gateway().expect("gateway config")
+}
 
-    // 1. Throughput.
-    let (elapsed, stored) = runtime.block_on(async {
+fn purge_queues(stack: &TestStack) {
+    for queue in ["telegram.archive", "telegram.signals"] {
+        let _ = run(
+            "rabbitmqctl",
+            &["-q", "purge_queue", "-p", &stack.vhost, queue],
+            &[],
+        );
+    }
+}
+
+/// The outbox rows the pipeline publishes for the first `n` messages.
+fn outbox_rows(n: i64) -> Vec<OutboxRow> {
+    (0..n)
+        .map(|i| {
+            let message = nth_message(i);
+            OutboxRow {
+                id: i + 1,
+                channel_id: message.channel_id,
+                message_id: message.message_id,
+                event: "new".into(),
+                payload: message_payload("new", &message),
+                received: None,
+            }
+        })
+        .collect()
+}
+
+/// The broker's own limit: `rows` published by the gateway's publisher in batches of
+/// `batch_size`, each batch confirmed before the next, as the pipeline does. Returns msg/s.
+fn raw_broker(
+    runtime: &tokio::runtime::Runtime,
+    gateway: &GatewayConfig,
+    rows: &[OutboxRow],
+) -> f64 {
+    runtime.block_on(async {
+        let mut publisher = Publisher::new(gateway.broker.clone());
+        publisher.connect().await.expect("connect to the broker");
+        let health = Health::new(&[health::RABBITMQ]);
+        let started = Instant::now();
+        for batch in rows.chunks(gateway.batch_size) {
+            let outcome = publisher.publish(batch, &health).await;
+            assert!(outcome.error.is_none(), "publish: {:?}", outcome.error);
+            assert_eq!(outcome.confirmed.len(), batch.len());
+        }
+        rows.len() as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// The pipeline's throughput: `n` new messages stored and confirmed. Returns msg/s.
+fn pipeline_throughput(
+    runtime: &tokio::runtime::Runtime,
+    stack: &TestStack,
+    gateway: &GatewayConfig,
+    n: i64,
+) -> f64 {
+    let elapsed = runtime.block_on(async {
         let health = Health::new(&[health::POSTGRES, health::REDIS, health::RABBITMQ]);
         let (pipeline, sink) =
-            Pipeline::start(&gateway, health, Options::default()).expect("pipeline");
+            Pipeline::start(gateway, health, Options::default()).expect("pipeline");
         let store = pipeline.store.clone();
         let started = Instant::now();
         let feeder = tokio::spawn(async move {
-            for i in 0..throughput_messages {
-                let channel = CHANNELS[(i % 3) as usize];
-                let event = message(channel, i / 3 + 1, serde_json::json!({"n": i}));
-                if sink.send(event).await.is_err() {
+            for i in 0..n {
+                if sink.send(SourceEvent::New(nth_message(i))).await.is_err() {
                     break;
                 }
             }
@@ -93,43 +191,153 @@ fn main() {
         let elapsed = started.elapsed();
         let depth = store.outbox_depth().await.unwrap_or(-1);
         assert_eq!(depth, 0, "outbox not drained");
-        (elapsed, throughput_messages)
+        elapsed
     });
     let stored_rows = stack.count("SELECT count(*) FROM telegram.messages");
-    assert_eq!(stored_rows, stored, "every message stored");
-    let throughput = stored as f64 / elapsed.as_secs_f64();
-    println!(
-        "throughput: {stored} messages stored and confirmed in {:.2}s = {:.0} msg/s",
-        elapsed.as_secs_f64(),
-        throughput
-    );
-    // Where the time went: busy time of each stage.
-    let text = tg_gateway::metrics::render(&metrics);
-    for stage in ["dedup", "store", "publish"] {
-        let family = format!("tg_gateway_{stage}_duration_seconds");
-        let value = |suffix: &str| -> f64 {
-            text.lines()
-                .find(|l| l.starts_with(&format!("{family}_{suffix} ")))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN)
+    assert_eq!(stored_rows, n, "every message stored");
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Processes whose CPU time a run is charged with, by `comm` name (this benchmark's own
+/// process is the gateway).
+const CPU_USERS: [(&str, &str); 5] = [
+    ("rabbitmq", "beam.smp"),
+    ("postgres", "postgres"),
+    ("pgbouncer", "pgbouncer"),
+    ("redis", "redis-server"),
+    ("gateway", "pipeline-"),
+];
+
+/// CPU seconds (user + system) used so far by each of CPU_USERS, summed over processes.
+fn cpu_seconds() -> Vec<f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let own = std::process::id().to_string();
+    let mut totals = vec![0.0; CPU_USERS.len()];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return totals;
+    };
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
         };
-        println!(
-            "  {stage}: {:.0} calls, {:.2}s busy",
-            value("count"),
-            value("sum")
-        );
+        // pid (comm) state ... utime stime: comm may hold spaces, so split at ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let used = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let seconds = (used(11) + used(12)) / ticks;
+        for (slot, (name, prefix)) in totals.iter_mut().zip(CPU_USERS) {
+            let matches = if name == "gateway" {
+                pid == own
+            } else {
+                comm.starts_with(prefix)
+            };
+            if matches {
+                *slot += seconds;
+            }
+        }
     }
-    let _ = run(
-        "rabbitmqctl",
-        &["-q", "purge_queue", "-p", &stack.vhost, "telegram.archive"],
-        &[],
-    );
-    let _ = run(
-        "rabbitmqctl",
-        &["-q", "purge_queue", "-p", &stack.vhost, "telegram.signals"],
-        &[],
-    );
+    totals
+}
+
+/// "rabbitmq 9.1s, postgres 5.2s, ..." between two readings.
+fn cpu_used(before: &[f64], after: &[f64]) -> String {
+    CPU_USERS
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|((name, _), (a, b))| format!("{name} {:.1}s", b - a))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Busy seconds of each pipeline stage so far, from the gateway's own histograms.
+fn stage_busy(metrics: &metrics_exporter_prometheus::PrometheusHandle) -> Vec<(String, f64)> {
+    let text = tg_gateway::metrics::render(metrics);
+    ["dedup", "store", "publish"]
+        .iter()
+        .map(|stage| {
+            let sum = format!("tg_gateway_{stage}_duration_seconds_sum ");
+            let busy = text
+                .lines()
+                .find_map(|line| line.strip_prefix(&sum))
+                .and_then(|value| value.trim().parse().ok())
+                // Not yet registered: the stage has not run.
+                .unwrap_or(0.0);
+            (stage.to_string(), busy)
+        })
+        .collect()
+}
+
+fn main() {
+    let throughput_messages: i64 = std::env::var("BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = tg_gateway::metrics::install(tg_gateway::metrics::Process::Gateway)
+        .expect("metrics recorder");
+
+    // 1. Throughput per topology; the reference stack stays up for the latency runs.
+    let mut reference = None;
+    // BENCH_TOPOLOGIES=1 measures the reference topology only.
+    let topologies: usize = std::env::var("BENCH_TOPOLOGIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TOPOLOGIES.len());
+    for (index, (topology, overlay)) in TOPOLOGIES.iter().take(topologies.max(1)).enumerate() {
+        let stack = TestStack::start(
+            &format!("bench{index}"),
+            Wiring {
+                extra: overlay.to_string(),
+                ..Wiring::default()
+            },
+        );
+        let gateway = gateway_config(&stack);
+        let n = throughput_messages;
+        let rows = outbox_rows(n);
+        let cpu_start = cpu_seconds();
+        let before = raw_broker(&runtime, &gateway, &rows);
+        let cpu_raw = cpu_seconds();
+        purge_queues(&stack);
+        let busy_before = stage_busy(&metrics);
+        let cpu_before = cpu_seconds();
+        let pipeline = pipeline_throughput(&runtime, &stack, &gateway, n);
+        let cpu_after = cpu_seconds();
+        let busy_after = stage_busy(&metrics);
+        purge_queues(&stack);
+        let after = raw_broker(&runtime, &gateway, &rows);
+        purge_queues(&stack);
+        let broker = (before + after) / 2.0;
+        println!("throughput, {topology} ({n} messages each):");
+        println!(
+            "  broker alone: {before:.0} then {after:.0} msg/s (mean {broker:.0})\n  \
+             pipeline: {pipeline:.0} msg/s = {:.2} of the broker alone",
+            pipeline / broker
+        );
+        let busy: Vec<String> = busy_before
+            .iter()
+            .zip(&busy_after)
+            .map(|((stage, a), (_, b))| format!("{stage} {:.2}s", b - a))
+            .collect();
+        println!("  pipeline stages busy: {}", busy.join(", "));
+        println!("  CPU, broker alone: {}", cpu_used(&cpu_start, &cpu_raw));
+        println!("  CPU, pipeline: {}", cpu_used(&cpu_before, &cpu_after));
+        if index == 0 {
+            reference = Some((stack, gateway));
+        }
+    }
+    let (stack, gateway) = reference.expect("the reference topology ran");
 
     // 2. Dedup latency.
     let (single, batch) = runtime.block_on(async {

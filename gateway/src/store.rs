@@ -9,7 +9,7 @@
 //! and every applied edit and delete, get an outbox row in the same transaction, so a
 //! stored message is never left without its pending publish.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -166,9 +166,14 @@ impl Store {
             ];
             let writer = BinaryCopyInWriter::new(sink, &types);
             pin_mut!(writer);
-            for (seq, (_, m)) in news.iter().enumerate() {
+            // Each payload is built once: written with the row, kept for the outbox row (the
+            // database does not send it back).
+            let payloads: Vec<serde_json::Value> = news
+                .iter()
+                .map(|(_, m)| message_payload("new", m))
+                .collect();
+            for (seq, ((_, m), payload)) in news.iter().zip(&payloads).enumerate() {
                 let seq = i32::try_from(seq).unwrap_or(i32::MAX);
-                let payload = message_payload("new", m);
                 let row: [&(dyn ToSql + Sync); 11] = [
                     &seq,
                     &m.channel_id,
@@ -180,29 +185,37 @@ impl Store {
                     &m.media_type,
                     &m.raw,
                     &m.edit_date,
-                    &payload,
+                    payload,
                 ];
                 writer.as_mut().write(&row).await?;
             }
             writer.finish().await?;
             let rows = tx.query_typed(&self.sql.insert_new, &[]).await?;
-            // Receipt times by key, for end-to-end latency.
-            let received: std::collections::HashMap<(i64, i64), std::time::Instant> = news
-                .iter()
-                .map(|(i, m)| ((m.channel_id, m.message_id), events[*i].at))
-                .collect();
+            // Payloads and receipt times (for end-to-end latency) by key.
+            let mut by_key: std::collections::HashMap<(i64, i64), (serde_json::Value, Instant)> =
+                news.iter()
+                    .zip(payloads)
+                    .map(|((i, m), payload)| {
+                        ((m.channel_id, m.message_id), (payload, events[*i].at))
+                    })
+                    .collect();
             for row in rows {
                 let channel_id: i64 = row.try_get(1)?;
                 let message_id: i64 = row.try_get(2)?;
                 let posted_at: DateTime<Utc> = row.try_get(3)?;
                 outcome.stored.push((channel_id, posted_at));
+                let Some((payload, at)) = by_key.remove(&(channel_id, message_id)) else {
+                    anyhow::bail!(
+                        "the database stored message {message_id} of channel {channel_id}, which is not in the batch"
+                    );
+                };
                 outcome.outbox.push(OutboxRow {
                     id: row.try_get(0)?,
                     channel_id,
                     message_id,
                     event: "new".into(),
-                    payload: row.try_get(4)?,
-                    received: received.get(&(channel_id, message_id)).copied(),
+                    payload,
+                    received: Some(at),
                 });
             }
         }

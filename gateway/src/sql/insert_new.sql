@@ -9,4 +9,4 @@ INSERT INTO {schema}.outbox (channel_id, message_id, posted_at, event, payload)
 SELECT i.channel_id, i.message_id, i.posted_at, 'new', g.payload
 FROM inserted i JOIN gw_incoming g USING (channel_id, message_id, posted_at)
 ORDER BY i.channel_id, i.message_id
-RETURNING id, channel_id, message_id, posted_at, payload
+RETURNING id, channel_id, message_id, posted_at

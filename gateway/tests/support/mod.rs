@@ -311,10 +311,11 @@ vhost = "{vhost}"
                 &["-q", "list_permissions", "-p", &vhost],
                 &[],
             );
-            (queues.contains("telegram.archive")
-                && queues.contains("telegram.signals")
-                && perms.contains("tg_gateway"))
-            .then_some(())
+            let declared = model.stack.services["rabbitmq"]
+                .rabbitmq
+                .as_ref()
+                .map(|r| r.queues.iter().all(|q| queues.contains(q.name.as_str())));
+            (declared == Some(true) && perms.contains("tg_gateway")).then_some(())
         });
 
         let stack = TestStack {

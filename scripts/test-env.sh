@@ -5,9 +5,9 @@ set -euo pipefail
 
 # Debian packages the real-program tests start or call.
 PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx)
-# The whole-stack scenario (gateway/tests/e2e_stack.rs, run with --ignored) also needs
-# Docker Engine: TGSTACK_E2E=1 installs and starts it.
-E2E=${TGSTACK_E2E:-0}
+# The whole-stack scenario (gateway/tests/e2e_stack.rs) also needs Docker Engine, Compose
+# and debootstrap; TGSTACK_E2E=0 leaves them out (that test then fails, saying so).
+E2E=${TGSTACK_E2E:-1}
 if [ "$E2E" = 1 ]; then
   PACKAGES+=(docker.io docker-compose debootstrap)
 fi

@@ -11,7 +11,7 @@
 //! secrets dir, the stand-in images). The test reaches containers only through ports
 //! published on 127.0.0.1; a Drop guard removes every container, network and volume of the
 //! run's compose project (and the systemd container) by ID, also when a stage fails.
-//! Needs Docker Engine, docker-compose and debootstrap: `TGSTACK_E2E=1 bash scripts/test-env.sh`.
+//! Needs Docker Engine, docker-compose and debootstrap: `bash scripts/test-env.sh` installs them.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -401,7 +401,7 @@ fn docker_ready() {
     assert!(
         ok && compose,
         "the end-to-end test needs Docker Engine (answering on /var/run/docker.sock), \
-         docker-compose and debootstrap: run `TGSTACK_E2E=1 bash scripts/test-env.sh` (installs docker.io, \
+         docker-compose and debootstrap: run `bash scripts/test-env.sh` (installs docker.io, \
          docker-compose, debootstrap and starts dockerd)"
     );
 }
@@ -772,13 +772,18 @@ fn assert_once(s: &Stack, first: i64, count: i64) -> Result<()> {
             "{queue}: {} of {count} messages published",
             ours.len()
         );
-        ensure!(
-            ours.values().all(|n| **n == 1),
-            "{queue}: a message published more than once: {ours:?}"
-        );
+        // Publishing is at-least-once, and here two gateway processes share the outbox
+        // (the native unit drains rows left unpublished across two probes; the replay
+        // publishes its own): a row may go out twice, never zero times.
+        let repeated = ours.values().filter(|n| ***n > 1).count();
+        if repeated > 0 {
+            log(format!(
+                "{queue}: {repeated} of {count} published twice (at-least-once)"
+            ));
+        }
     }
     log(format!(
-        "{count} messages (each sent twice) stored once (through PgBouncer) and published once to both queues"
+        "{count} messages (each sent twice) stored once (through PgBouncer) and published to both queues"
     ));
     Ok(())
 }
@@ -1132,11 +1137,9 @@ fn stage_stop(s: &mut Stack) -> Result<()> {
         out.status,
         tail(&String::from_utf8_lossy(&out.stderr), 30)
     );
-    // The unit is stopped. KNOWN DEFECT (gateway, not fixed here): `tg-gateway run` awaits
-    // its Telegram source without bound after SIGTERM; while the source waits in the
-    // MTProto handshake (here: the sink never answers) it does not stop, so systemd kills
-    // it after TimeoutStopSec and the unit ends `failed` with result `timeout`. Accepted
-    // only in exactly that form, and said so in the output.
+    // The unit stopped on SIGTERM by itself (the gateway stops within 5 s even while its
+    // Telegram handshake hangs, as here: the sink never answers), not killed at
+    // TimeoutStopSec.
     let systemd = s.systemd.clone().unwrap_or_default();
     let show = exec(
         &systemd,
@@ -1154,10 +1157,6 @@ fn stage_stop(s: &mut Stack) -> Result<()> {
     )?;
     match (show.trim(), result.trim()) {
         ("inactive", "success") => {}
-        ("failed", "timeout") => log(
-            "KNOWN DEFECT: tg-gateway.service did not stop on SIGTERM within TimeoutStopSec \
-             (Telegram handshake pending) and was killed: unit failed/timeout",
-        ),
         (state, result) => bail!("tg-gateway.service after stop.sh: {state} ({result})"),
     }
     let states = container_states(s)?;
@@ -1376,9 +1375,50 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
         &["sh", "-c", "redis-cli -p 6379 role | head -n1"],
     )?;
     ensure!(role.trim() == "master", "the replica's role is {role:?}");
-    // Messages keep being stored and published once, duplicates dropped.
+    // The native gateway (systemd unit, reaching Redis and the Sentinels through published
+    // ports) asked the Sentinels, mapped the container name they announce to the replica's
+    // published port, and its Redis is up again.
+    let (_, health) = wait_for(
+        "the native gateway's Redis up on the promoted replica",
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || {
+            let (status, body) = http_get(GATEWAY_NATIVE, "/health")?;
+            Ok(body
+                .contains(r#""redis":{"up":true"#)
+                .then_some((status, body)))
+        },
+    )?;
+    log(format!(
+        "native gateway after the failover: {}",
+        health.chars().take(200).collect::<String>()
+    ));
+    // A gateway in a container (service names) stores batch2 with its dedup keys on the
+    // promoted replica: messages keep being stored once, duplicates dropped.
     replay_in_container(s, "batch2", &event_lines(2000, 15))?;
     assert_once(s, 2000, 15)?;
+    let replica = s.container("redis-replica")?;
+    let auth = format!("REDISCLI_AUTH={}", s.secret("TG_REDIS_PASSWORD"));
+    for id in 2000..2015_i64 {
+        let channel = [-1001234567890_i64, -1001234567891, -1001234567892][(id % 3) as usize];
+        let key = format!("tg:dedup:{channel}:{id}");
+        let found = docker(&[
+            "exec",
+            "-e",
+            &auth,
+            &replica,
+            "redis-cli",
+            "-p",
+            "6379",
+            "exists",
+            &key,
+        ])?;
+        ensure!(
+            found.trim() == "1",
+            "dedup key {key} is not on the promoted replica ({found:?})"
+        );
+    }
+    log("the containerised gateway's dedup keys are on the promoted replica");
     // The alert fires after its `for` (not before), and resolves once the old master is
     // back. Bound: `for` + a minute for scrapes and evaluations on a loaded machine.
     let hold = s.redis_down_for;
@@ -1415,11 +1455,6 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
 }
 
 #[test]
-#[ignore = "whole-stack scenario on a real Docker engine (about 4 min warm, 10 fresh): not yet \
-            in the default run because its exactly-once publication assertion is stricter than \
-            the pipeline's at-least-once contract under failover (one duplicate seen in five \
-            runs); run it with `TGSTACK_E2E=1 bash scripts/test-env.sh` and then \
-            `cargo test -p tg-gateway --test main e2e_stack -- --ignored`"]
 fn whole_stack_end_to_end() {
     let total = Instant::now();
     let mut s = prepare();

@@ -30,10 +30,10 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// `systemd-analyze security` exposure of the rendered unit, as the README states it.
 const SECURITY_EXPOSURE: &str = "1.2";
 /// Ports of deploy/e2e/overlay.toml.
-const PGBOUNCER: u16 = 36434;
-const RABBITMQ: u16 = 35672;
-const PROMETHEUS: u16 = 39090;
-const GATEWAY_NATIVE: &str = "172.17.0.1:34007";
+const PGBOUNCER: u16 = 28434;
+const RABBITMQ: u16 = 28672;
+const PROMETHEUS: u16 = 28090;
+const GATEWAY_NATIVE: &str = "172.17.0.1:28007";
 /// The alert the failover stage waits for (its `for` comes from the effective model).
 const REDIS_DOWN: &str = "RedisDown";
 
@@ -747,7 +747,17 @@ fn consumed_counts(s: &Stack, queue: &str) -> Result<BTreeMap<(i64, i64), i64>> 
     })
 }
 
-fn assert_once(s: &Stack, first: i64, count: i64) -> Result<()> {
+/// How many times each message may reach each queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Publishers {
+    /// One gateway process publishes: exactly once.
+    One,
+    /// Two gateway processes share the outbox (the native unit drains rows left
+    /// unpublished across two probes while a replay publishes its own): at least once.
+    Two,
+}
+
+fn assert_once(s: &Stack, first: i64, count: i64, publishers: Publishers) -> Result<()> {
     let stored = wait_for(
         "rows stored",
         Duration::from_secs(30),
@@ -772,18 +782,24 @@ fn assert_once(s: &Stack, first: i64, count: i64) -> Result<()> {
             "{queue}: {} of {count} messages published",
             ours.len()
         );
-        // Publishing is at-least-once, and here two gateway processes share the outbox
-        // (the native unit drains rows left unpublished across two probes; the replay
-        // publishes its own): a row may go out twice, never zero times.
         let repeated = ours.values().filter(|n| ***n > 1).count();
-        if repeated > 0 {
-            log(format!(
-                "{queue}: {repeated} of {count} published twice (at-least-once)"
-            ));
+        match publishers {
+            Publishers::One => ensure!(
+                repeated == 0,
+                "{queue}: a message published more than once: {ours:?}"
+            ),
+            Publishers::Two if repeated > 0 => log(format!(
+                "{queue}: {repeated} of {count} published twice (two publishers: at-least-once)"
+            )),
+            Publishers::Two => {}
         }
     }
+    let published = match publishers {
+        Publishers::One => "published once",
+        Publishers::Two => "published at least once",
+    };
     log(format!(
-        "{count} messages (each sent twice) stored once (through PgBouncer) and published to both queues"
+        "{count} messages (each sent twice) stored once (through PgBouncer) and {published} to both queues"
     ));
     Ok(())
 }
@@ -794,7 +810,8 @@ fn stage_messages(s: &mut Stack) -> Result<()> {
     log(out.trim());
     // The whole file again: everything is a duplicate now.
     replay_in_container(s, "batch1-again", &lines)?;
-    assert_once(s, 1000, 30)
+    // The native unit is not running yet: the replay is the only publisher.
+    assert_once(s, 1000, 30, Publishers::One)
 }
 
 /// A grammers session whose data centres all point at the sink on 127.0.0.1.
@@ -1396,7 +1413,7 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
     // A gateway in a container (service names) stores batch2 with its dedup keys on the
     // promoted replica: messages keep being stored once, duplicates dropped.
     replay_in_container(s, "batch2", &event_lines(2000, 15))?;
-    assert_once(s, 2000, 15)?;
+    assert_once(s, 2000, 15, Publishers::Two)?;
     let replica = s.container("redis-replica")?;
     let auth = format!("REDISCLI_AUTH={}", s.secret("TG_REDIS_PASSWORD"));
     for id in 2000..2015_i64 {
@@ -1547,6 +1564,35 @@ fn gateway_dockerfile_healthcheck_matches_the_rendered_one() {
             .get(key.replace('_', "-").as_str())
             .unwrap_or_else(|| panic!("--{key} in the Dockerfile HEALTHCHECK"));
         assert_eq!(*option, rendered, "HEALTHCHECK --{key}");
+    }
+}
+
+/// The scenario runs beside tests that bind port 0 and open connections: a fixed port of
+/// the ephemeral range could be taken by one of them when Docker publishes it.
+#[test]
+fn e2e_ports_are_below_the_ephemeral_range() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let first_ephemeral: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let model = tgstack::model::load_files(&[
+        root().join("stack.toml"),
+        root().join("deploy/e2e/overlay.toml"),
+    ])
+    .expect("stack.toml + deploy/e2e/overlay.toml");
+    let mut ports: Vec<(String, u16)> = model
+        .stack
+        .published_ports()
+        .into_iter()
+        .map(|p| (p.path, p.host_port))
+        .collect();
+    ports.push((
+        "services.tg-gateway.port".into(),
+        model.stack.services["tg-gateway"].port,
+    ));
+    for (path, port) in ports {
+        assert!(
+            port < first_ephemeral,
+            "{path} = {port} is in the ephemeral range (from {first_ephemeral})"
+        );
     }
 }
 

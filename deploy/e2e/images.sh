@@ -69,5 +69,8 @@ if [ -n "$gateway_binary" ]; then
     bash "$root/deploy/gateway-image.sh" --binary "$gateway_binary" --base "$base" --tag "$image" \
       >"$CACHE/build-tg-gateway.log" 2>&1 || { tail -n 30 "$CACHE/build-tg-gateway.log" >&2; exit 1; }
   fi
+  # Every build of the binary makes a new tag: drop the older ones (one in use stays).
+  docker images --format '{{.Repository}}:{{.Tag}}' "$PREFIX/tg-gateway" | grep -vxF "$image" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
   echo "tg-gateway=$image"
 fi

@@ -205,26 +205,13 @@ fn redis_killed_mid_run_keeps_ingesting_without_duplicates_and_health_shows_it()
     write_lines(&file, &lines);
     let total = per_channel * CHANNELS.len() as i64;
 
-    let mut gateway = stack.spawn_gateway(
-        &[
-            "replay",
-            "--serve",
-            "--drain-timeout",
-            "60s",
-            file.to_str().unwrap(),
-        ],
-        "gateway.log",
-    );
+    let mut gateway = stack.spawn_replay(&file, "60s", true);
     stack.wait_stored_over(1000);
     stack.redis.kill(); // the private instance, by PID
-    let health = eventually(
+    let health = stack.wait_health(
         "/health reporting redis down",
+        r#""redis":{"up":false"#,
         Duration::from_secs(30),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""redis":{"up":false"#))
-        },
     );
     assert_eq!(
         health.0, 200,
@@ -260,9 +247,7 @@ fn dedup_follows_a_sentinel_failover_to_the_promoted_replica() {
         },
     );
     let per_channel = 40_000;
-    let file = stack.tmp.path().join("big.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 4));
-    let total = per_channel * CHANNELS.len() as i64;
+    let (file, total) = stack.replay_file("big.jsonl", per_channel, 4);
     let password = stack.secrets["redis"].clone();
     let failover = stack.failover.as_ref().unwrap();
     let (replica_port, sentinel_port) = (failover.replica_port, failover.sentinel_port);
@@ -279,27 +264,14 @@ fn dedup_follows_a_sentinel_failover_to_the_promoted_replica() {
         testkit::run("redis-cli", &all, &[]).1
     };
 
-    let mut gateway = stack.spawn_gateway(
-        &[
-            "replay",
-            "--serve",
-            "--drain-timeout",
-            "60s",
-            file.to_str().unwrap(),
-        ],
-        "gateway.log",
-    );
+    let mut gateway = stack.spawn_replay(&file, "60s", true);
     stack.wait_stored_over(1000);
     stack.redis.kill(); // the master, by PID
     let killed_at = std::time::Instant::now();
-    eventually(
+    stack.wait_health(
         "/health reporting redis down",
+        r#""redis":{"up":false"#,
         Duration::from_secs(15),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""redis":{"up":false"#))
-        },
     );
     eventually(
         "the Sentinels to promote the replica",
@@ -314,14 +286,10 @@ fn dedup_follows_a_sentinel_failover_to_the_promoted_replica() {
     );
     let promoted_after = killed_at.elapsed();
     let keys_at_promotion: i64 = redis_cli(replica_port, &["dbsize"]).trim().parse().unwrap();
-    eventually(
+    stack.wait_health(
         "/health reporting redis up again, on the promoted replica",
+        r#""redis":{"up":true"#,
         Duration::from_secs(15),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""redis":{"up":true"#))
-        },
     );
     let (keys_now, _) = eventually(
         "new dedup keys on the promoted replica",
@@ -357,32 +325,17 @@ fn rabbitmq_unreachable_then_back_drains_the_outbox_in_order_per_channel() {
     let proxy = stack.rabbitmq_proxy.as_ref().unwrap();
     proxy.cut();
     let per_channel = 2_000;
-    let file = stack.tmp.path().join("replay.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 5));
-    let total = per_channel * CHANNELS.len() as i64;
+    let (file, total) = stack.replay_file("replay.jsonl", per_channel, 5);
 
-    let mut gateway = stack.spawn_gateway(
-        &[
-            "replay",
-            "--serve",
-            "--drain-timeout",
-            "120s",
-            file.to_str().unwrap(),
-        ],
-        "gateway.log",
-    );
+    let mut gateway = stack.spawn_replay(&file, "120s", true);
     // Everything is stored while the broker is away; nothing is published.
     eventually("every message stored", Duration::from_secs(60), || {
         (stack.count("SELECT count(*) FROM telegram.messages") == total).then_some(())
     });
-    let health = eventually(
+    let health = stack.wait_health(
         "/health reporting rabbitmq down",
+        r#""rabbitmq":{"up":false"#,
         Duration::from_secs(30),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""rabbitmq":{"up":false"#))
-        },
     );
     assert_eq!(health.0, 200, "{}", health.1);
     // The container healthcheck command accepts a degraded gateway.
@@ -424,30 +377,15 @@ fn postgres_path_cut_mid_run_retries_without_loss_or_duplicates() {
     );
     let proxy = stack.postgres_proxy.as_ref().unwrap();
     let per_channel = 15_000;
-    let file = stack.tmp.path().join("big.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 6));
-    let total = per_channel * CHANNELS.len() as i64;
+    let (file, total) = stack.replay_file("big.jsonl", per_channel, 6);
 
-    let mut gateway = stack.spawn_gateway(
-        &[
-            "replay",
-            "--serve",
-            "--drain-timeout",
-            "60s",
-            file.to_str().unwrap(),
-        ],
-        "gateway.log",
-    );
+    let mut gateway = stack.spawn_replay(&file, "60s", true);
     stack.wait_stored_over(1000);
     proxy.cut();
-    let health = eventually(
+    let health = stack.wait_health(
         "/health reporting postgres down",
+        r#""postgres":{"up":false"#,
         Duration::from_secs(30),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""postgres":{"up":false"#))
-        },
     );
     assert_eq!(health.0, 503, "{}", health.1);
     let url = format!("http://127.0.0.1:{}/health", stack.gateway_port);
@@ -475,18 +413,10 @@ fn rabbitmq_cut_mid_publish_recovers_and_delivers_everything_in_first_seen_order
     );
     let proxy = stack.rabbitmq_proxy.as_ref().unwrap();
     let per_channel = 15_000;
-    let file = stack.tmp.path().join("big.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 0));
-    let total = per_channel * CHANNELS.len() as i64;
+    let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
 
-    let mut gateway = stack.spawn_gateway(
-        &["replay", "--drain-timeout", "120s", file.to_str().unwrap()],
-        "gateway.log",
-    );
-    eventually("some messages published", Duration::from_secs(60), || {
-        (stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL") > 1000)
-            .then_some(())
-    });
+    let mut gateway = stack.spawn_replay(&file, "120s", false);
+    stack.wait_published_over(1000);
     proxy.cut();
     assert!(
         stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL") < total,

@@ -57,9 +57,7 @@ fn assert_quick_clean_exit(gateway: &mut Daemon) {
 fn sigterm_mid_replay_stops_within_the_budget_and_a_rerun_completes_exactly_once() {
     let stack = TestStack::start("term", Wiring::default());
     let per_channel = 20_000;
-    let file = stack.tmp.path().join("big.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 0));
-    let total = per_channel * CHANNELS.len() as i64;
+    let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
 
     let mut gateway = stack.spawn_gateway(&["replay", file.to_str().unwrap()], "first.log");
     stack.wait_stored_over(1000);
@@ -95,14 +93,9 @@ fn sigterm_while_the_broker_is_unreachable_keeps_the_outbox_for_the_next_start()
     let proxy = stack.rabbitmq_proxy.as_ref().unwrap();
     proxy.cut();
     let per_channel = 1_000;
-    let file = stack.tmp.path().join("replay.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 0));
-    let total = per_channel * CHANNELS.len() as i64;
+    let (file, total) = stack.replay_file("replay.jsonl", per_channel, 0);
 
-    let mut gateway = stack.spawn_gateway(
-        &["replay", "--drain-timeout", "120s", file.to_str().unwrap()],
-        "gateway.log",
-    );
+    let mut gateway = stack.spawn_replay(&file, "120s", false);
     eventually("every message stored", Duration::from_secs(60), || {
         (stack.count("SELECT count(*) FROM telegram.messages") == total).then_some(())
     });
@@ -180,14 +173,10 @@ fn run_with_a_telegram_that_never_answers_reports_it_and_stops_on_sigterm() {
         "{health}"
     );
     // The broker is checked without anything to publish.
-    eventually(
+    stack.wait_health(
         "/health with the broker checked",
+        r#""rabbitmq":{"up":true"#,
         Duration::from_secs(5),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""rabbitmq":{"up":true"#))
-        },
     );
     // The connection really went to the silent listener (nowhere else).
     silent.set_nonblocking(true).unwrap();
@@ -211,14 +200,10 @@ fn run_with_a_telegram_that_never_answers_reports_it_and_stops_on_sigterm() {
 fn freeze_and_time_until_down(stack: &TestStack, proxy: &testkit::Proxy) -> Duration {
     proxy.freeze();
     let frozen_at = Instant::now();
-    eventually(
+    stack.wait_health(
         "/health reporting rabbitmq down",
+        r#""rabbitmq":{"up":false"#,
         Duration::from_secs(30),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""rabbitmq":{"up":false"#))
-        },
     );
     let noticed = frozen_at.elapsed();
     eprintln!("frozen broker reported down after {noticed:?}");
@@ -240,23 +225,9 @@ fn a_frozen_broker_mid_publish_is_reported_down_within_five_seconds_and_nothing_
         },
     );
     let per_channel = 15_000;
-    let file = stack.tmp.path().join("big.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 0));
-    let total = per_channel * CHANNELS.len() as i64;
-    let mut gateway = stack.spawn_gateway(
-        &[
-            "replay",
-            "--serve",
-            "--drain-timeout",
-            "120s",
-            file.to_str().unwrap(),
-        ],
-        "gateway.log",
-    );
-    eventually("some messages published", Duration::from_secs(60), || {
-        (stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL") > 1000)
-            .then_some(())
-    });
+    let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
+    let mut gateway = stack.spawn_replay(&file, "120s", true);
+    stack.wait_published_over(1000);
     let proxy = stack.rabbitmq_proxy.as_ref().unwrap();
     let noticed = freeze_and_time_until_down(&stack, proxy);
     assert!(
@@ -300,30 +271,15 @@ fn a_frozen_database_is_reported_down_within_five_seconds_and_nothing_is_lost() 
     );
     let proxy = stack.postgres_proxy.as_ref().unwrap();
     let per_channel = 15_000;
-    let file = stack.tmp.path().join("big.jsonl");
-    write_lines(&file, &replay_lines(per_channel, 0));
-    let total = per_channel * CHANNELS.len() as i64;
-    let mut gateway = stack.spawn_gateway(
-        &[
-            "replay",
-            "--serve",
-            "--drain-timeout",
-            "60s",
-            file.to_str().unwrap(),
-        ],
-        "gateway.log",
-    );
+    let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
+    let mut gateway = stack.spawn_replay(&file, "60s", true);
     stack.wait_stored_over(1000);
     proxy.freeze();
     let frozen_at = Instant::now();
-    eventually(
+    stack.wait_health(
         "/health reporting postgres down",
+        r#""postgres":{"up":false"#,
         Duration::from_secs(20),
-        || {
-            stack
-                .http_get("/health")
-                .filter(|(_, body)| body.contains(r#""postgres":{"up":false"#))
-        },
     );
     let noticed = frozen_at.elapsed();
     let metrics = stack.http_get("/metrics").expect("metrics").1;

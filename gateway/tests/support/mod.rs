@@ -434,6 +434,41 @@ vhost = "{vhost}"
         })
     }
 
+    /// Writes `name` in the test's directory: `per_channel` new messages per model channel,
+    /// every `dup_every`-th repeated (0: none). Returns its path and the distinct messages.
+    pub fn replay_file(&self, name: &str, per_channel: i64, dup_every: usize) -> (PathBuf, i64) {
+        let file = self.tmp.path().join(name);
+        write_lines(&file, &replay_lines(per_channel, dup_every));
+        (file, per_channel * CHANNELS.len() as i64)
+    }
+
+    /// Starts `tg-gateway replay --drain-timeout DRAIN FILE`, serving /health and /metrics
+    /// while it runs when `serve`; logs to gateway.log.
+    pub fn spawn_replay(&self, file: &Path, drain: &str, serve: bool) -> Daemon {
+        let file = file.to_str().expect("a UTF-8 path");
+        let mut args = vec!["replay", "--drain-timeout", drain, file];
+        if serve {
+            args.insert(1, "--serve");
+        }
+        self.spawn_gateway(&args, "gateway.log")
+    }
+
+    /// Waits until /health answers with a body containing `needle`: (status, body).
+    pub fn wait_health(&self, what: &str, needle: &str, timeout: Duration) -> (u16, String) {
+        eventually(what, timeout, || {
+            self.http_get("/health")
+                .filter(|(_, body)| body.contains(needle))
+        })
+    }
+
+    /// Waits (60 s at most) until more than `n` outbox rows are published.
+    pub fn wait_published_over(&self, n: i64) {
+        eventually("some messages published", Duration::from_secs(60), || {
+            let sql = "SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL";
+            (self.count(sql) > n).then_some(())
+        });
+    }
+
     /// Waits (60 s at most) until more than `n` messages are stored: a replay is under way.
     pub fn wait_stored_over(&self, n: i64) {
         eventually("some messages stored", Duration::from_secs(60), || {

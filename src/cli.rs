@@ -290,14 +290,29 @@ fn render_command(
             .iter()
             .map(|f| format!("-f {}", f.display()))
             .collect();
+        // Files tgstack did not write stop a render (it never deletes them): say so now.
+        let foreign = write::foreign_entries(&out).unwrap_or_default();
+        let first = if foreign.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "move away {} (tgstack did not write them), then ",
+                foreign.join(", ")
+            )
+        };
         eprintln!(
-            "error: {} is stale ({} file(s) differ); run `tgstack render {} --out {}` and commit the result",
+            "error: {} is stale ({} file(s) differ); {first}run `tgstack render {} --out {}` and commit the result",
             out.display(),
             drift.len(),
             model_args.join(" "),
             out.display()
         );
         return 1;
+    }
+    // Render replaces `out` whole: only a tree tgstack wrote (its MANIFEST lists every
+    // file), an empty directory or nothing. Checked before anything is written.
+    if let Some(code) = refuse_foreign_out(&out) {
+        return code;
     }
     // Secrets are resolved before anything is written, so a missing variable changes nothing.
     let secret_files = if with_secrets {
@@ -352,6 +367,40 @@ fn render_command(
         );
     }
     0
+}
+
+/// An exit code when `out` holds anything tgstack did not write (1) or cannot be read (2).
+fn refuse_foreign_out(out: &Path) -> Option<i32> {
+    if out.exists() && !out.is_dir() {
+        eprintln!(
+            "error: cannot render into {}: it exists and is not a directory",
+            out.display()
+        );
+        return Some(1);
+    }
+    match write::foreign_entries(out) {
+        Ok(foreign) if foreign.is_empty() => None,
+        Ok(foreign) => {
+            const SHOWN: usize = 5;
+            let mut named: Vec<&str> = foreign.iter().take(SHOWN).map(String::as_str).collect();
+            if foreign.len() > SHOWN {
+                named.push("...");
+            }
+            eprintln!(
+                "error: refusing to render into {}: it holds {} entr{} tgstack did not write \
+                 (not in its MANIFEST): {}; render into a new or empty directory, or move them away",
+                out.display(),
+                foreign.len(),
+                if foreign.len() == 1 { "y" } else { "ies" },
+                named.join(", ")
+            );
+            Some(1)
+        }
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", out.display());
+            Some(2)
+        }
+    }
 }
 
 fn absolute(path: &Path) -> std::io::Result<PathBuf> {

@@ -222,6 +222,10 @@ fn render_check_prints_a_unified_diff_and_the_fixing_command() {
         err.contains("3 file(s) differ") && err.contains("tgstack render"),
         "{err}"
     );
+    assert!(
+        err.contains("move away stray.conf (tgstack did not write them)"),
+        "{err}"
+    );
     // validate reports the hand edit as a finding with the rendered file and line.
     let (code, out, _) = project.run(&["validate"]);
     assert_eq!(code, 1);
@@ -229,9 +233,99 @@ fn render_check_prints_a_unified_diff_and_the_fixing_command() {
         out.contains("[TG013]") && out.contains("rendered: pgbouncer/pgbouncer.ini:"),
         "{out}"
     );
-    // Re-rendering repairs it.
+    // Re-rendering repairs it once the file tgstack did not write is moved away: render
+    // never deletes it.
+    let (code, _, err) = project.run(&["render"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stray.conf"), "{err}");
+    std::fs::remove_file(project.path().join("generated/stray.conf")).unwrap();
     assert_eq!(project.run(&["render"]).0, 0);
     assert_eq!(project.run(&["render", "--check"]).0, 0);
+}
+
+/// Every entry of `dir` (recursively), as relative paths: what a failed render must leave.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn render_never_replaces_a_directory_holding_files_it_did_not_write() {
+    let project = Project::new();
+    let model = project.path().join("stack.toml");
+    let model = model.to_str().unwrap();
+    // A directory of the operator's: refused, untouched, nothing left beside it.
+    let mine = project.path().join("mine");
+    std::fs::create_dir_all(mine.join("notes")).unwrap();
+    std::fs::write(mine.join("notes/todo.txt"), "keep me").unwrap();
+    std::fs::write(mine.join("deploy.sh"), "echo hi").unwrap();
+    let before = entries(project.path());
+    let (code, _, err) = project.run(&["render", "-f", model, "--out", "mine"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refusing to render into mine"), "{err}");
+    assert!(err.contains("deploy.sh") && err.contains("notes/"), "{err}");
+    assert_eq!(
+        entries(project.path()),
+        before,
+        "a refused render changed the disk"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes/todo.txt")).unwrap(),
+        "keep me"
+    );
+
+    // Its own tree it replaces, again and again; a file added by hand makes it refuse.
+    let generated = project.path().join("generated");
+    assert_eq!(project.run(&["render"]).0, 0);
+    std::fs::write(generated.join("handmade.conf"), "x").unwrap();
+    let (code, _, err) = project.run(&["render"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("handmade.conf"), "{err}");
+    assert!(generated.join("handmade.conf").exists());
+    std::fs::remove_file(generated.join("handmade.conf")).unwrap();
+    assert_eq!(project.run(&["render"]).0, 0);
+
+    // A file where the tree should go.
+    std::fs::write(project.path().join("flat"), "not a directory").unwrap();
+    let (code, _, err) = project.run(&["render", "-f", model, "--out", "flat"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+}
+
+#[test]
+fn render_into_the_current_directory_works_and_leaves_no_temporary_tree() {
+    let project = Project::new();
+    let model = project.path().join("stack.toml");
+    let model = model.to_str().unwrap();
+    let empty = project.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for _ in 0..2 {
+        let (code, _, err) = tgstack(&["render", "-f", model, "--out", "."], &empty);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert!(empty.join("MANIFEST").exists() && empty.join("docker-compose.yml").exists());
+    let hidden: Vec<String> = entries(project.path())
+        .into_iter()
+        .filter(|e| e.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "temporary trees left behind: {hidden:?}");
+    // The project directory itself holds the model: refused, and nothing left behind.
+    let before = entries(project.path());
+    let (code, _, err) = project.run(&["render", "--out", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stack.toml"), "{err}");
+    assert_eq!(entries(project.path()), before);
 }
 
 #[test]

@@ -268,6 +268,16 @@ fn render_command(
     if !warnings.is_empty() {
         print_findings(&warnings);
     }
+    for replaced in &model.replaced {
+        eprintln!(
+            "note: {} replaces `{}` ({} entries -> {}); to add to them instead, write `append = [\"{}\"]` in it",
+            replaced.overlay.display(),
+            replaced.path,
+            replaced.before,
+            replaced.after,
+            replaced.path
+        );
+    }
     let out = out.unwrap_or_else(|| default_out(files));
     if check_only {
         let actual = match tree::read_tree(&out) {

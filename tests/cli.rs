@@ -189,6 +189,88 @@ fn toml_syntax_error_names_the_file_and_line() {
 }
 
 #[test]
+fn overlay_paths_that_name_nothing_are_rejected_with_their_line() {
+    assert_rejected(
+        "# a typo in the path\nunset = [\"services.pgbouncer.publsh\"]\n",
+        "TG003",
+        2,
+        &["services.pgbouncer.publsh", "unset"],
+        &[],
+    );
+    assert_rejected(
+        "append = [\n  \"alerts\",\n  \"channnels\",\n]\n\n[[alerts]]\nname = \"X\"\nkind = \"service-down\"\nservice = \"tg-gateway\"\nseverity = \"warning\"\nfor = \"1m\"\n",
+        "TG003",
+        3,
+        &["channnels", "append"],
+        &[],
+    );
+}
+
+#[test]
+fn overlay_arrays_of_tables_replace_with_a_note_or_append_when_asked() {
+    let project = Project::new();
+    let alert = "[[alerts]]\nname = \"ApiDown\"\nkind = \"service-down\"\nservice = \"gateway-api\"\nseverity = \"warning\"\nfor = \"2m\"\n";
+    project.write("replace.toml", alert);
+    project.write("append.toml", &format!("append = [\"alerts\"]\n\n{alert}"));
+    let base_alerts = std::fs::read_to_string(project.path().join("stack.toml"))
+        .unwrap()
+        .matches("[[alerts]]")
+        .count();
+    // Every alert of the rendered rule files (one per severity), in file then rule order.
+    let alert_names = |dir: &str| -> Vec<String> {
+        let rules = project.path().join(dir).join("prometheus/rules");
+        let mut files: Vec<_> = std::fs::read_dir(rules)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                text.lines()
+                    .filter_map(|l| l.trim().strip_prefix("- alert: "))
+                    .map(|n| n.trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+
+    let (code, _, err) = project.run(&[
+        "render",
+        "-f",
+        "stack.toml",
+        "-f",
+        "replace.toml",
+        "--out",
+        "replaced",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "note: replace.toml replaces `alerts` ({base_alerts} entries -> 1)"
+        )) && err.contains("append = [\"alerts\"]"),
+        "{err}"
+    );
+    assert_eq!(alert_names("replaced"), ["ApiDown"]);
+
+    let (code, _, err) = project.run(&[
+        "render",
+        "-f",
+        "stack.toml",
+        "-f",
+        "append.toml",
+        "--out",
+        "appended",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("note:"), "{err}");
+    let names = alert_names("appended");
+    assert_eq!(names.len(), base_alerts + 1, "{names:?}");
+    assert!(names.iter().any(|n| n == "ApiDown"), "{names:?}");
+}
+
+#[test]
 fn render_check_prints_a_unified_diff_and_the_fixing_command() {
     let project = Project::new();
     let ini = project.path().join("generated/pgbouncer/pgbouncer.ini");

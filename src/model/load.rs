@@ -25,6 +25,18 @@ pub struct Model {
     pub redactions: Vec<Range<usize>>,
     /// The alerts built into PromQL, on first use (see [`Model::built_alerts`]).
     alerts: OnceLock<Vec<Result<BuiltAlert, Vec<AlertProblem>>>>,
+    /// Arrays of tables an overlay replaced, for `render` to say so.
+    pub replaced: Vec<Replaced>,
+}
+
+/// An array of tables (such as `alerts`) that an overlay replaced rather than appended to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub overlay: PathBuf,
+    /// Dotted key path of the array.
+    pub path: String,
+    pub before: usize,
+    pub after: usize,
 }
 
 impl Model {
@@ -103,23 +115,22 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
     }
     let mut merged: Option<Spanned<DeTable<'_>>> = None;
     let mut findings = Vec::new();
+    let mut replaced = Vec::new();
     for (index, file) in sources.files.iter().enumerate() {
         match DeTable::parse(&file.text) {
             Ok(table) => {
-                let mut table = shift_table(table, file.base);
-                // Overlays (not the base model) may remove keys: `unset = ["a.b.c", ...]`.
-                let unset = if index > 0 {
-                    take_unset(&mut table, &mut findings)
-                } else {
-                    Vec::new()
-                };
+                let table = shift_table(table, file.base);
                 merged = Some(match merged {
                     None => table,
-                    Some(mut base) => {
-                        for path in &unset {
-                            remove_path(base.get_mut(), path);
-                        }
-                        merge_tables(base, table)
+                    Some(base) => {
+                        let mut overlay = Overlay {
+                            file: &file.path,
+                            findings: &mut findings,
+                            replaced: &mut replaced,
+                            appended: Vec::new(),
+                        };
+                        debug_assert!(index > 0);
+                        overlay.apply(base, table)
                     }
                 });
             }
@@ -127,7 +138,10 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
         }
     }
     if !findings.is_empty() {
-        return Err(findings);
+        return Err(findings
+            .into_iter()
+            .map(|f| f.locate(&sources, &[]))
+            .collect());
     }
     let Some(merged) = merged else {
         return Err(vec![Finding::io("no model file given".to_string())]);
@@ -166,6 +180,7 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
             spans,
             redactions,
             alerts: OnceLock::new(),
+            replaced,
         }),
         _ => Err(findings
             .into_iter()
@@ -174,49 +189,203 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
     }
 }
 
-/// Takes the overlay's `unset` list of dotted paths out of the table.
-fn take_unset(table: &mut Spanned<DeTable<'_>>, findings: &mut Vec<Finding>) -> Vec<Vec<String>> {
-    let Some(value) = table.get_mut().remove("unset") else {
-        return Vec::new();
-    };
-    let span = value.span();
-    let bad = || {
-        Finding::new(
-            "TG002",
-            Severity::Error,
-            "`unset` must be an array of dotted key paths",
-        )
-        .with_path("unset")
-        .with_span(span.clone())
-        .with_help("write e.g. `unset = [\"services.pgbouncer.publish\"]`")
-    };
-    let DeValue::Array(items) = value.into_inner() else {
-        findings.push(bad());
-        return Vec::new();
-    };
-    let mut paths = Vec::new();
-    for item in items.iter() {
-        match item.get_ref() {
-            DeValue::String(path) => paths.push(path.split('.').map(str::to_string).collect()),
-            _ => findings.push(bad()),
-        }
-    }
-    paths
+/// One overlay applied to the model so far. Its own keys `unset` (dotted paths to remove
+/// first) and `append` (dotted paths of arrays whose entries it adds instead of replacing
+/// them) steer the merge; every other key merges deeply, arrays replaced.
+struct Overlay<'a> {
+    file: &'a std::path::Path,
+    findings: &'a mut Vec<Finding>,
+    replaced: &'a mut Vec<Replaced>,
+    /// Dotted paths whose arrays this overlay appends to (already combined).
+    appended: Vec<String>,
 }
 
-fn remove_path(table: &mut DeTable<'_>, path: &[String]) {
-    match path {
-        [] => {}
-        [last] => {
-            table.remove(last.as_str());
-        }
-        [first, rest @ ..] => {
-            if let Some(value) = table.get_mut(first.as_str())
-                && let DeValue::Table(inner) = value.get_mut()
-            {
-                remove_path(inner, rest);
+impl Overlay<'_> {
+    fn apply<'i>(
+        &mut self,
+        mut base: Spanned<DeTable<'i>>,
+        mut overlay: Spanned<DeTable<'i>>,
+    ) -> Spanned<DeTable<'i>> {
+        let unset = self.take_paths(&mut overlay, "unset");
+        let append = self.take_paths(&mut overlay, "append");
+        for (path, span) in &unset {
+            if !remove_path(base.get_mut(), path) {
+                self.findings.push(self.names_nothing(
+                    "unset",
+                    path,
+                    span.clone(),
+                    "in the model it applies to",
+                ));
             }
         }
+        for (path, span) in &append {
+            let Some(added) = array_at(overlay.get_mut(), path) else {
+                self.findings.push(self.names_nothing(
+                    "append",
+                    path,
+                    span.clone(),
+                    "in this overlay",
+                ));
+                continue;
+            };
+            // Nothing before it: the overlay's entries are all there is.
+            let Some(existing) = array_at(base.get_mut(), path) else {
+                continue;
+            };
+            let mut combined = std::mem::replace(existing, toml::de::DeArray::new());
+            for item in std::mem::replace(added, toml::de::DeArray::new()) {
+                combined.push(item);
+            }
+            *added = combined;
+            self.appended.push(path.join("."));
+        }
+        let span = base.span();
+        let mut at = Vec::new();
+        Spanned::new(
+            span,
+            self.merge_maps(&mut at, base.into_inner(), overlay.into_inner()),
+        )
+    }
+
+    /// Takes the overlay's list of dotted paths under `key` out of the table, with spans.
+    fn take_paths(
+        &mut self,
+        table: &mut Spanned<DeTable<'_>>,
+        key: &str,
+    ) -> Vec<(Vec<String>, Range<usize>)> {
+        let Some(value) = table.get_mut().remove(key) else {
+            return Vec::new();
+        };
+        let span = value.span();
+        let bad = |span: Range<usize>| {
+            Finding::new(
+                "TG002",
+                Severity::Error,
+                format!("`{key}` must be an array of dotted key paths"),
+            )
+            .with_path(key)
+            .with_span(span)
+            .with_help(format!("write e.g. `{key} = [\"alerts\"]`"))
+        };
+        let DeValue::Array(items) = value.into_inner() else {
+            self.findings.push(bad(span));
+            return Vec::new();
+        };
+        let mut paths = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(path) => {
+                    paths.push((path.split('.').map(str::to_string).collect(), item.span()))
+                }
+                _ => self.findings.push(bad(item.span())),
+            }
+        }
+        paths
+    }
+
+    fn names_nothing(
+        &self,
+        key: &str,
+        path: &[String],
+        span: Range<usize>,
+        place: &str,
+    ) -> Finding {
+        let dotted = path.join(".");
+        Finding::new(
+            "TG003",
+            Severity::Error,
+            format!("`{key}` names `{dotted}`, which is not {place}"),
+        )
+        .with_path(key)
+        .with_span(span)
+        .with_help(match key {
+            "append" => "name an array of tables this overlay also writes, e.g. `append = [\"alerts\"]` with `[[alerts]]` entries below".to_string(),
+            _ => format!("check the spelling of `{dotted}` against the model and the overlays before this one"),
+        })
+    }
+
+    fn merge_maps<'i>(
+        &mut self,
+        at: &mut Vec<String>,
+        mut base: DeTable<'i>,
+        overlay: DeTable<'i>,
+    ) -> DeTable<'i> {
+        for (key, value) in overlay {
+            let name: &str = key.get_ref().as_ref();
+            let value = match base.remove(name) {
+                Some(old) => {
+                    at.push(name.to_string());
+                    let merged = self.merge_values(at, old, value);
+                    at.pop();
+                    merged
+                }
+                None => value,
+            };
+            base.insert(key, value);
+        }
+        base
+    }
+
+    fn merge_values<'i>(
+        &mut self,
+        at: &mut Vec<String>,
+        old: Spanned<DeValue<'i>>,
+        new: Spanned<DeValue<'i>>,
+    ) -> Spanned<DeValue<'i>> {
+        let span = new.span();
+        match (old.into_inner(), new.into_inner()) {
+            (DeValue::Table(old), DeValue::Table(new)) => {
+                Spanned::new(span, DeValue::Table(self.merge_maps(at, old, new)))
+            }
+            (DeValue::Array(old), DeValue::Array(new)) => {
+                let of_tables = |items: &[Spanned<DeValue<'_>>]| {
+                    items
+                        .first()
+                        .is_some_and(|i| matches!(i.get_ref(), DeValue::Table(_)))
+                };
+                let path = at.join(".");
+                if (of_tables(&old) || of_tables(&new)) && !self.appended.contains(&path) {
+                    self.replaced.push(Replaced {
+                        overlay: self.file.to_path_buf(),
+                        path,
+                        before: old.len(),
+                        after: new.len(),
+                    });
+                }
+                Spanned::new(span, DeValue::Array(new))
+            }
+            (_, new) => Spanned::new(span, new),
+        }
+    }
+}
+
+/// Removes the value at `path`; false when nothing is there.
+fn remove_path(table: &mut DeTable<'_>, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => table.remove(last.as_str()).is_some(),
+        [first, rest @ ..] => match table.get_mut(first.as_str()).map(|v| v.get_mut()) {
+            Some(DeValue::Table(inner)) => remove_path(inner, rest),
+            _ => false,
+        },
+    }
+}
+
+/// The array at `path`, if that is what is there.
+fn array_at<'t, 'i>(
+    table: &'t mut DeTable<'i>,
+    path: &[String],
+) -> Option<&'t mut toml::de::DeArray<'i>> {
+    match path {
+        [] => None,
+        [last] => match table.get_mut(last.as_str())?.get_mut() {
+            DeValue::Array(items) => Some(items),
+            _ => None,
+        },
+        [first, rest @ ..] => match table.get_mut(first.as_str())?.get_mut() {
+            DeValue::Table(inner) => array_at(inner, rest),
+            _ => None,
+        },
     }
 }
 
@@ -441,34 +610,4 @@ fn shift_value(value: Spanned<DeValue<'_>>, by: usize) -> Spanned<DeValue<'_>> {
         other => other,
     };
     Spanned::new(span, inner)
-}
-
-/// Deep merge: tables merge key by key; any other value (arrays included) is replaced.
-fn merge_tables<'i>(
-    base: Spanned<DeTable<'i>>,
-    overlay: Spanned<DeTable<'i>>,
-) -> Spanned<DeTable<'i>> {
-    let span = base.span();
-    Spanned::new(span, merge_maps(base.into_inner(), overlay.into_inner()))
-}
-
-fn merge_maps<'i>(mut base: DeTable<'i>, overlay: DeTable<'i>) -> DeTable<'i> {
-    for (key, value) in overlay {
-        let value = match base.remove(key.get_ref().as_ref() as &str) {
-            Some(old) => merge_values(old, value),
-            None => value,
-        };
-        base.insert(key, value);
-    }
-    base
-}
-
-fn merge_values<'i>(old: Spanned<DeValue<'i>>, new: Spanned<DeValue<'i>>) -> Spanned<DeValue<'i>> {
-    let span = new.span();
-    match (old.into_inner(), new.into_inner()) {
-        (DeValue::Table(old), DeValue::Table(new)) => {
-            Spanned::new(span, DeValue::Table(merge_maps(old, new)))
-        }
-        (_, new) => Spanned::new(span, new),
-    }
 }

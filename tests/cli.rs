@@ -189,6 +189,36 @@ fn toml_syntax_error_names_the_file_and_line() {
 }
 
 #[test]
+fn numbers_out_of_their_range_are_rejected_at_their_key() {
+    assert_rejected(
+        "[services.pgbouncer]\nport = 0\n",
+        "TG002",
+        2,
+        &["services.pgbouncer.port", "from 1 to 65535"],
+        &[],
+    );
+    assert_rejected(
+        "[services.redis-master]\ncpus = nan\n",
+        "TG002",
+        2,
+        &["services.redis-master.cpus", "from 0.01 to 256"],
+        &[],
+    );
+    // Far beyond the type: one finding for the range, none from the parser's u32.
+    assert_rejected(
+        "[services.tg-gateway.gateway]\nbatch_size = 99999999999\n",
+        "TG002",
+        2,
+        &[
+            "services.tg-gateway.gateway.batch_size",
+            "from 1 to 10000",
+            "1 error(s)",
+        ],
+        &[],
+    );
+}
+
+#[test]
 fn overlay_paths_that_name_nothing_are_rejected_with_their_line() {
     assert_rejected(
         "# a typo in the path\nunset = [\"services.pgbouncer.publsh\"]\n",

@@ -156,6 +156,11 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
         &mut findings,
     );
 
+    // Ranges first: a number out of range is reported at its key, and deserialization's
+    // own complaint about the same value (a u16 above 65535, say) is left out below.
+    let out_of_range = super::limits::check(&merged);
+    let ranged: Vec<Range<usize>> = out_of_range.iter().filter_map(|f| f.span.clone()).collect();
+    findings.extend(out_of_range);
     let stack = Stack::deserialize(toml::de::Deserializer::from(merged));
     let mut model_stack = None;
     match stack {
@@ -166,6 +171,7 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
             let covered = span.as_ref().is_some_and(|s| {
                 redactions
                     .iter()
+                    .chain(&ranged)
                     .any(|r| r.start <= s.start && s.start <= r.end)
             });
             if !covered {

@@ -2,6 +2,7 @@
 
 pub mod alerting;
 pub mod kinds;
+mod limits;
 mod load;
 mod monitoring;
 pub mod native;

@@ -48,6 +48,7 @@ pub struct Stack {
 #[serde(deny_unknown_fields)]
 pub struct Host {
     /// CPUs the stack may use in total (limits of all services added up).
+    #[schemars(range(min = 0.01, max = 1024.0))]
     pub cpus: f64,
     /// Memory the stack may use in total.
     pub memory: ByteSize,
@@ -180,9 +181,11 @@ pub struct Service {
     pub image: Option<String>,
     /// The port the service listens on (inside its container, or on the host when native).
     /// Every URL between services uses this port.
+    #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
     /// Host port the main port is published on (containers only). Default: not published.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
     pub publish: Option<u16>,
     /// Address the published port binds to. Default: `host.bind`.
     #[serde(default)]
@@ -194,6 +197,7 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// CPU limit.
+    #[schemars(range(min = 0.01, max = 256.0))]
     pub cpus: f64,
     /// Memory limit.
     pub memory: ByteSize,
@@ -305,6 +309,7 @@ pub struct Role {
     pub access: Access,
     /// Connections the role may hold on the server. Default unlimited (-1).
     #[serde(default = "default_connection_limit")]
+    #[schemars(range(min = -1, max = 100000))]
     pub connection_limit: i32,
 }
 
@@ -348,9 +353,11 @@ pub struct PostgresSettings {
     pub password_encryption: PasswordEncryption,
     /// Default 100.
     #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1, max = 262143))]
     pub max_connections: u32,
     /// Connections kept for superusers. Default 3.
     #[serde(default = "default_reserved_connections")]
+    #[schemars(range(min = 0, max = 1000))]
     pub superuser_reserved_connections: u32,
     /// Default `512MiB`.
     #[serde(default = "default_shared_buffers")]
@@ -375,12 +382,15 @@ pub struct PostgresSettings {
     pub max_wal_size: ByteSize,
     /// Default 0.9.
     #[serde(default = "default_checkpoint_completion_target")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub checkpoint_completion_target: f64,
     /// Default 1.1 (SSD).
     #[serde(default = "default_random_page_cost")]
+    #[schemars(range(min = 0.0, max = 10000.0))]
     pub random_page_cost: f64,
     /// Default 200 (SSD).
     #[serde(default = "default_effective_io_concurrency")]
+    #[schemars(range(min = 0, max = 1000))]
     pub effective_io_concurrency: u32,
     /// Longest statement the server runs. Default `60s`.
     #[serde(default = "default_statement_timeout")]
@@ -532,15 +542,19 @@ pub struct PgbouncerSettings {
     pub auth_type: Option<PasswordEncryption>,
     /// Server connections per database/user pair. Default 20.
     #[serde(default = "default_pool_size")]
+    #[schemars(range(min = 1, max = 10000))]
     pub default_pool_size: u32,
     /// Default 0.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 10000))]
     pub min_pool_size: u32,
     /// Extra connections when a pool is exhausted. Default 5.
     #[serde(default = "default_reserve_pool_size")]
+    #[schemars(range(min = 0, max = 10000))]
     pub reserve_pool_size: u32,
     /// Default 100.
     #[serde(default = "default_max_client_conn")]
+    #[schemars(range(min = 1, max = 1000000))]
     pub max_client_conn: u32,
     /// Upstream roles allowed through PgBouncer. Default: every role of the upstream.
     #[serde(default)]
@@ -559,6 +573,7 @@ pub struct PgbouncerSettings {
     /// Protocol-level prepared statements PgBouncer tracks (PgBouncer >= 1.21). Default 0:
     /// clients must use unnamed statements.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 100000))]
     pub max_prepared_statements: u32,
 }
 
@@ -625,9 +640,11 @@ pub struct SentinelSettings {
     pub master_name: String,
     /// Number of sentinels. Default 3.
     #[serde(default = "default_sentinel_count")]
+    #[schemars(range(min = 1, max = 9))]
     pub count: u32,
     /// Sentinels that must agree the master is down. Default 2.
     #[serde(default = "default_quorum")]
+    #[schemars(range(min = 1, max = 9))]
     pub quorum: u32,
     /// Default `5000ms`.
     #[serde(default = "default_down_after")]
@@ -637,6 +654,7 @@ pub struct SentinelSettings {
     pub failover_timeout: Duration,
     /// Default 1.
     #[serde(default = "default_parallel_syncs")]
+    #[schemars(range(min = 1, max = 100))]
     pub parallel_syncs: u32,
 }
 
@@ -737,15 +755,19 @@ pub struct RabbitmqSettings {
     pub users: BTreeMap<String, BrokerUser>,
     /// Management UI/API port. Default 15672.
     #[serde(default = "default_management_port")]
+    #[schemars(range(min = 1, max = 65535))]
     pub management_port: u16,
     /// Host port of the management UI. Default: not published.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
     pub management_publish: Option<u16>,
     /// Port of the built-in Prometheus plugin. Default 15692.
     #[serde(default = "default_rabbit_metrics_port")]
+    #[schemars(range(min = 1, max = 65535))]
     pub metrics_port: u16,
     /// Relative memory high watermark. Default 0.6.
     #[serde(default = "default_watermark")]
+    #[schemars(range(min = 0.01, max = 1.0))]
     pub memory_high_watermark: f64,
     /// Publishers block below this free disk. Default `2GiB`.
     #[serde(default = "default_disk_free_limit")]
@@ -785,6 +807,7 @@ fn default_disk_free_limit() -> ByteSize {
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     /// Telegram API id (public, from my.telegram.org).
+    #[schemars(range(min = 1, max = 2147483647))]
     pub api_id: i64,
     /// Telegram API hash.
     pub api_hash: SecretRef,
@@ -807,6 +830,7 @@ pub struct GatewaySettings {
     pub dedup_ttl: Duration,
     /// Messages per database batch. Default 500.
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 10000))]
     pub batch_size: u32,
     /// Longest wait before a partial batch is flushed. Default `50ms`.
     #[serde(default = "default_batch_delay")]
@@ -816,6 +840,7 @@ pub struct GatewaySettings {
     pub reconcile_interval: Duration,
     /// Update buffer size (overflow is dropped by the client library). Default 10000.
     #[serde(default = "default_update_buffer")]
+    #[schemars(range(min = 1, max = 1000000))]
     pub update_buffer: u32,
 }
 
@@ -850,9 +875,11 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// Largest `limit` of a page. Default 1000.
     #[serde(default = "default_max_page")]
+    #[schemars(range(min = 1, max = 10000))]
     pub max_page_size: u32,
     /// Default page size. Default 100.
     #[serde(default = "default_page")]
+    #[schemars(range(min = 1, max = 10000))]
     pub default_page_size: u32,
 }
 

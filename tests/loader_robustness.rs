@@ -100,20 +100,74 @@ fn random_mutations_of_the_model_are_handled() {
 }
 
 #[test]
-fn hostile_values_are_rejected_not_rendered() {
-    // A newline inside a value would inject a directive into pgbouncer.ini.
+fn hostile_values_are_rejected_at_load_with_their_location() {
+    // A newline inside a value would inject a directive into pgbouncer.ini: the database
+    // name is an identifier, refused where it is written, the value never repeated.
     let base = std::fs::read_to_string(root().join("stack.toml")).unwrap();
     let overlay =
         "[services.timescaledb.postgres]\ndatabase = \"telegram\\nadmin_users = mallory\"\n";
-    let model = tgstack::model::load_texts(vec![
+    let findings = tgstack::model::load_texts(vec![
         (root().join("stack.toml"), base),
         (PathBuf::from("evil.toml"), overlay.into()),
     ])
-    .expect("loads");
-    let errors = tgstack::render::render(&model, None).expect_err("must refuse to render");
-    assert!(errors.iter().all(|f| f.rule == "TG010"), "{errors:?}");
-    assert!(
-        errors.iter().any(|f| f.message.contains("pgbouncer")),
-        "{errors:?}"
-    );
+    .expect_err("must refuse to load");
+    let finding = findings
+        .iter()
+        .find(|f| f.path == "services.timescaledb.postgres.database")
+        .unwrap_or_else(|| panic!("no finding at the key: {findings:?}"));
+    assert_eq!(finding.rule, "TG002");
+    let location = finding.location.as_ref().expect("a location");
+    assert_eq!((location.file.as_str(), location.line), ("evil.toml", 2));
+    assert!(!finding.message.contains("mallory"), "{}", finding.message);
+}
+
+#[test]
+fn values_that_would_change_a_rendered_file_are_refused_at_their_key() {
+    let base = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+    // (overlay, key path): a newline, a comment or separator character, `${...}`.
+    let cases = [
+        (
+            "[services.rabbitmq.rabbitmq]\nvhost = \"telegram\\n[x]\"\n",
+            "services.rabbitmq.rabbitmq.vhost",
+        ),
+        (
+            "[services.redis-master]\nimage = \"redis:7 ${HOME}\"\n",
+            "services.redis-master.image",
+        ),
+        (
+            "[deploy]\nsecrets_dir = \"/etc/tg secrets;rm\"\n",
+            "deploy.secrets_dir",
+        ),
+        (
+            "[services.pgbouncer.pgbouncer]\nupstream = \"timescaledb=evil\"\n",
+            "services.pgbouncer.pgbouncer.upstream",
+        ),
+        (
+            "[services.sentinel.sentinel]\nmaster_name = \"mymaster#x\"\n",
+            "services.sentinel.sentinel.master_name",
+        ),
+        (
+            "[services.tg-gateway]\nlisten = \"0.0.0.0 # all\"\n",
+            "services.tg-gateway.listen",
+        ),
+        (
+            "[services.redis-master.redis]\nmaxmemory_policy = \"noeviction\\nrename-command CONFIG x\"\n",
+            "services.redis-master.redis.maxmemory_policy",
+        ),
+    ];
+    for (overlay, key) in cases {
+        let findings = tgstack::model::load_texts(vec![
+            (root().join("stack.toml"), base.clone()),
+            (PathBuf::from("evil.toml"), overlay.into()),
+        ])
+        .expect_err(overlay);
+        let finding = findings
+            .iter()
+            .find(|f| f.path == key)
+            .unwrap_or_else(|| panic!("{key}: no finding at the key: {findings:?}"));
+        assert_eq!(finding.rule, "TG002", "{key}");
+        let location = finding.location.as_ref().expect("a location");
+        assert_eq!(location.file, "evil.toml", "{key}");
+        assert!(finding.help.is_some(), "{key}: no hint");
+    }
 }

@@ -325,14 +325,15 @@ fn rendered_files_are_the_migration() {
 #[test]
 fn model_values_reach_the_sql() {
     let model = load(
-        "[services.timescaledb.postgres]\nschema = \"tg data\"\nchunk_interval = \"12h\"\nretention = \"30d\"\n[services.timescaledb.postgres.aggregates]\nhourly_bucket = \"15m\"\n",
+        "[services.timescaledb.postgres]\nschema = \"TgData\"\nchunk_interval = \"12h\"\nretention = \"30d\"\n[services.timescaledb.postgres.aggregates]\nhourly_bucket = \"15m\"\n",
     );
     let text: String = sql::migration(&model.stack, PG, PostgresVariant::Timescaledb)
         .expect("migration renders")
         .into_iter()
         .map(|(_, t)| t)
         .collect();
-    assert!(text.contains("CREATE SCHEMA IF NOT EXISTS \"tg data\";"));
+    // Mixed case survives only quoted.
+    assert!(text.contains("CREATE SCHEMA IF NOT EXISTS \"TgData\";"));
     assert!(text.contains("chunk_time_interval => INTERVAL '12 hours'"));
     assert!(text.contains("drop_after => INTERVAL '30 days'"));
     assert!(text.contains("time_bucket(INTERVAL '15 minutes', posted_at)"));

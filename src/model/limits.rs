@@ -1,9 +1,10 @@
-//! The numeric ranges of the model, checked when it is loaded. Each range is written once,
-//! as `#[schemars(range(...))]` on its field in types.rs: it becomes `minimum`/`maximum` in
-//! the JSON Schema an editor reads, and this module walks the merged TOML along that same
-//! schema. A number outside its range (or a float that is not finite) is TG002 at its
-//! line, with its key path, before anything uses it: no rule computes with port 0, a NaN
-//! CPU limit or a batch size that would allocate gigabytes.
+//! The ranges and patterns of the model, checked when it is loaded. Each is written once on
+//! its field in types.rs (`#[schemars(range(...))]`, `#[schemars(pattern(text::...))]`): it
+//! becomes `minimum`/`maximum`/`pattern` in the JSON Schema an editor reads, and this module
+//! walks the merged TOML along that same schema. A number outside its range (or a float
+//! that is not finite), or a string its class does not admit (a newline, `#`, `;`, `=`,
+//! `${` in a name, say), is TG002 at its line with its key path, before anything uses it:
+//! no rule computes with port 0, and no value changes the structure of a rendered file.
 
 use std::sync::OnceLock;
 
@@ -82,8 +83,33 @@ impl<'s> Walk<'s> {
                 let number = float.as_str().replace('_', "").parse::<f64>().ok();
                 self.number(value, schema, number);
             }
+            DeValue::String(text) => self.text(value, schema, text),
             _ => {}
         }
+    }
+
+    fn text(&mut self, value: &Spanned<DeValue<'_>>, schema: &Value, text: &str) {
+        let Some(pattern) = schema.get("pattern").and_then(Value::as_str) else {
+            return;
+        };
+        // Sizes and durations explain their own syntax when parsed; environment variable
+        // names (TG006) and subnets (TG009) have rules with messages of their own, which
+        // run before anything is rendered.
+        if !super::text::CHECKED_AT_LOAD.contains(&pattern) || matches(pattern, text) {
+            return;
+        }
+        let path = self.path.join(".");
+        // Never repeat the value: it may be a secret written in the wrong place.
+        self.findings.push(
+            Finding::new(
+                "TG002",
+                Severity::Error,
+                format!("`{path}` holds characters its kind of value does not allow"),
+            )
+            .with_path(path)
+            .with_span(value.span())
+            .with_help(describe(pattern)),
+        );
     }
 
     fn number(&mut self, value: &Spanned<DeValue<'_>>, schema: &Value, number: Option<f64>) {
@@ -115,6 +141,47 @@ impl<'s> Walk<'s> {
             .with_help(format!("write a value {range}")),
         );
     }
+}
+
+/// Whether `text` matches `pattern` (compiled once per pattern).
+fn matches(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let regex = compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok());
+    // A pattern that does not compile is a defect of types.rs, caught by its tests.
+    regex.as_ref().is_none_or(|r| r.is_match(text))
+}
+
+/// What a class admits, in words, for the help line.
+fn describe(pattern: &str) -> String {
+    use super::text::*;
+    let what = match pattern {
+        p if p == NAME => "a name: letters, digits, `_`, `.`, `-`, starting with a letter or digit",
+        p if p == SQL_IDENT => "an identifier: letters, digits and `_`, not starting with a digit",
+        p if p == ID => "an id: letters, digits, `_`, `.`, `-`",
+        p if p == ENV_VAR => "an environment variable name: upper-case letters, digits and `_`",
+        p if p == PATH => "a path: letters, digits and `_ . / @ + -`, no spaces",
+        p if p == IMAGE => "an image reference such as `redis:7.4.1-alpine`",
+        p if p == ADDRESS => "an IP address such as `127.0.0.1`",
+        p if p == SUBNET => "a network such as `172.28.0.0/24`",
+        p if p == WORD => "one lower-case word (letters, digits, `_`, `-`)",
+        p if p == AMQP_NAME => "an AMQP name: letters, digits and `_ . / : -`",
+        p if p == AMQP_PATTERN => {
+            "an AMQP binding key: letters, digits, `_ . / : -` and the wildcards `*` `#`"
+        }
+        p if p == TG_USERNAME => "a Telegram username: letters, digits and `_`",
+        p if p == RULE_ID => "a rule id such as `TG203`",
+        p if p == TEXT => "text on one line: no newline or other control character",
+        _ => "a value matching the field's pattern in the schema",
+    };
+    format!("write {what}")
 }
 
 /// 1.0 as `1`, 0.01 as `0.01`.
@@ -213,6 +280,90 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(found.len(), 4, "{found:?}");
+    }
+
+    #[test]
+    fn strings_outside_their_class_are_reported_without_the_value() {
+        let found = findings(
+            "[services.pg.postgres]\ndatabase = \"app\\nEVIL\"\nschema = \"a;b\"\n\n[[channels]]\nid = 1\ntitle = \"two\\nlines\"\n",
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().all(|m| !m.contains("EVIL")), "{found:?}");
+        assert!(
+            found.iter().any(|m| m.contains("`channels.0.title`")),
+            "{found:?}"
+        );
+        assert!(
+            findings("[[channels]]\nid = 1\ntitle = \"Crypto 🚀 signals; #1 = best $\"\n")
+                .is_empty()
+        );
+    }
+
+    /// Each string of the model says what it may contain: a pattern, an enum, or a type of
+    /// its own (durations, sizes). Found from the schema, not listed by hand.
+    #[test]
+    fn every_string_of_the_schema_has_a_class() {
+        fn is_string(schema: &Value) -> bool {
+            match schema.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            }
+        }
+        fn classed(schema: &Value) -> bool {
+            ["pattern", "enum", "const", "oneOf"]
+                .iter()
+                .any(|k| schema.get(k).is_some())
+        }
+        let root = schema();
+        let mut unclassed = Vec::new();
+        let mut visit = |owner: &str, properties: &serde_json::Map<String, Value>| {
+            for (name, field) in properties {
+                for (what, inner) in [
+                    ("", Some(field)),
+                    ("[]", field.get("items")),
+                    ("{}", field.get("additionalProperties")),
+                ] {
+                    if let Some(inner) = inner.filter(|i| is_string(i) && !classed(i)) {
+                        let _ = inner;
+                        unclassed.push(format!("{owner}.{name}{what}"));
+                    }
+                }
+            }
+        };
+        visit("Stack", root["properties"].as_object().unwrap());
+        for (name, definition) in root["$defs"].as_object().unwrap() {
+            if let Some(properties) = definition.get("properties").and_then(Value::as_object) {
+                visit(name, properties);
+            }
+        }
+        assert!(
+            unclassed.is_empty(),
+            "strings without a pattern: {unclassed:?}"
+        );
+    }
+
+    #[test]
+    fn every_pattern_compiles() {
+        use crate::model::text::*;
+        for pattern in [
+            NAME,
+            SQL_IDENT,
+            ID,
+            ENV_VAR,
+            PATH,
+            IMAGE,
+            ADDRESS,
+            SUBNET,
+            WORD,
+            AMQP_NAME,
+            AMQP_PATTERN,
+            TG_USERNAME,
+            RULE_ID,
+            TEXT,
+        ] {
+            assert!(regex::Regex::new(pattern).is_ok(), "{pattern}");
+        }
     }
 
     #[test]

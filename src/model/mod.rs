@@ -10,6 +10,7 @@ pub mod nginx;
 pub mod paths;
 pub mod schema_names;
 pub mod secret_files;
+pub mod text;
 mod types;
 pub mod units;
 

@@ -17,6 +17,7 @@ pub struct MonitoringSettings {
     /// Runbook page; each alert links `<runbook_url>#<alert name in lowercase>` unless it
     /// sets its own `runbook`. Default: the project's `docs/runbook.md`.
     #[serde(default = "default_runbook_url")]
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub runbook_url: String,
 }
 
@@ -105,6 +106,8 @@ impl AlertKind {
 #[serde(deny_unknown_fields)]
 pub struct Alert {
     /// Alert name, `UpperCamelCase` (e.g. `GatewayDown`); unique.
+    // Free text here: TG502 checks the alert-name syntax with a message of its own.
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub name: String,
     /// What the alert watches.
     pub kind: AlertKind,
@@ -115,6 +118,7 @@ pub struct Alert {
     pub for_: Option<Duration>,
     /// The service watched (see the kind). Not used by `custom`.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::NAME))]
     pub service: Option<String>,
     /// Limit, in the kind's unit: seconds (`ingestion-lag`), clients (`pool-exhausted`),
     /// messages (`queue-backlog`), a ratio 0..1 (`cache-hit-rate`, `disk-space`,
@@ -126,24 +130,31 @@ pub struct Alert {
     pub window: Option<Duration>,
     /// `queue-backlog`: one queue. Default: every queue of the stack's vhost.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::AMQP_NAME))]
     pub queue: Option<String>,
     /// `disk-space`: the mount point. Default `/`.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::PATH))]
     pub mountpoint: Option<String>,
     /// `custom` only: the PromQL expression.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub expr: Option<String>,
     /// Summary annotation (Prometheus template). Typed kinds generate one.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub summary: Option<String>,
     /// Description annotation (Prometheus template). Typed kinds generate one.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub description: Option<String>,
     /// Runbook link. Default `<monitoring.runbook_url>#<name in lowercase>`.
     #[serde(default)]
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub runbook: Option<String>,
     /// Extra labels of the alert (routing keys such as `team`).
     #[serde(default)]
+    #[schemars(schema_with = "crate::model::text::text_map")]
     pub labels: BTreeMap<String, String>,
     /// `custom` only: a firing case for the rendered promtool unit test.
     #[serde(default)]
@@ -161,9 +172,12 @@ pub struct AlertTest {
     pub eval_time: Option<Duration>,
     /// Labels the firing alert carries, besides `alertname`, `severity` and `labels`.
     #[serde(default)]
+    #[schemars(schema_with = "crate::model::text::text_map")]
     pub labels: BTreeMap<String, String>,
     /// The expanded `summary` and `description` expected.
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub summary: String,
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub description: String,
 }
 
@@ -172,8 +186,10 @@ pub struct AlertTest {
 #[serde(deny_unknown_fields)]
 pub struct TestSeries {
     /// Series selector with labels, e.g. `up{job="api"}`.
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub series: String,
     /// Expanding notation, e.g. `0x20` or `1+1x10`.
+    #[schemars(pattern(crate::model::text::TEXT))]
     pub values: String,
 }
 

@@ -11,6 +11,7 @@ use super::units::{ByteSize, Duration};
 #[serde(deny_unknown_fields)]
 pub struct NginxSettings {
     /// The `api` service requests are passed to.
+    #[schemars(pattern(crate::model::text::NAME))]
     pub upstream: String,
     /// Requests per second one client address may send. Default 50.
     #[serde(default = "default_rate_limit")]

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
+
+use super::text;
 use serde::{Deserialize, Serialize};
 
 use super::nginx::NginxSettings;
@@ -14,6 +16,7 @@ use super::units::{ByteSize, Duration};
 #[serde(deny_unknown_fields)]
 pub struct Stack {
     /// Name of the stack; the compose project name and the prefix of volumes.
+    #[schemars(pattern(text::NAME))]
     pub name: String,
     /// The machine the stack runs on: its budget and what it publishes on.
     pub host: Host,
@@ -54,6 +57,7 @@ pub struct Host {
     pub memory: ByteSize,
     /// Address published container ports bind to. Default `127.0.0.1`.
     #[serde(default = "default_bind")]
+    #[schemars(pattern(text::ADDRESS))]
     pub bind: String,
     /// Host ports nothing in the stack may publish (ssh, web servers, ...). Default none.
     #[serde(default)]
@@ -72,13 +76,16 @@ pub struct DeploySettings {
     /// (mode 0700, files 0600), mounted read-only into containers at the same path.
     /// Default `/etc/tgstack/secrets`.
     #[serde(default = "default_secrets_dir")]
+    #[schemars(pattern(text::PATH))]
     pub secrets_dir: String,
     /// Directory the rendered tree is installed to on the host (native units read their
     /// configs from here). Default `/etc/tgstack`.
     #[serde(default = "default_config_dir")]
+    #[schemars(pattern(text::PATH))]
     pub config_dir: String,
     /// Parent of the state directories of native services. Default `/var/lib`.
     #[serde(default = "default_state_dir")]
+    #[schemars(pattern(text::PATH))]
     pub state_dir: String,
 }
 
@@ -108,6 +115,7 @@ fn default_state_dir() -> String {
 pub struct Network {
     /// IPv4 subnet in CIDR form; pg_hba.conf admits exactly the subnets of the networks
     /// the database joins.
+    #[schemars(pattern(text::SUBNET))]
     pub subnet: String,
     /// No route out of the network. Default false.
     #[serde(default)]
@@ -119,9 +127,11 @@ pub struct Network {
 #[serde(deny_unknown_fields)]
 pub struct Secret {
     /// Environment variable holding the value at deploy time, e.g. `TG_DB_PASSWORD`.
+    #[schemars(pattern(text::ENV_VAR))]
     pub env: String,
     /// What the secret is for; printed in `.env.example`.
     #[serde(default)]
+    #[schemars(pattern(text::TEXT))]
     pub description: String,
 }
 
@@ -130,6 +140,7 @@ pub struct Secret {
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// Id of an entry of `[secrets]`.
+    #[schemars(pattern(text::ID))]
     pub secret: String,
 }
 
@@ -178,6 +189,7 @@ pub struct Service {
     pub deploy: Deploy,
     /// Container image, pinned to a version (`repo:tag`). Required for containers.
     #[serde(default)]
+    #[schemars(pattern(text::IMAGE))]
     pub image: Option<String>,
     /// The port the service listens on (inside its container, or on the host when native).
     /// Every URL between services uses this port.
@@ -189,12 +201,14 @@ pub struct Service {
     pub publish: Option<u16>,
     /// Address the published port binds to. Default: `host.bind`.
     #[serde(default)]
+    #[schemars(pattern(text::ADDRESS))]
     pub publish_address: Option<String>,
     /// Native services only: the address the process listens on. Default `127.0.0.1`.
     /// A native service that containers reach (Prometheus scrapes it through
     /// `host.docker.internal`, i.e. the Docker bridge gateway) must listen there, e.g.
     /// `172.17.0.1`: a loopback listener is unreachable from containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(text::ADDRESS))]
     pub listen: Option<String>,
     /// CPU limit.
     #[schemars(range(min = 0.01, max = 256.0))]
@@ -203,9 +217,11 @@ pub struct Service {
     pub memory: ByteSize,
     /// Networks the container joins. Default none (then it cannot reach anything).
     #[serde(default)]
+    #[schemars(inner(pattern(text::NAME)))]
     pub networks: Vec<String>,
     /// Compose restart policy. Default `unless-stopped`.
     #[serde(default = "default_restart")]
+    #[schemars(pattern(text::WORD))]
     pub restart: String,
 
     /// Settings of a `postgres` service.
@@ -253,9 +269,11 @@ pub struct Service {
 pub struct NativeSettings {
     /// The program the unit starts. Default `/usr/local/bin/tg-gateway` (gateway and api).
     #[serde(default)]
+    #[schemars(pattern(text::PATH))]
     pub binary: Option<String>,
     /// Dedicated system user (and group) the service runs as. Default: the service name.
     #[serde(default)]
+    #[schemars(pattern(text::NAME))]
     pub user: Option<String>,
     /// Seconds systemd waits for a graceful stop before SIGKILL. Default `30s`.
     #[serde(default)]
@@ -336,12 +354,15 @@ pub struct PostgresSettings {
     pub variant: PostgresVariant,
     /// Database the stack uses. Default `telegram`.
     #[serde(default = "default_database")]
+    #[schemars(pattern(text::SQL_IDENT))]
     pub database: String,
     /// Schema the stack's tables live in. Default `telegram`.
     #[serde(default = "default_database")]
+    #[schemars(pattern(text::SQL_IDENT))]
     pub schema: String,
     /// The superuser role name. Default `postgres`.
     #[serde(default = "default_superuser")]
+    #[schemars(pattern(text::SQL_IDENT))]
     pub superuser: String,
     /// The superuser's password.
     pub superuser_password: SecretRef,
@@ -524,6 +545,7 @@ pub enum PoolMode {
 #[serde(deny_unknown_fields)]
 pub struct ConsoleUser {
     /// User name on the `pgbouncer` console database.
+    #[schemars(pattern(text::SQL_IDENT))]
     pub user: String,
     pub password: SecretRef,
 }
@@ -533,6 +555,7 @@ pub struct ConsoleUser {
 #[serde(deny_unknown_fields)]
 pub struct PgbouncerSettings {
     /// The `postgres` service it pools.
+    #[schemars(pattern(text::NAME))]
     pub upstream: String,
     /// Default `transaction`.
     #[serde(default)]
@@ -558,6 +581,7 @@ pub struct PgbouncerSettings {
     pub max_client_conn: u32,
     /// Upstream roles allowed through PgBouncer. Default: every role of the upstream.
     #[serde(default)]
+    #[schemars(inner(pattern(text::SQL_IDENT)))]
     pub users: Option<Vec<String>>,
     /// Admin console user.
     pub admin: ConsoleUser,
@@ -612,6 +636,7 @@ pub enum Persistence {
 pub struct RedisSettings {
     /// The `redis` service this one replicates. Default: none (a master).
     #[serde(default)]
+    #[schemars(pattern(text::NAME))]
     pub replica_of: Option<String>,
     /// The password clients and replicas use.
     pub password: SecretRef,
@@ -619,6 +644,7 @@ pub struct RedisSettings {
     pub maxmemory: ByteSize,
     /// Default `volatile-lru` (dedup keys all carry a TTL).
     #[serde(default = "default_maxmemory_policy")]
+    #[schemars(pattern(text::WORD))]
     pub maxmemory_policy: String,
     /// Default `aof`.
     #[serde(default)]
@@ -634,9 +660,11 @@ fn default_maxmemory_policy() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SentinelSettings {
     /// The `redis` master service watched.
+    #[schemars(pattern(text::NAME))]
     pub monitors: String,
     /// Name of the monitored master group. Default `mymaster`.
     #[serde(default = "default_master_name")]
+    #[schemars(pattern(text::NAME))]
     pub master_name: String,
     /// Number of sentinels. Default 3.
     #[serde(default = "default_sentinel_count")]
@@ -681,8 +709,10 @@ fn default_parallel_syncs() -> u32 {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Queue {
+    #[schemars(pattern(text::AMQP_NAME))]
     pub name: String,
     /// Binding key on the topic exchange, e.g. `telegram.channel.#`.
+    #[schemars(pattern(text::AMQP_PATTERN))]
     pub binding: String,
     /// Rejected or expired messages go to the dead-letter queue. Default true.
     #[serde(default = "default_true")]
@@ -692,6 +722,7 @@ pub struct Queue {
     pub message_ttl: Option<Duration>,
     /// `quorum` or `classic` (default).
     #[serde(default = "default_queue_type")]
+    #[schemars(pattern(text::WORD))]
     pub queue_type: String,
 }
 
@@ -709,15 +740,19 @@ pub struct BrokerUser {
     pub password: SecretRef,
     /// Management tags, e.g. `["administrator"]`. Default none.
     #[serde(default)]
+    #[schemars(inner(pattern(text::WORD)))]
     pub tags: Vec<String>,
     /// Regex of resources the user may configure. Default `^$` (none).
     #[serde(default = "default_no_permission")]
+    #[schemars(pattern(text::TEXT))]
     pub configure: String,
     /// Default `.*`.
     #[serde(default = "default_all_permission")]
+    #[schemars(pattern(text::TEXT))]
     pub write: String,
     /// Default `.*`.
     #[serde(default = "default_all_permission")]
+    #[schemars(pattern(text::TEXT))]
     pub read: String,
 }
 
@@ -734,18 +769,23 @@ fn default_all_permission() -> String {
 pub struct RabbitmqSettings {
     /// Default `telegram`.
     #[serde(default = "default_vhost")]
+    #[schemars(pattern(text::AMQP_NAME))]
     pub vhost: String,
     /// Topic exchange messages are published to. Default `telegram.messages`.
     #[serde(default = "default_exchange")]
+    #[schemars(pattern(text::AMQP_NAME))]
     pub exchange: String,
     /// Routing key prefix; the key is `<prefix>.<channel_id>`. Default `telegram.channel`.
     #[serde(default = "default_routing_prefix")]
+    #[schemars(pattern(text::AMQP_NAME))]
     pub routing_key_prefix: String,
     /// Dead-letter exchange. Default `telegram.dlx`.
     #[serde(default = "default_dlx")]
+    #[schemars(pattern(text::AMQP_NAME))]
     pub dead_letter_exchange: String,
     /// Dead-letter queue. Default `telegram.dead-letter`.
     #[serde(default = "default_dlq")]
+    #[schemars(pattern(text::AMQP_NAME))]
     pub dead_letter_queue: String,
     /// Queues bound to the exchange.
     #[serde(default)]
@@ -814,16 +854,22 @@ pub struct GatewaySettings {
     /// The session file holding the Telegram login. Default
     /// `<deploy.state_dir>/<service>/telegram.session`.
     #[serde(default)]
+    #[schemars(pattern(text::PATH))]
     pub session_file: Option<String>,
     /// The service it stores through (pgbouncer or postgres).
+    #[schemars(pattern(text::NAME))]
     pub database: String,
     /// Database role it logs in as.
+    #[schemars(pattern(text::SQL_IDENT))]
     pub db_role: String,
     /// The redis (or sentinel) service used for dedup.
+    #[schemars(pattern(text::NAME))]
     pub redis: String,
     /// The rabbitmq service it publishes to.
+    #[schemars(pattern(text::NAME))]
     pub broker: String,
     /// Broker user it publishes as.
+    #[schemars(pattern(text::ID))]
     pub broker_user: String,
     /// How long a dedup key lives. Default `7d`.
     #[serde(default = "default_dedup_ttl")]
@@ -867,8 +913,10 @@ pub struct ApiSettings {
     /// The key every route but `/health` and `/metrics` requires in `X-API-Key`.
     pub api_key: SecretRef,
     /// The service it reads through (pgbouncer or postgres).
+    #[schemars(pattern(text::NAME))]
     pub database: String,
     /// Database role it logs in as.
+    #[schemars(pattern(text::SQL_IDENT))]
     pub db_role: String,
     /// Longest request. Default `30s`.
     #[serde(default = "default_request_timeout")]
@@ -921,16 +969,21 @@ fn default_retention_time() -> Duration {
 pub struct GrafanaSettings {
     /// Default `admin`.
     #[serde(default = "default_admin_user")]
+    #[schemars(pattern(text::SQL_IDENT))]
     pub admin_user: String,
     pub admin_password: SecretRef,
     /// The prometheus service queried.
+    #[schemars(pattern(text::NAME))]
     pub prometheus: String,
     /// The service the SQL datasource connects through (pgbouncer or postgres).
+    #[schemars(pattern(text::NAME))]
     pub database: String,
     /// Read-only database role of the SQL datasource.
+    #[schemars(pattern(text::SQL_IDENT))]
     pub db_role: String,
     /// The redis service of the Redis datasource.
     #[serde(default)]
+    #[schemars(pattern(text::NAME))]
     pub redis: Option<String>,
     /// Datasource query timeout. Default `60s`.
     #[serde(default = "default_grafana_timeout")]
@@ -949,9 +1002,11 @@ fn default_grafana_timeout() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct ExporterSettings {
     /// The service it exports metrics of.
+    #[schemars(pattern(text::NAME))]
     pub target: String,
     /// Role (postgres) or console user (pgbouncer) it logs in as.
     #[serde(default)]
+    #[schemars(pattern(text::SQL_IDENT))]
     pub user: Option<String>,
 }
 
@@ -963,8 +1018,10 @@ pub struct Channel {
     pub id: i64,
     /// Public username, without `@`.
     #[serde(default)]
+    #[schemars(pattern(text::TG_USERNAME))]
     pub username: Option<String>,
     /// Human title.
+    #[schemars(pattern(text::TEXT))]
     pub title: String,
     /// Ingest this channel. Default true.
     #[serde(default = "default_true")]
@@ -976,10 +1033,13 @@ pub struct Channel {
 #[serde(deny_unknown_fields)]
 pub struct Allow {
     /// Rule ID, e.g. `TG205`.
+    #[schemars(pattern(text::RULE_ID))]
     pub rule: String,
     /// Limit to findings at this model path prefix, e.g. `services.grafana`. Default: all.
     #[serde(default)]
+    #[schemars(pattern(text::TEXT))]
     pub path: Option<String>,
     /// Why this is acceptable (required).
+    #[schemars(pattern(text::TEXT))]
     pub reason: String,
 }

@@ -218,6 +218,102 @@ fn numbers_out_of_their_range_are_rejected_at_their_key() {
     );
 }
 
+/// Every key of the reference model that holds a `{ secret = "<id>" }` reference, as the
+/// TOML table header and key an overlay writes it with.
+fn secret_bearing_keys() -> Vec<(String, String)> {
+    fn walk(table: &toml::Table, path: &mut Vec<String>, out: &mut Vec<(String, String)>) {
+        for (key, value) in table {
+            let toml::Value::Table(inner) = value else {
+                continue;
+            };
+            if inner.len() == 1 && inner.get("secret").is_some_and(toml::Value::is_str) {
+                let header = path.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>();
+                out.push((header.join("."), key.clone()));
+            } else {
+                path.push(key.clone());
+                walk(inner, path, out);
+                path.pop();
+            }
+        }
+    }
+    let text = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+    let model: toml::Table = toml::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    walk(&model, &mut Vec::new(), &mut out);
+    out
+}
+
+#[test]
+fn secrets_written_in_any_wrong_shape_never_reach_any_output() {
+    let project = Project::new();
+    let keys = secret_bearing_keys();
+    assert!(keys.len() >= 10, "{keys:?}");
+    // (value as written, the bytes that must appear nowhere)
+    let shapes = [
+        ("\"Lk7quartz\"", "Lk7quartz"),
+        ("987654321987", "987654321987"),
+        ("98765.4321", "98765"),
+        ("[\"Lk7basalt\"]", "Lk7basalt"),
+        ("{ secret = \"redis\", extra = \"Lk7marble\" }", "Lk7marble"),
+        ("{ value = \"Lk7granite\" }", "Lk7granite"),
+        ("{ secret = 424242424242 }", "424242424242"),
+    ];
+    for (header, key) in &keys {
+        for (value, token) in shapes {
+            project.write("leak.toml", &format!("[{header}]\n{key} = {value}\n"));
+            let out_dir = project.path().join("leak-out");
+            let runs = [
+                vec!["validate", "-f", "stack.toml", "-f", "leak.toml"],
+                vec![
+                    "validate",
+                    "-f",
+                    "stack.toml",
+                    "-f",
+                    "leak.toml",
+                    "--format",
+                    "json",
+                ],
+                vec![
+                    "validate",
+                    "-f",
+                    "stack.toml",
+                    "-f",
+                    "leak.toml",
+                    "--format",
+                    "sarif",
+                ],
+                vec![
+                    "render",
+                    "-f",
+                    "stack.toml",
+                    "-f",
+                    "leak.toml",
+                    "--out",
+                    "leak-out",
+                ],
+            ];
+            for args in runs {
+                let (code, out, err) = project.run(&args);
+                assert_eq!(
+                    code,
+                    1,
+                    "{header}.{key} = {value}: `{}` accepted it",
+                    args.join(" ")
+                );
+                assert!(
+                    !out.contains(token) && !err.contains(token),
+                    "{header}.{key} = {value}: `{}` printed it:\n{out}{err}",
+                    args.join(" ")
+                );
+            }
+            assert!(
+                !out_dir.exists(),
+                "{header}.{key} = {value}: render wrote files"
+            );
+        }
+    }
+}
+
 #[test]
 fn overlay_paths_that_name_nothing_are_rejected_with_their_line() {
     assert_rejected(

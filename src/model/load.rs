@@ -515,8 +515,42 @@ fn collect_secret_literals(
 ) {
     for (key, value) in table {
         path.push(key.get_ref().to_string());
+        // `[secrets.api_key]` declares a secret (checked below); elsewhere such a key holds one.
+        let secret_key = looks_like_secret_key(key.get_ref()) && path[0] != "secrets";
+        // `[secrets.<id>]` declares a variable and a description; anything else written
+        // there is most likely the value itself.
+        let in_declaration = path.len() == 3
+            && path[0] == "secrets"
+            && !matches!(path[2].as_str(), "env" | "description");
+        if in_declaration {
+            redactions.push(value.span());
+            path.pop();
+            continue;
+        }
         match value.get_ref() {
-            DeValue::String(_) if looks_like_secret_key(key.get_ref()) => {
+            // A reference: `{ secret = "<id>" }` and nothing else.
+            DeValue::Table(inner) if secret_key && is_secret_reference(inner) => {}
+            // Any other shape at a secret-bearing key (a number, an array, a table with
+            // other keys) may hold the secret: hidden everywhere, reported without it.
+            value_shape if secret_key && !matches!(value_shape, DeValue::String(_)) => {
+                redactions.push(value.span());
+                findings.push(
+                    Finding::new(
+                        "TG002",
+                        Severity::Error,
+                        format!(
+                            "`{}` must be a reference `{{ secret = \"<id>\" }}` (the value written there is not shown)",
+                            path.join(".")
+                        ),
+                    )
+                    .with_path(path.join("."))
+                    .with_span(value.span())
+                    .with_help(
+                        "declare the secret under [secrets] as `{ env = \"VAR\" }` and reference it here as `{ secret = \"<id>\" }`",
+                    ),
+                );
+            }
+            DeValue::String(_) if secret_key => {
                 redactions.push(value.span());
                 findings.push(
                     Finding::new(
@@ -545,6 +579,14 @@ fn collect_secret_literals(
         }
         path.pop();
     }
+}
+
+/// `{ secret = "<id>" }`: one key, `secret`, holding a string.
+fn is_secret_reference(table: &DeTable<'_>) -> bool {
+    table.len() == 1
+        && table
+            .get("secret")
+            .is_some_and(|value| matches!(value.get_ref(), DeValue::String(_)))
 }
 
 fn span_tree(key: Option<Range<usize>>, span: Range<usize>, value: &DeValue<'_>) -> SpanTree {

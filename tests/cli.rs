@@ -315,6 +315,52 @@ fn secrets_written_in_any_wrong_shape_never_reach_any_output() {
 }
 
 #[test]
+fn every_shape_mistake_of_a_file_is_reported_in_one_run_in_the_model_words() {
+    let project = Project::new();
+    project.write(
+        "three.toml",
+        "[services.redis-master]\nport = \"abc\"\nnetworks = \"data\"\ncpu = 1\ndeploy = \"somewhere\"\nmemory = \"a lot\"\n",
+    );
+    let (code, out, err) = project.run(&["validate", "-f", "stack.toml", "-f", "three.toml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let all = format!("{out}{err}");
+    for (line, key, says) in [
+        (
+            2,
+            "services.redis-master.port",
+            "must be a whole number from 1 to 65535",
+        ),
+        (3, "services.redis-master.networks", "must be a list"),
+        (4, "services.redis-master.cpu", "did you mean `cpus`?"),
+        (
+            5,
+            "services.redis-master.deploy",
+            "must be one of `container`, `native`",
+        ),
+        (6, "services.redis-master.memory", "is not a size"),
+    ] {
+        assert!(
+            all.contains(&format!("three.toml:{line}:")),
+            "line {line} missing:\n{all}"
+        );
+        assert!(
+            all.contains(&format!("key: {key}")),
+            "{key} missing:\n{all}"
+        );
+        assert!(all.contains(says), "`{says}` missing:\n{all}");
+    }
+    for serde_speak in [
+        "invalid type",
+        "expected u16",
+        "struct",
+        "sequence",
+        "variant",
+    ] {
+        assert!(!all.contains(serde_speak), "`{serde_speak}` in:\n{all}");
+    }
+}
+
+#[test]
 fn overlay_paths_that_name_nothing_are_rejected_with_their_line() {
     assert_rejected(
         "# a typo in the path\nunset = [\"services.pgbouncer.publsh\"]\n",

@@ -1,4 +1,5 @@
-//! The ranges and patterns of the model, checked when it is loaded. Each is written once on
+//! The shape of the model, checked when it is loaded: known keys, required keys, the type
+//! of every value, and the ranges and patterns of the fields. Each is written once on
 //! its field in types.rs (`#[schemars(range(...))]`, `#[schemars(pattern(text::...))]`): it
 //! becomes `minimum`/`maximum`/`pattern` in the JSON Schema an editor reads, and this module
 //! walks the merged TOML along that same schema. A number outside its range (or a float
@@ -6,6 +7,7 @@
 //! `${` in a name, say), is TG002 at its line with its key path, before anything uses it:
 //! no rule computes with port 0, and no value changes the structure of a rendered file.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -30,7 +32,7 @@ pub fn check(table: &Spanned<DeTable<'_>>) -> Vec<Finding> {
         path: Vec::new(),
         findings: Vec::new(),
     };
-    walk.table(table.get_ref(), root);
+    walk.table(table.get_ref(), table.span(), root);
     walk.findings
 }
 
@@ -41,28 +43,88 @@ struct Walk<'s> {
 }
 
 impl<'s> Walk<'s> {
-    fn table(&mut self, table: &DeTable<'_>, schema: &'s Value) {
+    fn table(&mut self, table: &DeTable<'_>, span: Range<usize>, schema: &'s Value) {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let open = schema.get("additionalProperties").filter(|a| a.is_object());
         for (key, value) in table {
             let name: &str = key.get_ref().as_ref();
-            let field = schema
-                .get("properties")
-                .and_then(|p| p.get(name))
-                .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
-            if let Some(field) = field {
-                self.path.push(name.to_string());
-                self.value(value, field);
-                self.path.pop();
+            let field = properties.and_then(|p| p.get(name)).or(open);
+            match field {
+                Some(field) => {
+                    self.path.push(name.to_string());
+                    self.value(value, field);
+                    self.path.pop();
+                }
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    let known =
+                        properties.map(|p| p.keys().map(String::as_str).collect::<Vec<_>>());
+                    self.unknown_key(name, key.span(), &known.unwrap_or_default());
+                }
+                None => {}
+            }
+        }
+        let required = schema.get("required").and_then(Value::as_array);
+        for missing in required.into_iter().flatten().filter_map(Value::as_str) {
+            if !table.contains_key(missing) {
+                let at = self.path.join(".");
+                let owner = if at.is_empty() {
+                    "the model".to_string()
+                } else {
+                    format!("`{at}`")
+                };
+                self.push(
+                    Finding::new(
+                        "TG002",
+                        Severity::Error,
+                        format!("{owner} needs the key `{missing}`"),
+                    )
+                    .with_path(at)
+                    .with_span(span.clone())
+                    .with_help(
+                        "add the missing key (see `tgstack schema` for every key and its default)",
+                    ),
+                );
             }
         }
     }
 
+    fn unknown_key(&mut self, name: &str, span: Range<usize>, known: &[&str]) {
+        let help = match crate::suggest::closest(name, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!(
+                "expected one of: {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.path.push(name.to_string());
+        let at = self.path.join(".");
+        self.path.pop();
+        self.push(
+            Finding::new("TG002", Severity::Error, format!("unknown key `{name}`"))
+                .with_path(at)
+                .with_span(span)
+                .with_help(help),
+        );
+    }
+
+    fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
     fn value(&mut self, value: &Spanned<DeValue<'_>>, schema: &'s Value) {
-        let Some(schema) = resolve(schema, self.root, value.get_ref()) else {
-            // No branch fits: a type error, which deserialization reports.
+        let resolved =
+            resolve(schema, self.root, value.get_ref()).filter(|r| fits(r, value.get_ref()));
+        let Some(resolved) = resolved else {
+            self.wrong_type(value, schema);
             return;
         };
+        let schema = resolved;
         match value.get_ref() {
-            DeValue::Table(table) => self.table(table, schema),
+            DeValue::Table(table) => self.table(table, value.span(), schema),
             DeValue::Array(items) => {
                 if let Some(item_schema) = schema.get("items") {
                     for (index, item) in items.iter().enumerate() {
@@ -88,10 +150,57 @@ impl<'s> Walk<'s> {
         }
     }
 
+    /// A value of the wrong kind (or not among the allowed values): said in the model's
+    /// words, never serde's, and never repeating the value.
+    fn wrong_type(&mut self, value: &Spanned<DeValue<'_>>, schema: &Value) {
+        // At a key that holds a secret, the loader's secret check has said it already,
+        // without the value (TG104 for a string, TG002 for any other shape).
+        let secret_key = self
+            .path
+            .last()
+            .is_some_and(|key| super::load::looks_like_secret_key(key));
+        if secret_key && self.path.first().is_some_and(|p| p != "secrets") {
+            return;
+        }
+        let expected = expected(schema, self.root);
+        let path = self.path.join(".");
+        let subject = if path.is_empty() {
+            "the model".to_string()
+        } else {
+            format!("`{path}`")
+        };
+        self.push(
+            Finding::new(
+                "TG002",
+                Severity::Error,
+                format!("{subject} must be {expected}"),
+            )
+            .with_path(path)
+            .with_span(value.span())
+            .with_help(format!("write {expected} (see `tgstack schema`)")),
+        );
+    }
+
     fn text(&mut self, value: &Spanned<DeValue<'_>>, schema: &Value, text: &str) {
         let Some(pattern) = schema.get("pattern").and_then(Value::as_str) else {
             return;
         };
+        // Sizes and durations: their own parsers decide, with messages of their own.
+        let unit = match pattern {
+            p if p == super::units::BYTE_SIZE_PATTERN => super::units::ByteSize::parse(text).err(),
+            p if p == super::units::DURATION_PATTERN => super::units::Duration::parse(text).err(),
+            _ => None,
+        };
+        if let Some(message) = unit {
+            let path = self.path.join(".");
+            self.push(
+                Finding::new("TG002", Severity::Error, message)
+                    .with_path(path)
+                    .with_span(value.span())
+                    .with_help("see `tgstack schema` for the expected type of this key"),
+            );
+            return;
+        }
         // Sizes and durations explain their own syntax when parsed; environment variable
         // names (TG006) and subnets (TG009) have rules with messages of their own, which
         // run before anything is rendered.
@@ -100,7 +209,7 @@ impl<'s> Walk<'s> {
         }
         let path = self.path.join(".");
         // Never repeat the value: it may be a secret written in the wrong place.
-        self.findings.push(
+        self.push(
             Finding::new(
                 "TG002",
                 Severity::Error,
@@ -140,6 +249,84 @@ impl<'s> Walk<'s> {
             .with_span(value.span())
             .with_help(format!("write a value {range}")),
         );
+    }
+}
+
+/// What a schema admits, in words: "a whole number from 1 to 65535", "one of `a`, `b`",
+/// "a size such as `512MiB`", "a table".
+fn expected(schema: &Value, root: &Value) -> String {
+    let mut schema = schema;
+    for _ in 0..32 {
+        let Some(reference) = schema.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let name = reference.trim_start_matches("#/$defs/");
+        match name {
+            "ByteSize" => return "a size with a unit, such as `512MiB`".into(),
+            "Duration" => return "a duration with a unit, such as `30s`".into(),
+            "SecretRef" => return "a reference `{ secret = \"<id>\" }`".into(),
+            _ => {}
+        }
+        match root.get("$defs").and_then(|d| d.get(name)) {
+            Some(next) => schema = next,
+            None => break,
+        }
+    }
+    let mut values: Vec<String> = Vec::new();
+    if let Some(list) = schema.get("enum").and_then(Value::as_array) {
+        values.extend(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(|v| format!("`{v}`")),
+        );
+    }
+    if let Some(branches) = schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array)
+    {
+        let words: Vec<String> = branches
+            .iter()
+            .filter(|b| b.get("type") != Some(&Value::String("null".into())))
+            .map(|b| match b.get("const").and_then(Value::as_str) {
+                Some(value) => format!("`{value}`"),
+                None => expected(b, root),
+            })
+            .collect();
+        if words.iter().all(|w| w.starts_with('`')) {
+            values.extend(words);
+        } else {
+            return words.join(" or ");
+        }
+    }
+    if !values.is_empty() {
+        return format!("one of {}", values.join(", "));
+    }
+    let kind = match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or(""),
+        _ => "",
+    };
+    let bounds = |what: &str| match (
+        schema.get("minimum").and_then(Value::as_f64),
+        schema.get("maximum").and_then(Value::as_f64),
+    ) {
+        (Some(min), Some(max)) => format!("{what} from {} to {}", show(min), show(max)),
+        (Some(min), None) => format!("{what} of at least {}", show(min)),
+        _ => what.to_string(),
+    };
+    match kind {
+        "integer" => bounds("a whole number"),
+        "number" => bounds("a number"),
+        "string" => "a string".into(),
+        "boolean" => "`true` or `false`".into(),
+        "array" => "a list `[...]`".into(),
+        "object" => "a table".into(),
+        _ => "a value of another type".into(),
     }
 }
 
@@ -219,6 +406,15 @@ fn resolve<'s>(mut schema: &'s Value, root: &'s Value, value: &DeValue<'_>) -> O
 
 /// Whether a (resolved) schema describes this kind of value.
 fn fits(schema: &Value, value: &DeValue<'_>) -> bool {
+    if let DeValue::String(text) = value {
+        let text: &str = text.as_ref();
+        if let Some(constant) = schema.get("const") {
+            return constant.as_str() == Some(text);
+        }
+        if let Some(list) = schema.get("enum").and_then(Value::as_array) {
+            return list.iter().any(|v| v.as_str() == Some(text));
+        }
+    }
     let kind = match value {
         DeValue::Table(_) => "object",
         DeValue::Array(_) => "array",
@@ -230,13 +426,9 @@ fn fits(schema: &Value, value: &DeValue<'_>) -> bool {
     let types: Vec<&str> = match schema.get("type") {
         Some(Value::String(one)) => vec![one.as_str()],
         Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
-        // Untyped: an enum of strings, or an object described by its properties.
+        // Untyped: an object described by its properties, or anything at all.
         _ => {
-            return match kind {
-                "object" => schema.get("properties").is_some(),
-                "string" => schema.get("enum").is_some() || schema.get("const").is_some(),
-                _ => false,
-            };
+            return schema.get("properties").is_none() || kind == "object";
         }
     };
     types
@@ -248,9 +440,27 @@ fn fits(schema: &Value, value: &DeValue<'_>) -> bool {
 mod tests {
     use super::*;
 
+    /// The findings of a partial model, leaving out the keys it does not write.
     fn findings(toml: &str) -> Vec<String> {
         let table = DeTable::parse(toml).expect("valid TOML");
-        check(&table).into_iter().map(|f| f.message).collect()
+        check(&table)
+            .into_iter()
+            .map(|f| f.message)
+            .filter(|m| !m.contains("needs the key"))
+            .collect()
+    }
+
+    #[test]
+    fn missing_required_keys_are_named_with_their_table() {
+        let table = DeTable::parse(
+            "name = \"x\"\n[host]\ncpus = 2.0\nmemory = \"4GiB\"\n[services.pg]\nport = 5432\n",
+        )
+        .unwrap();
+        let found: Vec<String> = check(&table).into_iter().map(|f| f.message).collect();
+        assert!(
+            found.contains(&"`services.pg` needs the key `kind`".to_string()),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -369,8 +579,11 @@ mod tests {
     #[test]
     fn values_in_range_and_other_types_pass() {
         assert!(findings("[services.pg]\nport = 5432\ncpus = 0.5\npublish = 6434\n").is_empty());
-        // A string where a number belongs is a type error for deserialization, not here.
-        assert!(findings("[services.pg]\nport = \"5432\"\n").is_empty());
+        // A string where a number belongs is a type error, said in words.
+        assert_eq!(
+            findings("[services.pg]\nport = \"5432\"\n"),
+            ["`services.pg.port` must be a whole number from 1 to 65535"]
+        );
         assert!(findings("[[channels]]\nid = -1001234567890\n").is_empty());
     }
 }

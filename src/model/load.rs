@@ -61,7 +61,7 @@ impl Model {
 
 /// Keys whose string values are credentials; a literal string there is never accepted.
 /// (`secret = "id"` inside a reference, `password_encryption`, `secrets_dir` are not.)
-fn looks_like_secret_key(key: &str) -> bool {
+pub(super) fn looks_like_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     const EXACT: &[&str] = &[
         "password",
@@ -156,11 +156,12 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
         &mut findings,
     );
 
-    // Ranges first: a number out of range is reported at its key, and deserialization's
-    // own complaint about the same value (a u16 above 65535, say) is left out below.
-    let out_of_range = super::limits::check(&merged);
-    let ranged: Vec<Range<usize>> = out_of_range.iter().filter_map(|f| f.span.clone()).collect();
-    findings.extend(out_of_range);
+    // The shape of every value first (keys, types, ranges, classes), all at once and in
+    // the model's words; deserialization stops at its first error and speaks serde, so it
+    // is only heard when the walk found nothing.
+    let shape = super::limits::check(&merged);
+    let shape_found = !shape.is_empty();
+    findings.extend(shape);
     let stack = Stack::deserialize(toml::de::Deserializer::from(merged));
     let mut model_stack = None;
     match stack {
@@ -168,12 +169,12 @@ pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> 
         Err(error) => {
             let span = error.span();
             // A literal secret already reported at that place says it better.
-            let covered = span.as_ref().is_some_and(|s| {
-                redactions
-                    .iter()
-                    .chain(&ranged)
-                    .any(|r| r.start <= s.start && s.start <= r.end)
-            });
+            let covered = shape_found
+                || span.as_ref().is_some_and(|s| {
+                    redactions
+                        .iter()
+                        .any(|r| r.start <= s.start && s.start <= r.end)
+                });
             if !covered {
                 findings.push(schema_finding(&error, span, &spans));
             }

@@ -109,6 +109,11 @@ impl Serialize for ByteSize {
     }
 }
 
+/// The schema's pattern of a [`ByteSize`] (the parser decides; this tells an editor).
+pub const BYTE_SIZE_PATTERN: &str = r"^[0-9]+\s*(TiB|GiB|MiB|KiB|TB|GB|MB|kB|KB|B)$";
+/// The schema's pattern of a [`Duration`].
+pub const DURATION_PATTERN: &str = r"^[0-9]+\s*(ms|s|m|h|d|w)$";
+
 impl JsonSchema for ByteSize {
     fn schema_name() -> Cow<'static, str> {
         "ByteSize".into()
@@ -116,7 +121,7 @@ impl JsonSchema for ByteSize {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^[0-9]+\\s*(TiB|GiB|MiB|KiB|TB|GB|MB|kB|KB|B)$",
+            "pattern": BYTE_SIZE_PATTERN,
             "description": "A byte size with a unit, e.g. `512MiB`, `2GiB` (MB = MiB, as in PostgreSQL)."
         })
     }
@@ -204,7 +209,7 @@ impl JsonSchema for Duration {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^[0-9]+\\s*(ms|s|m|h|d|w)$",
+            "pattern": DURATION_PATTERN,
             "description": "A duration with a unit: ms, s, m, h, d or w, e.g. `15s`, `30d`."
         })
     }

@@ -330,20 +330,18 @@ fn expected(schema: &Value, root: &Value) -> String {
     }
 }
 
-/// Whether `text` matches `pattern` (compiled once per pattern).
+/// Whether `text` matches `pattern`, one of the classes of text.rs (compiled once).
 fn matches(pattern: &str, text: &str) -> bool {
     use std::collections::HashMap;
-    use std::sync::Mutex;
-    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
-    let mut compiled = COMPILED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let regex = compiled
-        .entry(pattern.to_string())
-        .or_insert_with(|| regex::Regex::new(pattern).ok());
-    // A pattern that does not compile is a defect of types.rs, caught by its tests.
-    regex.as_ref().is_none_or(|r| r.is_match(text))
+    static COMPILED: OnceLock<HashMap<&'static str, regex::Regex>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        super::text::CHECKED_AT_LOAD
+            .iter()
+            .filter_map(|p| Some((*p, regex::Regex::new(p).ok()?)))
+            .collect()
+    });
+    // A class that does not compile is a defect of text.rs, caught by its tests.
+    compiled.get(pattern).is_none_or(|r| r.is_match(text))
 }
 
 /// What a class admits, in words, for the help line.

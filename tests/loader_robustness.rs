@@ -171,3 +171,82 @@ fn values_that_would_change_a_rendered_file_are_refused_at_their_key() {
         assert!(finding.help.is_some(), "{key}: no hint");
     }
 }
+
+/// A random string from characters that break formats: quotes, backslashes, `$`, braces,
+/// `%`, `#`, `;`, `=`, non-ASCII.
+fn awkward_text(rng: &mut Rng, len: usize) -> String {
+    const PIECES: [&str; 22] = [
+        "a", "Z", "7", " ", "'", "\"", "\\", "$", "${X}", "{{", "}}", "{%", "%", "#", ";", "=",
+        ":", "--", "/*", "🚀", "é", "&",
+    ];
+    (0..len).map(|_| PIECES[rng.below(PIECES.len())]).collect()
+}
+
+/// TOML basic string for `text`.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// render and validate agree: any model that loads renders, and what it renders
+/// validates without an error. Generated models vary the free-text and named values that
+/// reach rendered files (channel titles and usernames, alert texts, identifiers, names).
+#[test]
+fn every_model_that_loads_renders_and_validates_clean() {
+    let base = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+    let mut rng = Rng(0x5eed_cafe_f00d_1234);
+    let mut checked = 0;
+    for round in 0..40 {
+        let (title_len, description_len) = (1 + rng.below(24), rng.below(30));
+        let title = awkward_text(&mut rng, title_len);
+        let description = awkward_text(&mut rng, description_len);
+        let identifier = format!(
+            "s{}_{}",
+            rng.below(1000),
+            ["x", "Tg", "data_2"][rng.below(3)]
+        );
+        let summary_len = 1 + rng.below(20);
+        let summary = awkward_text(&mut rng, summary_len);
+        let overlay = format!(
+            "append = [\"channels\", \"alerts\"]\n\n\
+             [[alerts]]\nname = \"Round{round}\"\nkind = \"service-down\"\nservice = \"gateway-api\"\nseverity = \"warning\"\nfor = \"1m\"\nsummary = {summary}\n\n\
+             [secrets.api_key]\ndescription = {description}\n\n\
+             [services.timescaledb.postgres]\nschema = \"{identifier}\"\n\n\
+             [[channels]]\nid = -100{id}\ntitle = {title}\nusername = \"u{round}_x\"\n",
+            description = toml_string(&description),
+            title = toml_string(&title),
+            summary = toml_string(&summary),
+            id = 5_000_000_000u64 + round,
+        );
+        let loaded = tgstack::model::load_texts(vec![
+            (root().join("stack.toml"), base.clone()),
+            (PathBuf::from(format!("round{round}.toml")), overlay.clone()),
+        ]);
+        let Ok(model) = loaded else {
+            continue;
+        };
+        if let Err(findings) = tgstack::render(&model, None) {
+            panic!(
+                "round {round}: loads but does not render:\n{overlay}\n{}",
+                tgstack::report::human(&findings)
+            );
+        }
+        let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
+        let errors: Vec<_> = report.findings.iter().filter(|f| f.is_error()).collect();
+        assert!(
+            errors.is_empty(),
+            "round {round}: renders but does not validate:\n{overlay}\n{errors:#?}"
+        );
+        checked += 1;
+    }
+    // Every piece is allowed free text: the rounds are checks, not skipped loads.
+    assert_eq!(checked, 40, "only {checked} of 40 generated models loaded");
+}

@@ -47,7 +47,9 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
 
 /// Incident 19: applying a migration twice must change nothing and not fail.
 fn idempotent(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
-    let mut in_body = false;
+    // Lines that begin inside a string, a comment or a function body are not statements;
+    // a `;` or `$$` inside a value does not end or open anything.
+    let code = crate::check::sql::rows::code_mask(text);
     // Byte offset of the current line, kept as we go (summing the lines before each
     // INSERT again would be quadratic in a long migration).
     let mut offset = 0;
@@ -55,11 +57,9 @@ fn idempotent(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
         let start = offset;
         offset += line.len() + 1;
         let upper = line.trim().to_ascii_uppercase();
-        if line.matches("$$").count() % 2 == 1 {
-            in_body = !in_body;
-            continue;
-        }
-        if in_body || upper.starts_with("--") {
+        let first = start + (line.len() - line.trim_start().len());
+        if upper.is_empty() || !code.get(first).copied().unwrap_or(false) || upper.starts_with("--")
+        {
             continue;
         }
         let needs = [
@@ -90,11 +90,14 @@ fn idempotent(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
                 );
             }
         }
+        // The statement runs to the first `;` that is code.
+        let statement_end = || {
+            (start..text.len())
+                .find(|&i| code[i] && text.as_bytes()[i] == b';')
+                .unwrap_or(text.len())
+        };
         if upper.starts_with("INSERT INTO")
-            && !text[start..]
-                .split(';')
-                .next()
-                .unwrap_or("")
+            && !text[start..statement_end()]
                 .to_ascii_uppercase()
                 .contains("ON CONFLICT")
         {

@@ -15,7 +15,7 @@
 //! `now()` or a sequence: such a key never sees a repeat, so it deduplicates nothing
 //! (incident 17).
 
-mod rows;
+pub(crate) mod rows;
 
 use std::collections::BTreeMap;
 

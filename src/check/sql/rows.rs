@@ -44,6 +44,33 @@ pub fn shorten_values(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// For each byte of `text`, whether it is SQL code: not inside a string, a quoted
+/// identifier, a comment or a dollar-quoted body. Lets line-based rules ignore a `;`, `$$`
+/// or `--` that a value (a channel title, say) carries inside its quotes.
+pub fn code_mask(text: &str) -> Vec<bool> {
+    let bytes = text.as_bytes();
+    let mut mask = vec![true; bytes.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b'\'' => skip_quoted(bytes, i, b'\'', escapes_backslash(bytes, i)),
+            b'"' => skip_quoted(bytes, i, b'"', false),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => skip_line(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => skip_block_comment(bytes, i),
+            b'$' => skip_dollar_quoted(bytes, i),
+            _ => i + 1,
+        };
+        // A construct that opened here covers its bytes; its first byte is its start.
+        if end > i + 1 {
+            for flag in &mut mask[i + 1..end.min(bytes.len())] {
+                *flag = false;
+            }
+        }
+        i = end.max(i + 1);
+    }
+    mask
+}
+
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
 }
@@ -296,5 +323,22 @@ mod tests {
         ] {
             assert!(shorten_values(text).contains("('b"), "{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod code_mask_tests {
+    use super::code_mask;
+
+    #[test]
+    fn quoted_text_comments_and_bodies_are_not_code() {
+        let text = "SELECT 'a;b', $$x;y$$; -- c;d\nINSERT";
+        let mask = code_mask(text);
+        let code: String = text
+            .char_indices()
+            .filter(|(i, _)| mask[*i])
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(code, "SELECT ', $; -INSERT");
     }
 }

@@ -21,7 +21,9 @@ pub fn run(cx: &mut Ctx<'_>) {
     auth(cx);
     redis_memory(cx);
     pool_capacity(cx);
+    pool_mode(cx);
     timeouts(cx);
+    deploy_paths(cx);
     super::native_rules::run(cx);
     super::monitoring_rules::run(cx);
 }
@@ -675,6 +677,25 @@ fn ports(cx: &mut Ctx<'_>) {
             ));
         }
     }
+    // One service, two listeners on one port: the second cannot bind.
+    for (name, service) in &stack.services {
+        let mut listeners = vec![("port", service.port)];
+        if let Some(r) = &service.rabbitmq {
+            listeners.push(("rabbitmq.management_port", r.management_port));
+            listeners.push(("rabbitmq.metrics_port", r.metrics_port));
+        }
+        for (index, (key, port)) in listeners.iter().enumerate() {
+            if let Some((first, _)) = listeners[..index].iter().find(|(_, p)| p == port) {
+                reports.push((
+                    "TG203",
+                    Severity::Error,
+                    format!("services.{name}.{key}"),
+                    format!("`{name}` would listen on port {port} twice ({first} and {key})"),
+                    format!("give {key} a port of its own"),
+                ));
+            }
+        }
+    }
     for (rule, severity, path, message, help) in reports {
         cx.report_key(rule, severity, &path, message, help);
     }
@@ -744,6 +765,21 @@ fn sentinel(cx: &mut Ctx<'_>) {
                     sen.quorum, sen.count
                 ),
                 format!("set quorum to {}", sen.count / 2 + 1),
+            ));
+        }
+        if let Some(master) = stack
+            .service(&sen.monitors)
+            .and_then(|m| m.redis.as_ref())
+            .and_then(|r| r.replica_of.as_deref())
+        {
+            reports.push((
+                Severity::Error,
+                format!("{base}.monitors"),
+                format!(
+                    "`{}` is a replica of `{master}`: Sentinel must watch the master, or it never sees a failover to act on",
+                    sen.monitors
+                ),
+                format!("set `monitors = \"{master}\"`"),
             ));
         }
         if sen.count < 3 {
@@ -846,9 +882,95 @@ fn pool_capacity(cx: &mut Ctx<'_>) {
 }
 
 /// Callers must wait longer than what they call (incident 31).
+/// Statement pooling hands each statement to any server connection: the gateway's batch
+/// (COPY, INSERT, outbox, in one transaction) and the migrations cannot run through it.
+fn pool_mode(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, service) in &stack.services {
+        let Some(bouncer) = &service.pgbouncer else {
+            continue;
+        };
+        if bouncer.pool_mode != crate::model::PoolMode::Statement {
+            continue;
+        }
+        let users: Vec<&str> = stack
+            .services
+            .iter()
+            .filter(|(_, s)| {
+                s.gateway.as_ref().is_some_and(|g| g.database == *name)
+                    || s.api.as_ref().is_some_and(|a| a.database == *name)
+            })
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if let Some(user) = users.first() {
+            reports.push((
+                format!("services.{name}.pgbouncer.pool_mode"),
+                format!(
+                    "`{user}` runs multi-statement transactions through `{name}`, which statement pooling refuses"
+                ),
+                "use `pool_mode = \"transaction\"` (the default)".to_string(),
+            ));
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key("TG402", Severity::Error, &path, message, help);
+    }
+}
+
+/// Deploy paths end up in bind-mount sources and EnvironmentFile lines, which resolve
+/// against whatever directory a command runs in: they must be absolute.
+fn deploy_paths(cx: &mut Ctx<'_>) {
+    let deploy = &cx.stack().deploy;
+    let relative: Vec<(&str, String)> = [
+        ("secrets_dir", &deploy.secrets_dir),
+        ("config_dir", &deploy.config_dir),
+        ("state_dir", &deploy.state_dir),
+    ]
+    .into_iter()
+    .filter(|(_, dir)| !dir.starts_with('/'))
+    .map(|(key, dir)| (key, dir.clone()))
+    .collect();
+    for (key, dir) in relative {
+        cx.report_key(
+            "TG601",
+            Severity::Error,
+            &format!("deploy.{key}"),
+            format!("deploy.{key} `{dir}` is relative: compose and systemd would resolve it against whatever directory they run in"),
+            format!("write an absolute path, e.g. `/etc/tgstack/{}`", key.trim_end_matches("_dir")),
+        );
+    }
+}
+
 fn timeouts(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
     let mut reports = Vec::new();
+    // 0 means "no limit" to PostgreSQL, PgBouncer and the API: a chain with no bound.
+    for (name, s) in &stack.services {
+        let zero = [
+            s.postgres
+                .as_ref()
+                .map(|p| ("postgres.statement_timeout", p.statement_timeout)),
+            s.pgbouncer
+                .as_ref()
+                .map(|b| ("pgbouncer.query_timeout", b.query_timeout)),
+            s.api
+                .as_ref()
+                .map(|a| ("api.request_timeout", a.request_timeout)),
+            s.grafana
+                .as_ref()
+                .map(|g| ("grafana.query_timeout", g.query_timeout)),
+        ];
+        for (key, timeout) in zero.into_iter().flatten() {
+            if timeout.millis() == 0 {
+                reports.push((
+                    format!("services.{name}.{key}"),
+                    format!("`{name}` {key} is 0, which means no limit: a stuck query holds its connection forever"),
+                    "set a bound (the reference model uses 20s for statements)".to_string(),
+                ));
+            }
+        }
+    }
     for (name, s) in &stack.services {
         let Some(b) = &s.pgbouncer else { continue };
         if let Some((db, pg)) = stack.database_of(&b.upstream)

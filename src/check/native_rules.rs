@@ -14,6 +14,9 @@ pub const RULE: &str = "TG701";
 pub fn run(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
     let mut reports: Vec<(String, String, String)> = Vec::new();
+    // Keys of the other deploy mode do nothing: a warning, since an environment overlay
+    // that switches the mode would otherwise have to unset them.
+    let mut inert: Vec<(String, String, String)> = Vec::new();
     let mut sessions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, service) in &stack.services {
         if service.kind == Kind::Gateway
@@ -23,6 +26,15 @@ pub fn run(cx: &mut Ctx<'_>) {
         }
         match service.deploy {
             Deploy::Container => {
+                if service.listen.is_some() {
+                    inert.push((
+                        format!("services.{name}.listen"),
+                        format!(
+                            "container service `{name}` has `listen`, which does nothing: a container listens on all its interfaces and is reached by name or published port"
+                        ),
+                        "remove `listen`, or set `deploy = \"native\"`".to_string(),
+                    ));
+                }
                 if service.native.is_some() {
                     reports.push((
                         format!("services.{name}.native"),
@@ -36,6 +48,22 @@ pub fn run(cx: &mut Ctx<'_>) {
                 }
             }
             Deploy::Native => {
+                // Keys only a container has: they would silently do nothing.
+                let container_keys = [
+                    ("image", service.image.is_some()),
+                    ("networks", !service.networks.is_empty()),
+                ];
+                for (key, present) in container_keys {
+                    if present {
+                        inert.push((
+                            format!("services.{name}.{key}"),
+                            format!(
+                                "native service `{name}` has `{key}`, which only a container uses: it does nothing"
+                            ),
+                            format!("remove `{key}`, or set `deploy = \"container\"`"),
+                        ));
+                    }
+                }
                 // Other native kinds (PostgreSQL, PgBouncer, Redis, ...) run under the
                 // distribution's own units with the rendered configs; TG005 rejects the
                 // kinds that only run as containers.
@@ -112,5 +140,8 @@ pub fn run(cx: &mut Ctx<'_>) {
     }
     for (path, message, help) in reports {
         cx.report_key(RULE, Severity::Error, &path, message, help);
+    }
+    for (path, message, help) in inert {
+        cx.report_key(RULE, Severity::Warning, &path, message, help);
     }
 }

@@ -250,3 +250,164 @@ fn every_model_that_loads_renders_and_validates_clean() {
     // Every piece is allowed free text: the rounds are checks, not skipped loads.
     assert_eq!(checked, 40, "only {checked} of 40 generated models loaded");
 }
+
+/// Every string value of the reference model, one per field of the schema (the first
+/// place it occurs), as a path of keys and array indices. Found by walking the model along
+/// its JSON Schema, not listed by hand.
+fn string_fields(
+    value: &toml::Value,
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    owner: &str,
+    path: &mut Vec<String>,
+    seen: &mut std::collections::BTreeSet<String>,
+    out: &mut Vec<Vec<String>>,
+) {
+    use serde_json::Value as J;
+    // Follow $ref (remembering whose field it is) and take an Option's non-null branch.
+    let mut schema = schema;
+    let mut owner = owner.to_string();
+    for _ in 0..16 {
+        if let Some(reference) = schema.get("$ref").and_then(J::as_str) {
+            owner = reference.trim_start_matches("#/$defs/").to_string();
+            schema = &root["$defs"][owner.as_str()];
+        } else if let Some(branches) = schema.get("anyOf").and_then(J::as_array) {
+            schema = branches
+                .iter()
+                .find(|b| b.get("type") != Some(&J::String("null".into())))
+                .unwrap_or(schema);
+            if schema.get("anyOf").is_some() {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+    match value {
+        toml::Value::Table(table) => {
+            for (key, child) in table {
+                let field = schema
+                    .get("properties")
+                    .and_then(|p| p.get(key))
+                    .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
+                if let Some(field) = field {
+                    path.push(key.clone());
+                    // A map's entries are all the same field of the same owner.
+                    let id = if schema.get("properties").and_then(|p| p.get(key)).is_some() {
+                        format!("{owner}.{key}")
+                    } else {
+                        format!("{owner}.*")
+                    };
+                    string_fields(child, field, root, &id, path, seen, out);
+                    path.pop();
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (index, child) in items.iter().enumerate() {
+                    path.push(index.to_string());
+                    string_fields(child, item, root, &format!("{owner}[]"), path, seen, out);
+                    path.pop();
+                }
+            }
+        }
+        toml::Value::String(_) => {
+            if seen.insert(owner) {
+                out.push(path.clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sets the string at `path` of `model` to `value`.
+fn set_string(model: &mut toml::Value, path: &[String], value: String) {
+    let mut at = model;
+    for key in path {
+        at = match at {
+            toml::Value::Table(table) => table.get_mut(key).expect("path from the model"),
+            toml::Value::Array(items) => &mut items[key.parse::<usize>().expect("an index")],
+            _ => panic!("path {path:?} goes through a value"),
+        };
+    }
+    *at = toml::Value::String(value);
+}
+
+/// For every string field of the schema that the reference model uses: a newline in it
+/// is refused with the key's path (at load, or by its rule before anything renders), and a
+/// value carrying comment, separator and interpolation characters (`# ; = ${X}`) is either
+/// refused the same way or renders into files that validate clean (re-parsed in their own
+/// dialects, compared across files).
+#[test]
+fn every_string_field_refuses_or_survives_injection() {
+    let text = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+    let reference: toml::Value = toml::from_str(&text).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&tgstack::schema_json()).unwrap();
+    let mut fields = Vec::new();
+    string_fields(
+        &reference,
+        &schema,
+        &schema,
+        "Stack",
+        &mut Vec::new(),
+        &mut Default::default(),
+        &mut fields,
+    );
+    assert!(
+        fields.len() >= 40,
+        "only {} string fields found",
+        fields.len()
+    );
+    let refused_at = |findings: &[tgstack::finding::Finding], key: &str| {
+        findings.iter().any(|f| f.is_error() && f.path == key)
+    };
+    for path in &fields {
+        let key = path.join(".");
+        let original = {
+            let mut at = &reference;
+            for part in path {
+                at = match at {
+                    toml::Value::Table(t) => &t[part.as_str()],
+                    toml::Value::Array(items) => &items[part.parse::<usize>().unwrap()],
+                    _ => unreachable!(),
+                };
+            }
+            at.as_str().unwrap().to_string()
+        };
+        for (hostile, may_render) in [
+            (format!("{original}\nnew_directive = 1"), false),
+            (format!("{original} # ; = ${{X}}"), true),
+        ] {
+            let mut model = reference.clone();
+            set_string(&mut model, path, hostile.clone());
+            let text = toml::to_string(&model).unwrap();
+            let loaded = tgstack::model::load_texts(vec![(PathBuf::from("hostile.toml"), text)]);
+            let model = match loaded {
+                Err(findings) => {
+                    assert!(
+                        refused_at(&findings, &key),
+                        "{key} = {hostile:?}: refused, but not at the key:\n{}",
+                        tgstack::report::human(&findings)
+                    );
+                    continue;
+                }
+                Ok(model) => model,
+            };
+            let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
+            if refused_at(&report.findings, &key) {
+                continue;
+            }
+            assert!(
+                may_render,
+                "{key} = {hostile:?}: a newline was accepted:\n{}",
+                tgstack::report::human(&report.findings)
+            );
+            let errors: Vec<_> = report.findings.iter().filter(|f| f.is_error()).collect();
+            assert!(
+                errors.is_empty(),
+                "{key} = {hostile:?}: accepted, and what it renders does not validate:\n{errors:#?}"
+            );
+        }
+    }
+}

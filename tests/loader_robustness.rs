@@ -312,11 +312,7 @@ fn string_fields(
                 }
             }
         }
-        toml::Value::String(_) => {
-            if seen.insert(owner) {
-                out.push(path.clone());
-            }
-        }
+        toml::Value::String(_) if seen.insert(owner) => out.push(path.clone()),
         _ => {}
     }
 }

@@ -239,7 +239,7 @@ pub static RULES: &[Rule] = &[
         severity: Severity::Error,
         incidents: &[4],
         summary: "A secret value is written in the model or a rendered file.",
-        explanation: "Secrets are references to environment variables: `[secrets.ID] env = \"VAR\"`, used as `{ secret = \"ID\" }`. A literal password anywhere in the model is an error, and the value is never echoed back in the finding.",
+        explanation: "Secrets are references to environment variables: `[secrets.ID] env = \"VAR\"`, used as `{ secret = \"ID\" }`. A literal password anywhere in the model is an error, and the value is never echoed back in the finding. A URL with a password in it (`https://user:pass@host`), in any value, counts as a literal secret.",
         bad: "password = \"hunter2\"",
         good: "password = { secret = \"db_app\" }",
     },

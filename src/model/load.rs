@@ -566,6 +566,22 @@ fn collect_secret_literals(
                     ),
                 );
             }
+            DeValue::String(text) if url_with_password(text) => {
+                redactions.push(value.span());
+                findings.push(
+                    Finding::new(
+                        "TG104",
+                        Severity::Error,
+                        format!(
+                            "literal secret at `{}`: a URL with a password in it",
+                            path.join(".")
+                        ),
+                    )
+                    .with_path(path.join("."))
+                    .with_span(value.span())
+                    .with_help("leave the credentials out of the URL; the stack reads passwords from [secrets]"),
+                );
+            }
             DeValue::Table(inner) => collect_secret_literals(inner, path, redactions, findings),
             DeValue::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
@@ -580,6 +596,21 @@ fn collect_secret_literals(
         }
         path.pop();
     }
+}
+
+/// Whether `text` holds a URL with a password: `scheme://user:password@host...`.
+fn url_with_password(text: &str) -> bool {
+    text.match_indices("://").any(|(at, sep)| {
+        let authority = text[at + sep.len()..]
+            .split(['/', '?', '#', ' '])
+            .next()
+            .unwrap_or("");
+        authority.rsplit_once('@').is_some_and(|(userinfo, _)| {
+            userinfo
+                .split_once(':')
+                .is_some_and(|(_, pass)| !pass.is_empty())
+        })
+    })
 }
 
 /// `{ secret = "<id>" }`: one key, `secret`, holding a string.

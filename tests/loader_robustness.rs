@@ -312,13 +312,26 @@ fn string_fields(
                 }
             }
         }
-        toml::Value::String(_) if seen.insert(owner) => out.push(path.clone()),
+        toml::Value::String(_) if seen.insert(owner.clone()) => out.push(path.clone()),
+        toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)
+            if seen.insert(format!("{owner}#scalar")) =>
+        {
+            // Recorded apart from strings, marked by a trailing "#".
+            let mut marked = path.clone();
+            marked.push("#".into());
+            out.push(marked);
+        }
         _ => {}
     }
 }
 
 /// Sets the string at `path` of `model` to `value`.
 fn set_string(model: &mut toml::Value, path: &[String], value: String) {
+    set_value(model, path, toml::Value::String(value));
+}
+
+/// Sets the value at `path` of `model`.
+fn set_value(model: &mut toml::Value, path: &[String], value: toml::Value) {
     let mut at = model;
     for key in path {
         at = match at {
@@ -327,7 +340,7 @@ fn set_string(model: &mut toml::Value, path: &[String], value: String) {
             _ => panic!("path {path:?} goes through a value"),
         };
     }
-    *at = toml::Value::String(value);
+    *at = value;
 }
 
 /// For every string field of the schema that the reference model uses: a newline in it
@@ -406,4 +419,74 @@ fn every_string_field_refuses_or_survives_injection() {
             );
         }
     }
+}
+
+/// A hostile corpus, generated: every scalar field of the schema the reference model uses
+/// (one place each), given each of a dozen values of the wrong size, sign, type or shape.
+/// Whatever the loader answers, it never panics, and every finding it gives has a
+/// `file:line:col` and a key path.
+#[test]
+fn hostile_corpus_gets_located_findings_and_no_panic() {
+    let text = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+    let reference: toml::Value = toml::from_str(&text).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&tgstack::schema_json()).unwrap();
+    let mut fields = Vec::new();
+    string_fields(
+        &reference,
+        &schema,
+        &schema,
+        "Stack",
+        &mut Vec::new(),
+        &mut Default::default(),
+        &mut fields,
+    );
+    let hostile = [
+        toml::Value::Integer(i64::MAX),
+        toml::Value::Integer(i64::MIN),
+        toml::Value::Integer(0),
+        toml::Value::Integer(-1),
+        toml::Value::Float(f64::NAN),
+        toml::Value::Float(f64::INFINITY),
+        toml::Value::Float(-0.5),
+        toml::Value::String(String::new()),
+        toml::Value::String("x".repeat(70_000)),
+        toml::Value::String("\u{0}\u{1b}[31m".into()),
+        toml::Value::Boolean(true),
+        toml::Value::Array(vec![toml::Value::Integer(1)]),
+        toml::Value::Table(toml::Table::new()),
+    ];
+    let mut cases = 0;
+    for field in &fields {
+        let path: Vec<String> = field.iter().filter(|p| *p != "#").cloned().collect();
+        for value in &hostile {
+            let mut model = reference.clone();
+            set_value(&mut model, &path, value.clone());
+            let Ok(text) = toml::to_string(&model) else {
+                continue;
+            };
+            cases += 1;
+            let outcome = std::panic::catch_unwind(|| {
+                tgstack::model::load_texts(vec![(PathBuf::from("corpus.toml"), text.clone())])
+            });
+            let key = path.join(".");
+            let Ok(loaded) = outcome else {
+                panic!("{key} = {value:?}: the loader panicked");
+            };
+            let findings = match loaded {
+                Ok(model) => {
+                    let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
+                    report.findings
+                }
+                Err(findings) => findings,
+            };
+            for finding in &findings {
+                assert!(
+                    finding.location.is_some() && !finding.path.is_empty(),
+                    "{key} = {value:?}: a finding without file:line:col or key path:\n{finding:#?}"
+                );
+            }
+        }
+    }
+    eprintln!("{cases} hostile cases over {} fields", fields.len());
+    assert!(cases >= 150, "only {cases} hostile cases");
 }

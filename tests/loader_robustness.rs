@@ -363,6 +363,8 @@ fn every_string_field_refuses_or_survives_injection() {
         &mut Default::default(),
         &mut fields,
     );
+    // Strings only here; numbers and booleans are the corpus test's.
+    fields.retain(|p| p.last().map(String::as_str) != Some("#"));
     assert!(
         fields.len() >= 40,
         "only {} string fields found",

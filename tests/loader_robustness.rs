@@ -251,10 +251,30 @@ fn every_model_that_loads_renders_and_validates_clean() {
     assert_eq!(checked, 40, "only {checked} of 40 generated models loaded");
 }
 
-/// Every string value of the reference model, one per field of the schema (the first
-/// place it occurs), as a path of keys and array indices. Found by walking the model along
-/// its JSON Schema, not listed by hand.
-fn string_fields(
+/// The reference model and its scalar fields (see [`scalar_fields`]).
+fn reference_fields() -> (toml::Value, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(root().join("stack.toml")).unwrap();
+    let reference: toml::Value = toml::from_str(&text).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&tgstack::schema_json()).unwrap();
+    let mut fields = Vec::new();
+    let mut seen = Default::default();
+    scalar_fields(
+        &reference,
+        &schema,
+        &schema,
+        "Stack",
+        &mut Vec::new(),
+        &mut seen,
+        &mut fields,
+    );
+    (reference, fields)
+}
+
+/// Every scalar value of the reference model, one per field of the schema (the first
+/// place it occurs), as a path of keys and array indices; numbers and booleans end in a
+/// `#` element, strings do not. Found by walking the model along its JSON Schema, not
+/// listed by hand.
+fn scalar_fields(
     value: &toml::Value,
     schema: &serde_json::Value,
     root: &serde_json::Value,
@@ -298,7 +318,7 @@ fn string_fields(
                     } else {
                         format!("{owner}.*")
                     };
-                    string_fields(child, field, root, &id, path, seen, out);
+                    scalar_fields(child, field, root, &id, path, seen, out);
                     path.pop();
                 }
             }
@@ -307,7 +327,7 @@ fn string_fields(
             if let Some(item) = schema.get("items") {
                 for (index, child) in items.iter().enumerate() {
                     path.push(index.to_string());
-                    string_fields(child, item, root, &format!("{owner}[]"), path, seen, out);
+                    scalar_fields(child, item, root, &format!("{owner}[]"), path, seen, out);
                     path.pop();
                 }
             }
@@ -350,19 +370,7 @@ fn set_value(model: &mut toml::Value, path: &[String], value: toml::Value) {
 /// dialects, compared across files).
 #[test]
 fn every_string_field_refuses_or_survives_injection() {
-    let text = std::fs::read_to_string(root().join("stack.toml")).unwrap();
-    let reference: toml::Value = toml::from_str(&text).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(&tgstack::schema_json()).unwrap();
-    let mut fields = Vec::new();
-    string_fields(
-        &reference,
-        &schema,
-        &schema,
-        "Stack",
-        &mut Vec::new(),
-        &mut Default::default(),
-        &mut fields,
-    );
+    let (reference, mut fields) = reference_fields();
     // Strings only here; numbers and booleans are the corpus test's.
     fields.retain(|p| p.last().map(String::as_str) != Some("#"));
     assert!(
@@ -429,19 +437,7 @@ fn every_string_field_refuses_or_survives_injection() {
 /// `file:line:col` and a key path.
 #[test]
 fn hostile_corpus_gets_located_findings_and_no_panic() {
-    let text = std::fs::read_to_string(root().join("stack.toml")).unwrap();
-    let reference: toml::Value = toml::from_str(&text).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(&tgstack::schema_json()).unwrap();
-    let mut fields = Vec::new();
-    string_fields(
-        &reference,
-        &schema,
-        &schema,
-        "Stack",
-        &mut Vec::new(),
-        &mut Default::default(),
-        &mut fields,
-    );
+    let (reference, fields) = reference_fields();
     let hostile = [
         toml::Value::Integer(i64::MAX),
         toml::Value::Integer(i64::MIN),

@@ -553,34 +553,21 @@ fn collect_secret_literals(
             }
             DeValue::String(_) if secret_key => {
                 redactions.push(value.span());
-                findings.push(
-                    Finding::new(
-                        "TG104",
-                        Severity::Error,
-                        format!("literal secret at `{}`: secrets are never written in the model", path.join(".")),
-                    )
-                    .with_path(path.join("."))
-                    .with_span(value.span())
-                    .with_help(
-                        "declare the secret under [secrets] as `{ env = \"VAR\" }` and reference it here as `{ secret = \"<id>\" }`",
-                    ),
-                );
+                findings.push(literal_secret(
+                    path,
+                    value.span(),
+                    "secrets are never written in the model",
+                    "declare the secret under [secrets] as `{ env = \"VAR\" }` and reference it here as `{ secret = \"<id>\" }`",
+                ));
             }
             DeValue::String(text) if url_with_password(text) => {
                 redactions.push(value.span());
-                findings.push(
-                    Finding::new(
-                        "TG104",
-                        Severity::Error,
-                        format!(
-                            "literal secret at `{}`: a URL with a password in it",
-                            path.join(".")
-                        ),
-                    )
-                    .with_path(path.join("."))
-                    .with_span(value.span())
-                    .with_help("leave the credentials out of the URL; the stack reads passwords from [secrets]"),
-                );
+                findings.push(literal_secret(
+                    path,
+                    value.span(),
+                    "a URL with a password in it",
+                    "leave the credentials out of the URL; the stack reads passwords from [secrets]",
+                ));
             }
             DeValue::Table(inner) => collect_secret_literals(inner, path, redactions, findings),
             DeValue::Array(items) => {
@@ -596,6 +583,19 @@ fn collect_secret_literals(
         }
         path.pop();
     }
+}
+
+/// TG104 at `path`, never holding the value.
+fn literal_secret(path: &[String], span: Range<usize>, why: &str, help: &str) -> Finding {
+    let at = path.join(".");
+    Finding::new(
+        "TG104",
+        Severity::Error,
+        format!("literal secret at `{at}`: {why}"),
+    )
+    .with_path(at)
+    .with_span(span)
+    .with_help(help)
 }
 
 /// Whether `text` holds a URL with a password: `scheme://user:password@host...`.

@@ -319,7 +319,7 @@ pub static RULES: &[Rule] = &[
         severity: Severity::Error,
         incidents: &[9],
         summary: "A native service reaches a container that publishes no host port.",
-        explanation: "A service running on the host (systemd) can reach a container only through a published port; container names and internal ports do not resolve on the host.",
+        explanation: "A service running on the host (systemd) can reach a container only through a published port; container names and internal ports do not resolve on the host. The compose file as found is held to it too: a mapping whose host port differs from the model's `publish` leaves the native services and scripts knocking on the model's port.",
         bad: "[services.tg-gateway]\ndeploy = \"native\"\n[services.pgbouncer]\n# no publish",
         good: "[services.pgbouncer]\npublish = 6434",
     },

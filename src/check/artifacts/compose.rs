@@ -377,33 +377,63 @@ fn ports(
     seen: &mut BTreeMap<String, String>,
     line: &dyn Fn(&str) -> Option<usize>,
 ) {
+    // What the model publishes for this instance: container port -> host port.
+    let modelled: BTreeMap<String, String> = cx
+        .stack()
+        .published_ports()
+        .into_iter()
+        .filter(|p| p.instance == instance)
+        .map(|p| (p.container_port.to_string(), p.host_port.to_string()))
+        .collect();
     for port in &service.ports {
-        let (address, host) = match port {
+        let text = |v: &Value| {
+            v.as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string())
+        };
+        let (address, host, container) = match port {
             Value::String(spec) => {
                 let parts: Vec<&str> = spec.split(':').collect();
                 match parts.as_slice() {
-                    [address, host, _] => (address.to_string(), host.to_string()),
-                    [host, _] => (String::new(), host.to_string()),
-                    _ => (String::new(), String::new()),
+                    [address, host, container] => {
+                        (address.to_string(), host.to_string(), container.to_string())
+                    }
+                    [host, container] => (String::new(), host.to_string(), container.to_string()),
+                    _ => (String::new(), String::new(), String::new()),
                 }
             }
             Value::Object(map) => (
-                map.get("host_ip")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string(),
-                map.get("published")
-                    .map(|v| {
-                        v.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .unwrap_or_default(),
+                map.get("host_ip").map(text).unwrap_or_default(),
+                map.get("published").map(text).unwrap_or_default(),
+                map.get("target").map(text).unwrap_or_default(),
             ),
-            other => (String::new(), other.to_string()),
+            other => (String::new(), other.to_string(), String::new()),
         };
         if host.is_empty() {
             continue;
+        }
+        // The file as found against the model: a hand edit of a mapping breaks whoever
+        // reaches this container by the model's ports (native services, scripts).
+        match modelled.get(&container) {
+            Some(expected) if *expected != host => cx.report_file(
+                "TG206",
+                Severity::Error,
+                &format!("{path}.publish"),
+                FILE,
+                line(&format!(":{host}:")),
+                format!("{FILE}: `{instance}` publishes port {container} on {host}, the model on {expected}: native services and scripts that use {expected} find nothing"),
+                "re-render, or change `publish` in the model".into(),
+            ),
+            None if !modelled.is_empty() && !container.is_empty() => cx.report_file(
+                "TG201",
+                Severity::Error,
+                &format!("{path}.port"),
+                FILE,
+                line(&format!(":{container}")),
+                format!("{FILE}: `{instance}` publishes container port {container}, on which the model has it listen nowhere"),
+                "publish the service's `port`; re-render".into(),
+            ),
+            _ => {}
         }
         if let Some(other) = seen.insert(host.clone(), instance.to_string()) {
             cx.report_file(

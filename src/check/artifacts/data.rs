@@ -909,6 +909,22 @@ fn sentinel(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         let mut resolve_hostnames = false;
         for d in &directives {
             let directive = d.name();
+            if directive == "port" && d.arg(0) != Some(instance.port.to_string().as_str()) {
+                cx.report_file(
+                    "TG201",
+                    Severity::Error,
+                    &format!("services.{name}.port"),
+                    &file,
+                    Some(d.line),
+                    format!(
+                        "{file}: port {} but the model has `{}` listen on {}",
+                        d.arg(0).unwrap_or(""),
+                        instance.name,
+                        instance.port
+                    ),
+                    "listen settings use the model's port; re-render".into(),
+                );
+            }
             if directive != "sentinel" {
                 if !REDIS_DIRECTIVES.contains(&directive.as_str()) {
                     unknown_key(

@@ -80,16 +80,106 @@ pub fn unified_diff(dir: &str, expected: &Tree, actual: &Tree, drift: &[Drift]) 
             "/dev/null".into()
         };
         let diff = similar::TextDiff::from_lines(&old_text, &new_text);
-        out.push_str(
-            &diff
-                .unified_diff()
-                .context_radius(3)
-                .header(&old_name, &new_name)
-                .to_string(),
-        );
+        let text = diff
+            .unified_diff()
+            .context_radius(3)
+            .header(&old_name, &new_name)
+            .to_string();
+        // A hand edit may have put a secret on disk: a diff never shows one.
+        for line in text.split_inclusive('\n') {
+            out.push_str(&redact_diff_line(line));
+        }
         if !out.ends_with('\n') {
             out.push('\n');
         }
     }
     out
+}
+
+/// Words that make a setting's value a secret, in any config dialect.
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api_hash",
+    "requirepass",
+    "masterauth",
+    "auth-pass",
+    "credential",
+];
+
+/// A diff line with the value of a secret-looking setting, and the password of a URL,
+/// replaced by `<redacted>`.
+fn redact_diff_line(line: &str) -> std::borrow::Cow<'_, str> {
+    let is_content = matches!(line.as_bytes().first(), Some(b'+' | b'-' | b' '))
+        && !line.starts_with("+++")
+        && !line.starts_with("---");
+    if !is_content {
+        return line.into();
+    }
+    let lower = line.to_ascii_lowercase();
+    let mut out = line.to_string();
+    // `key = value`, `key: value`, `directive value`: mask after the secret word's separator.
+    if let Some(at) = SECRET_WORDS
+        .iter()
+        .filter_map(|w| lower.find(w).map(|i| i + w.len()))
+        .min()
+    {
+        let rest = &line[at..];
+        let value_start = rest
+            .find(['=', ':', ' '])
+            .map(|i| at + i + 1)
+            .filter(|&i| !line[i..].trim().is_empty());
+        if let Some(start) = value_start {
+            let newline = if line.ends_with('\n') { "\n" } else { "" };
+            out = format!("{} <redacted>{newline}", line[..start].trim_end());
+        }
+    }
+    // scheme://user:password@host
+    if let Some(scheme) = out.find("://") {
+        let authority_end = out[scheme + 3..]
+            .find(['/', ' ', '"', '\''])
+            .map_or(out.len(), |i| scheme + 3 + i);
+        if let Some(at) = out[scheme + 3..authority_end]
+            .rfind('@')
+            .map(|i| scheme + 3 + i)
+            && let Some(colon) = out[scheme + 3..at].find(':').map(|i| scheme + 3 + i)
+        {
+            out.replace_range(colon + 1..at, "<redacted>");
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_diff_line;
+
+    #[test]
+    fn secret_values_and_url_passwords_are_masked_in_diff_lines() {
+        assert_eq!(
+            redact_diff_line("+      DATA_SOURCE_PASS: \"${X:-hunter2}\"\n"),
+            "+      DATA_SOURCE_PASS: <redacted>\n"
+        );
+        assert_eq!(
+            redact_diff_line("-requirepass s3cret\n"),
+            "-requirepass <redacted>\n"
+        );
+        assert_eq!(
+            redact_diff_line("+url = postgres://app:hunter2@db:5432/x\n"),
+            "+url = postgres://app:<redacted>@db:5432/x\n"
+        );
+        assert_eq!(
+            redact_diff_line("+pool_mode = transaction\n"),
+            "+pool_mode = transaction\n"
+        );
+        assert_eq!(
+            redact_diff_line("--- a/generated/x\n"),
+            "--- a/generated/x\n"
+        );
+    }
 }

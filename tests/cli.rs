@@ -583,6 +583,44 @@ fn render_into_the_current_directory_works_and_leaves_no_temporary_tree() {
 }
 
 #[test]
+fn a_secret_put_into_generated_by_hand_is_never_printed() {
+    let project = Project::new();
+    let compose = project.path().join("generated/docker-compose.yml");
+    let text = std::fs::read_to_string(&compose).unwrap();
+    let needle =
+        "\"${TG_DB_READONLY_PASSWORD:?set TG_DB_READONLY_PASSWORD in .env (see .env.example)}\"";
+    assert!(text.contains(needle));
+    std::fs::write(
+        &compose,
+        text.replacen(needle, "\"${TG_DB_READONLY_PASSWORD:-Lk7zircon}\"", 1),
+    )
+    .unwrap();
+    let redis = project.path().join("generated/redis-master/redis.conf");
+    let text = std::fs::read_to_string(&redis).unwrap();
+    std::fs::write(
+        &redis,
+        format!("{text}requirepass Lk7onyx\nmasterauth Lk7onyx\n"),
+    )
+    .unwrap();
+    for args in [
+        vec!["render", "--check"],
+        vec!["validate"],
+        vec!["validate", "--format", "json"],
+        vec!["validate", "--format", "sarif"],
+    ] {
+        let (code, out, err) = project.run(&args);
+        assert_eq!(code, 1, "{}", args.join(" "));
+        for token in ["Lk7zircon", "Lk7onyx"] {
+            assert!(
+                !out.contains(token) && !err.contains(token),
+                "`{}` printed {token}:\n{out}{err}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
 fn overlay_shifts_ports_without_copying_the_model() {
     let project = Project::new();
     project.write(

@@ -656,7 +656,11 @@ fn environment(
         } else {
             secretish && !value.is_empty() && !value.starts_with("${")
         };
-        if literal_credential {
+        // `${VAR:-literal}` / `${VAR-literal}`: the literal is used whenever the variable is
+        // unset, so it is a secret written into the file all the same.
+        let literal_fallback =
+            secretish && interpolation_default(&value).is_some_and(|d| !d.is_empty());
+        if literal_credential || literal_fallback {
             cx.report_file(
                 "TG104",
                 Severity::Error,
@@ -667,7 +671,45 @@ fn environment(
                 "reference the secret's variable: `${VAR:?...}` from .env".into(),
             );
         }
+        // Inside a container, localhost is the container itself.
+        if let Some(host) = loopback_host(&value) {
+            cx.report_file(
+                "TG202",
+                Severity::Error,
+                path,
+                FILE,
+                line(&format!("{key}:")),
+                format!("{FILE}: `{instance}` reaches {host} through {key}: in a container that is the container itself"),
+                "use the service name (and its internal port), as the model renders it".into(),
+            );
+        }
     }
+}
+
+/// The default of a `${VAR:-default}` / `${VAR-default}` value, if it has one.
+fn interpolation_default(value: &str) -> Option<&str> {
+    let inner = value.strip_prefix("${")?.strip_suffix('}')?;
+    let name_end = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
+    let rest = &inner[name_end..];
+    rest.strip_prefix(":-").or_else(|| rest.strip_prefix('-'))
+}
+
+/// `localhost`, `127.0.0.1` or `::1` as the host of an address or URL.
+fn loopback_host(value: &str) -> Option<&'static str> {
+    let after_scheme = value.split_once("://").map_or(value, |(_, rest)| rest);
+    let authority = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, host)| host);
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        authority.split([':', '/', '?']).next().unwrap_or("")
+    };
+    ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .find(|loopback| host.eq_ignore_ascii_case(loopback))
 }
 
 /// Incident 5: an API container gets its key from the secret; without it there is no auth.

@@ -410,6 +410,34 @@ fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     if let (Some(server), Some((_, pg))) = (&server, upstream_pg) {
         pgbouncer_capacity(cx, &bouncer, server, pg);
     }
+    // The timeout chain as found: PgBouncer's query_timeout (seconds) is a bound, and
+    // longer than the server's statement_timeout (milliseconds when unitless).
+    if let Some((value, line)) = bouncer.get("query_timeout") {
+        let query = millis_of(&value, 1000);
+        let statement = server
+            .as_ref()
+            .and_then(|s| s.get("statement_timeout"))
+            .and_then(|(v, _)| millis_of(v.trim_matches('\''), 1))
+            .or_else(|| upstream_pg.map(|(_, pg)| pg.statement_timeout.millis()));
+        let problem = match (query, statement) {
+            (Some(0), _) => Some("0, which means no limit".to_string()),
+            (Some(q), Some(st)) if st > 0 && q <= st => Some(format!(
+                "{value}s, not longer than the server's statement_timeout of {st} ms"
+            )),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            cx.report_file(
+                "TG607",
+                Severity::Error,
+                &format!("{base}.query_timeout"),
+                file,
+                Some(line),
+                format!("{file}: query_timeout is {problem}"),
+                "the pooler's timeout bounds the query and outlasts the server's; re-render".into(),
+            );
+        }
+    }
     // Incident 18: behind transaction pooling, named prepared statements need tracking.
     if let Some((mode, line)) = bouncer.get("pool_mode")
         && mode == "transaction"
@@ -662,6 +690,7 @@ fn postgresql_conf(
                 // Incident 10: in a container the server must listen on the container network.
                 "listen_addresses" if service.deploy == Deploy::Container && !s.value.split(',').any(|a| matches!(a.trim(), "*" | "0.0.0.0" | "::")) => cx.report_file("TG210", Severity::Error, &format!("services.{name}"), &conf_file, Some(s.line), format!("{conf_file}: listen_addresses = '{}' inside a container: other containers cannot connect", s.value), "set listen_addresses = '*' (pg_hba.conf limits who gets in)".into()),
                 "password_encryption" => method = s.value.clone(),
+                "statement_timeout" if millis_of(s.value.trim_matches('\''), 1) == Some(0) => cx.report_file("TG607", Severity::Error, &format!("{base}.statement_timeout"), &conf_file, Some(s.line), format!("{conf_file}: statement_timeout is 0, which means no limit: a stuck query holds its connection forever"), "bound every statement; re-render".into()),
                 _ => {}
             }
         }

@@ -155,9 +155,41 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
             }
         }
         environment_file(cx, &unit);
+        own_user(cx, &unit);
         if service.kind == Kind::Gateway {
             state_directory(cx, &unit);
         }
+    }
+}
+
+/// The unit as found runs as a user of its own, never root (a hand edit or a missing
+/// `User=` gives the gateway the whole host).
+fn own_user(cx: &mut Ctx<'_>, unit: &Unit<'_>) {
+    let user = unit
+        .entries
+        .iter()
+        .find(|e| e.section == "Service" && e.key == "User");
+    let dynamic = unit
+        .entries
+        .iter()
+        .any(|e| e.section == "Service" && e.key == "DynamicUser" && e.value == "yes");
+    let problem = match user {
+        Some(entry) if matches!(entry.value.trim(), "root" | "0") => {
+            Some((Some(entry.line), "runs as root".to_string()))
+        }
+        None if !dynamic => Some((None, "names no User=, so it runs as root".to_string())),
+        _ => None,
+    };
+    if let Some((line, problem)) = problem {
+        cx.report_file(
+            "TG701",
+            Severity::Error,
+            &format!("{}.native.user", unit.path),
+            &unit.file,
+            line,
+            format!("{}: the unit {problem}", unit.file),
+            "run it as the model's dedicated user; re-render".into(),
+        );
     }
 }
 

@@ -410,33 +410,20 @@ fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     if let (Some(server), Some((_, pg))) = (&server, upstream_pg) {
         pgbouncer_capacity(cx, &bouncer, server, pg);
     }
-    // The timeout chain as found: PgBouncer's query_timeout (seconds) is a bound, and
-    // longer than the server's statement_timeout (milliseconds when unitless).
-    if let Some((value, line)) = bouncer.get("query_timeout") {
-        let query = millis_of(&value, 1000);
-        let statement = server
-            .as_ref()
-            .and_then(|s| s.get("statement_timeout"))
-            .and_then(|(v, _)| millis_of(v.trim_matches('\''), 1))
-            .or_else(|| upstream_pg.map(|(_, pg)| pg.statement_timeout.millis()));
-        let problem = match (query, statement) {
-            (Some(0), _) => Some("0, which means no limit".to_string()),
-            (Some(q), Some(st)) if st > 0 && q <= st => Some(format!(
-                "{value}s, not longer than the server's statement_timeout of {st} ms"
-            )),
-            _ => None,
-        };
-        if let Some(problem) = problem {
-            cx.report_file(
-                "TG607",
-                Severity::Error,
-                &format!("{base}.query_timeout"),
-                file,
-                Some(line),
-                format!("{file}: query_timeout is {problem}"),
-                "the pooler's timeout bounds the query and outlasts the server's; re-render".into(),
-            );
-        }
+    // A pooler timeout of 0 is no bound at all (the order of the chain is checked with
+    // the capacity, below).
+    if let Some((value, line)) = bouncer.get("query_timeout")
+        && millis_of(&value, 1000) == Some(0)
+    {
+        cx.report_file(
+            "TG607",
+            Severity::Error,
+            &format!("{base}.query_timeout"),
+            file,
+            Some(line),
+            format!("{file}: query_timeout is 0, which means no limit"),
+            "the pooler's timeout bounds every query; re-render".into(),
+        );
     }
     // Incident 18: behind transaction pooling, named prepared statements need tracking.
     if let Some((mode, line)) = bouncer.get("pool_mode")

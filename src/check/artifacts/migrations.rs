@@ -37,10 +37,87 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
             }
             for (file, text) in &scripts {
                 idempotent(cx, &path, file, text);
+                literal_passwords(cx, &path, file, text);
                 if behind_pooler {
                     session_state(cx, &path, file, text);
                 }
             }
+        }
+        let roles = paths::roles_sql(name);
+        if let Some(text) = files.text(&roles) {
+            literal_passwords(cx, &path, &roles, text);
+        }
+    }
+}
+
+/// The arguments of the call whose `(` is at `open` in `text`, split at top-level commas
+/// (strings and nested parentheses respected), with where the call ends.
+fn call_args(text: &str, open: usize) -> (Vec<&str>, usize) {
+    let bytes = text.as_bytes();
+    let (mut depth, mut start, mut quoted) = (0usize, open + 1, false);
+    let mut args = Vec::new();
+    for (i, &b) in bytes.iter().enumerate().skip(open) {
+        match b {
+            b'\'' => quoted = !quoted,
+            _ if quoted => {}
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    args.push(text[start..i].trim());
+                    return (args, i);
+                }
+            }
+            b',' if depth == 1 => {
+                args.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    (args, text.len())
+}
+
+/// A password written into SQL: `PASSWORD '...'`, or a `format('... PASSWORD %L ...')`
+/// whose password argument is a literal rather than a psql variable (`:'name'`). The
+/// value is never repeated.
+fn literal_passwords(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
+    let upper = text.to_ascii_uppercase();
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+    let mut report = |at: usize| {
+        cx.report_file(
+            "TG104",
+            Severity::Error,
+            path,
+            file,
+            Some(line_of(at)),
+            format!("{file}: a password written into the SQL"),
+            "pass it as a psql variable (`:'name'`), as the rendered roles.sql does".into(),
+        );
+    };
+    for (at, _) in upper.match_indices("PASSWORD '") {
+        report(at);
+    }
+    for (at, _) in upper.match_indices("FORMAT(") {
+        let (args, _) = call_args(text, at + "format".len());
+        let Some(template) = args.first() else {
+            continue;
+        };
+        let template_upper = template.to_ascii_uppercase();
+        let Some(password_at) = template_upper.find("PASSWORD %L") else {
+            continue;
+        };
+        // Which argument fills the password's %L: count the placeholders before it.
+        let before = &template[..password_at];
+        let index = ["%I", "%L", "%s"]
+            .iter()
+            .map(|p| before.matches(p).count())
+            .sum::<usize>()
+            + 1;
+        if let Some(argument) = args.get(index)
+            && argument.starts_with('\'')
+        {
+            report(at);
         }
     }
 }
@@ -113,6 +190,13 @@ fn session_state(cx: &mut Ctx<'_>, path: &str, file: &str, text: &str) {
         let code = lower.split("--").next().unwrap_or("");
         if code.contains("pg_advisory_lock(") || code.contains("pg_advisory_lock_shared(") {
             cx.report_file("TG402", Severity::Error, path, file, Some(index + 1), format!("{file}: session-level advisory lock behind transaction pooling: it stays on a server connection other clients get"), "use pg_advisory_xact_lock (released at commit)".into());
+        }
+        // set_config(name, value, false) sets it for the session, not the transaction.
+        if let Some(at) = code.find("set_config(") {
+            let (args, _) = call_args(code, at + "set_config".len());
+            if args.get(2).is_some_and(|local| *local == "false") {
+                cx.report_file("TG402", Severity::Error, path, file, Some(index + 1), format!("{file}: set_config(..., false) sets session state the next transaction of another client inherits"), "pass true (transaction-local), or use a function's SET clause".into());
+            }
         }
         let trimmed = code.trim_start();
         if trimmed.starts_with("set search_path") || trimmed.starts_with("set session ") {

@@ -523,6 +523,11 @@ fn mounts(
             }
             _ => continue,
         };
+        // Incident 14: Sentinel rewrites the config it runs from, copied into /data.
+        if model.is_some_and(|m| m.kind == Kind::Sentinel) && read_only && target == "/data" {
+            let at = line(&format!("\"{target}\"")).or_else(|| line(&target));
+            cx.report_file("TG302", Severity::Error, path, FILE, at, format!("{FILE}: `{instance}` mounts its data volume read-only; Sentinel rewrites the config it runs from there and fails"), "mount /data read-write (tgstack renders it so)".into());
+        }
         if kind != "bind" {
             // Incident 16: a volume for data nothing writes.
             if let Some(r) = model.and_then(|m| m.redis.as_ref())

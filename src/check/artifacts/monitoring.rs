@@ -196,11 +196,12 @@ impl ExprVisitor for Selectors {
                     .find(|m| m.name == "__name__")
                     .map(|m| m.value.clone())
             });
+            // Only `job="..."` names one job; `!=` and regex matchers do not.
             let job = v
                 .matchers
                 .matchers
                 .iter()
-                .find(|m| m.name == "job")
+                .find(|m| m.name == "job" && matches!(m.op, promql_parser::label::MatchOp::Equal))
                 .map(|m| m.value.clone());
             if let Some(name) = name {
                 self.found.push((name, job));
@@ -259,14 +260,21 @@ fn check_expr(
         if extra.contains(&name) {
             continue;
         }
-        let known = match job.as_ref().and_then(|j| jobs.get(j)) {
-            Some(job) => job.metrics.iter().any(|m| m.matches(&name)),
+        // A job no scrape job has matches nothing, whatever the metric.
+        let known = match &job {
+            Some(job) => jobs
+                .get(job)
+                .is_some_and(|job| job.metrics.iter().any(|m| m.matches(&name))),
             None => catalogs.series.contains(&name),
         };
+        if let Some(job) = job.as_ref().filter(|j| !jobs.contains_key(*j)) {
+            let scraped: Vec<String> = jobs.keys().map(|j| format!("`{j}`")).collect();
+            cx.report_file("TG510", Severity::Error, path, file, *line, format!("{file}: {what} selects `{name}` of job `{job}`, which no scrape job is: it matches nothing"), format!("use one of the scraped jobs: {}", scraped.join(", ")));
+            continue;
+        }
         if !known {
             let scope = match &job {
-                Some(job) if jobs.contains_key(job) => format!("job `{job}`"),
-                Some(job) => format!("job `{job}`, which is not scraped"),
+                Some(job) => format!("job `{job}`"),
                 None => "any scraped target".into(),
             };
             let hint = crate::suggest::did_you_mean(&name, catalogs.names.iter().copied());

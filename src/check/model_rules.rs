@@ -636,17 +636,30 @@ fn ports(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
     let mut reports = Vec::new();
     let mut seen: BTreeMap<u16, (String, String)> = BTreeMap::new();
+    // The later of two places in the model files (an overlay's, usually) is the one that
+    // made the conflict: the finding points there.
+    let written_at = |path: &str| {
+        cx.model
+            .spans
+            .span_for(&super::split_path(path))
+            .map_or(0, |span| span.start)
+    };
     for port in stack.published_ports() {
         if let Some((other, other_path)) = seen.get(&port.host_port) {
+            let (at, first) = if written_at(other_path) > written_at(&port.path) {
+                (other_path.clone(), port.path.clone())
+            } else {
+                (port.path.clone(), other_path.clone())
+            };
             reports.push((
                 "TG203",
                 Severity::Error,
-                port.path.clone(),
+                at,
                 format!(
                     "host port {} is published by both `{other}` and `{}`",
                     port.host_port, port.instance
                 ),
-                format!("pick another host port; {other_path} already has it"),
+                format!("pick another host port; {first} already has it"),
             ));
         } else {
             seen.insert(port.host_port, (port.instance.clone(), port.path.clone()));

@@ -621,6 +621,51 @@ fn a_secret_put_into_generated_by_hand_is_never_printed() {
 }
 
 #[test]
+fn a_file_that_cannot_be_rendered_is_reported_at_its_service_in_the_model() {
+    let project = Project::new();
+    // Templates of the operator's own (--templates) with one that cannot render.
+    let templates = project.path().join("my-templates");
+    let copy = |from: &Path, to: &Path| {
+        fn walk(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let path = entry.unwrap().path();
+                let target = to.join(path.file_name().unwrap());
+                if path.is_dir() {
+                    walk(&path, &target);
+                } else {
+                    std::fs::copy(&path, &target).unwrap();
+                }
+            }
+        }
+        walk(from, to);
+    };
+    copy(&root().join("templates"), &templates);
+    let ini = templates.join("pgbouncer/pgbouncer.ini.j2");
+    let text = std::fs::read_to_string(&ini).unwrap();
+    std::fs::write(
+        &ini,
+        format!("{text}\n{{{{ no_such_filter | no_such_filter }}}}\n"),
+    )
+    .unwrap();
+    let (code, out, err) = project.run(&["render", "--templates", "my-templates", "--out", "mine"]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, 1, "{all}");
+    assert!(
+        all.contains("[TG010]") && all.contains("pgbouncer/pgbouncer.ini"),
+        "{all}"
+    );
+    assert!(
+        all.contains("--> stack.toml:") && all.contains("key: services.pgbouncer"),
+        "{all}"
+    );
+    assert!(
+        !project.path().join("mine").exists(),
+        "a failed render wrote files"
+    );
+}
+
+#[test]
 fn overlay_shifts_ports_without_copying_the_model() {
     let project = Project::new();
     project.write(

@@ -93,7 +93,7 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
             Ok(text) => {
                 tree.insert(output.path.clone(), text.into_bytes());
             }
-            Err(finding) => findings.push(*finding),
+            Err(finding) => findings.push(at_owner(model, &output.path, *finding)),
         }
     }
     tree.insert(paths::MANIFEST.into(), manifest(&tree).into_bytes());
@@ -102,6 +102,49 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
     } else {
         Err(findings)
     }
+}
+
+/// A file that cannot be written is the model's doing: the finding points at the service
+/// that owns the file (its table in the model files), as well as naming the file.
+fn at_owner(model: &Model, artifact: &str, finding: Finding) -> Finding {
+    let stack = &model.stack;
+    let mut parts = artifact.split('/');
+    let first = parts.next().unwrap_or("");
+    let owner = if stack.services.contains_key(first) {
+        Some(first.to_string())
+    } else if first == "systemd" {
+        parts
+            .next()
+            .and_then(|unit| unit.strip_suffix(".service"))
+            .filter(|name| stack.services.contains_key(*name))
+            .map(str::to_string)
+    } else {
+        // sentinel/sentinel-1.conf and the like: the service whose instance it is.
+        parts.next().and_then(|file| {
+            let instance = file.split('.').next().unwrap_or("");
+            stack
+                .services
+                .iter()
+                .find(|(name, service)| {
+                    stack
+                        .instances(name, service)
+                        .iter()
+                        .any(|i| i.name == instance)
+                })
+                .map(|(name, _)| name.clone())
+        })
+    };
+    let Some(owner) = owner else {
+        return finding;
+    };
+    let path = format!("services.{owner}");
+    let span = model.spans.span_for(&[String::from("services"), owner]);
+    let finding = finding.with_path(path);
+    let finding = match span {
+        Some(span) => finding.with_span(span),
+        None => finding,
+    };
+    finding.locate(&model.sources, &model.redactions)
 }
 
 /// One file's text, or why it cannot be written.

@@ -36,8 +36,9 @@ impl ByteSize {
                 })?;
                 return number
                     .checked_mul(*factor)
+                    .filter(|bytes| *bytes <= MAX_BYTE_SIZE)
                     .map(ByteSize)
-                    .ok_or_else(|| format!("`{text}` is too large"));
+                    .ok_or_else(|| format!("`{text}` is too large: at most 1 PiB"));
             }
         }
         Err(format!(
@@ -109,6 +110,12 @@ impl Serialize for ByteSize {
     }
 }
 
+/// The longest duration a model may hold (100 years): every sum and product of model
+/// durations stays far inside u64 milliseconds.
+pub const MAX_DURATION_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+/// The largest size a model may hold (1 PiB), for the same reason.
+pub const MAX_BYTE_SIZE: u64 = 1 << 50;
+
 /// The schema's pattern of a [`ByteSize`] (the parser decides; this tells an editor).
 pub const BYTE_SIZE_PATTERN: &str = r"^[0-9]+\s*(TiB|GiB|MiB|KiB|TB|GB|MB|kB|KB|B)$";
 /// The schema's pattern of a [`Duration`].
@@ -152,8 +159,9 @@ impl Duration {
             {
                 return number
                     .checked_mul(factor)
+                    .filter(|millis| *millis <= MAX_DURATION_MS)
                     .map(Duration)
-                    .ok_or_else(|| format!("`{text}` is too long"));
+                    .ok_or_else(|| format!("`{text}` is too long: at most 100 years (36500d)"));
             }
         }
         Err(format!(
@@ -218,6 +226,22 @@ impl JsonSchema for Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_durations_have_an_upper_bound() {
+        assert!(Duration::parse("36500d").is_ok());
+        assert!(
+            Duration::parse("18446744073709551615ms")
+                .unwrap_err()
+                .contains("at most 100 years")
+        );
+        assert!(ByteSize::parse("1024TiB").is_ok());
+        assert!(
+            ByteSize::parse("1025TiB")
+                .unwrap_err()
+                .contains("at most 1 PiB")
+        );
+    }
 
     #[test]
     fn sizes_parse_in_binary_units() {

@@ -453,7 +453,7 @@ fn validate_command(
     let model = match loaded {
         Ok(model) => model,
         Err(findings) => {
-            emit(&findings, format);
+            emit(&findings, format, &sarif_base(files, &dir));
             return if findings.iter().all(|f| f.rule == "TG000") {
                 2
             } else {
@@ -470,6 +470,7 @@ fn validate_command(
                     dir.display()
                 ))],
                 format,
+                &sarif_base(files, &dir),
             );
             return 2;
         }
@@ -482,7 +483,7 @@ fn validate_command(
             files: &on_disk,
         },
     );
-    emit(&report.findings, format);
+    emit(&report.findings, format, &sarif_base(files, &dir));
     // The process ends here: freeing a large model and tree piece by piece only costs time.
     std::mem::forget(on_disk);
     std::mem::forget(model);
@@ -490,7 +491,17 @@ fn validate_command(
     if report.fails(deny_warnings) { 1 } else { 0 }
 }
 
-fn emit(findings: &[Finding], format: Format) {
+/// SARIF paths are relative to the repository that holds the model.
+fn sarif_base(files: &[PathBuf], generated: &Path) -> report::SarifBase {
+    let model_dir = files
+        .first()
+        .and_then(|f| f.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    report::SarifBase::find(model_dir, generated)
+}
+
+fn emit(findings: &[Finding], format: Format, base: &report::SarifBase) {
     match format {
         Format::Human => {
             if findings.is_empty() {
@@ -500,7 +511,7 @@ fn emit(findings: &[Finding], format: Format) {
             }
         }
         Format::Json => println!("{}", report::json(findings)),
-        Format::Sarif => println!("{}", report::sarif(findings)),
+        Format::Sarif => println!("{}", report::sarif(findings, base)),
     }
 }
 

@@ -83,8 +83,78 @@ pub fn json(findings: &[Finding]) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
-/// SARIF 2.1.0, with rule metadata, so code hosts show findings inline on stack.toml.
-pub fn sarif(findings: &[Finding]) -> String {
+/// Where SARIF's paths are relative to: the repository root (`SRCROOT`), and the rendered
+/// tree's directory as seen from there.
+#[derive(Debug, Clone)]
+pub struct SarifBase {
+    /// Absolute directory every URI is relative to (the git work tree, else the directory
+    /// tgstack ran in).
+    pub root: std::path::PathBuf,
+    /// The rendered tree (`--generated` / `--out`).
+    pub generated: std::path::PathBuf,
+}
+
+impl SarifBase {
+    /// The git work tree holding `start`, or `start` itself.
+    pub fn find(start: &std::path::Path, generated: &std::path::Path) -> Self {
+        let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+        let root = start
+            .ancestors()
+            .find(|dir| dir.join(".git").exists())
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or(start);
+        SarifBase {
+            root,
+            generated: std::path::absolute(generated).unwrap_or_else(|_| generated.to_path_buf()),
+        }
+    }
+
+    /// `path` relative to the root, `/`-separated; as given when it lies outside.
+    fn relative(&self, path: &std::path::Path) -> String {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        absolute
+            .strip_prefix(&self.root)
+            .unwrap_or(&absolute)
+            .to_string_lossy()
+            .replace('\\', "/")
+    }
+}
+
+/// The section of a rule in docs/rules.md (GitHub's heading anchor of `### TG203`).
+fn help_uri(rule: &str) -> String {
+    format!(
+        "https://github.com/tgstack/tgstack/blob/main/docs/rules.md#{}",
+        rule.to_ascii_lowercase()
+    )
+}
+
+/// A result's identity across runs: rule, key path and rendered file, not line numbers
+/// or message text, so code hosts keep tracking a finding while the file around it moves.
+fn fingerprint(finding: &Finding, base: &SarifBase) -> String {
+    use sha2::Digest as _;
+    let artifact = finding
+        .artifact
+        .as_ref()
+        .map(|a| a.file.as_str())
+        .unwrap_or("");
+    // The model file as the repository names it, however it was typed on the command line.
+    let file = finding
+        .location
+        .as_ref()
+        .map(|l| base.relative(std::path::Path::new(&l.file)))
+        .unwrap_or_default();
+    let digest = sha2::Sha256::digest(format!(
+        "{}\0{}\0{file}\0{artifact}",
+        finding.rule, finding.path
+    ));
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// SARIF 2.1.0, with rule metadata, so code hosts show findings inline on stack.toml: URIs
+/// relative to the repository root (`SRCROOT`), a `helpUri` per rule, stable
+/// `partialFingerprints`, and findings that have no place in a file (I/O errors) as
+/// tool notifications.
+pub fn sarif(findings: &[Finding], base: &SarifBase) -> String {
     let rules: Vec<_> = RULES
         .iter()
         .map(|rule| {
@@ -94,18 +164,25 @@ pub fn sarif(findings: &[Finding]) -> String {
                 "shortDescription": { "text": rule.summary },
                 "fullDescription": { "text": rule.explanation },
                 "help": { "text": format!("{}\n\nBad:\n{}\n\nGood:\n{}", rule.explanation, rule.bad, rule.good) },
+                "helpUri": help_uri(rule.id),
                 "defaultConfiguration": { "level": sarif_level(rule.severity) },
             })
         })
         .collect();
+    // An I/O error has no place in any file: a notification of the tool, not a result.
+    let placed = |f: &&Finding| f.rule != "TG000" || f.location.is_some() || f.artifact.is_some();
     let results: Vec<_> = findings
         .iter()
+        .filter(placed)
         .map(|f| {
             let mut locations = Vec::new();
             if let Some(location) = &f.location {
                 locations.push(serde_json::json!({
                     "physicalLocation": {
-                        "artifactLocation": { "uri": location.file },
+                        "artifactLocation": {
+                            "uri": base.relative(std::path::Path::new(&location.file)),
+                            "uriBaseId": "SRCROOT",
+                        },
                         "region": {
                             "startLine": location.line,
                             "startColumn": location.column,
@@ -116,7 +193,8 @@ pub fn sarif(findings: &[Finding]) -> String {
                 }));
             }
             if let Some(artifact) = &f.artifact {
-                let mut physical = serde_json::json!({ "artifactLocation": { "uri": format!("generated/{}", artifact.file) } });
+                let uri = base.relative(&base.generated.join(&artifact.file));
+                let mut physical = serde_json::json!({ "artifactLocation": { "uri": uri, "uriBaseId": "SRCROOT" } });
                 if let Some(line) = artifact.line {
                     physical["region"] = serde_json::json!({ "startLine": line });
                 }
@@ -132,9 +210,25 @@ pub fn sarif(findings: &[Finding]) -> String {
                 "level": sarif_level(f.severity),
                 "message": { "text": text },
                 "locations": locations,
+                "partialFingerprints": { "tgstackFinding/v1": fingerprint(f, base) },
             })
         })
         .collect();
+    let notifications: Vec<_> = findings
+        .iter()
+        .filter(|f| !placed(f))
+        .map(|f| {
+            serde_json::json!({
+                "level": sarif_level(f.severity),
+                "message": { "text": f.message },
+                "descriptor": { "id": f.rule },
+            })
+        })
+        .collect();
+    let root_uri = format!(
+        "file://{}/",
+        base.root.to_string_lossy().trim_end_matches('/')
+    );
     let doc = serde_json::json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -145,6 +239,11 @@ pub fn sarif(findings: &[Finding]) -> String {
                 "informationUri": "https://github.com/tgstack/tgstack",
                 "rules": rules,
             }},
+            "originalUriBaseIds": { "SRCROOT": { "uri": root_uri } },
+            "invocations": [{
+                "executionSuccessful": notifications.is_empty(),
+                "toolExecutionNotifications": notifications,
+            }],
             "results": results,
         }],
     });

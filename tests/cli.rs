@@ -919,6 +919,66 @@ fn validate_speaks_json_and_sarif() {
             .len()
             > 40
     );
+    // For code hosts: URIs relative to SRCROOT (here the project directory, which holds
+    // the model), a help link per rule, a fingerprint that survives a re-run and a move.
+    let run = &sarif["runs"][0];
+    let location = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+    assert_eq!(location["uri"], "broken.toml");
+    assert_eq!(location["uriBaseId"], "SRCROOT");
+    let root_uri = run["originalUriBaseIds"]["SRCROOT"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(
+        root_uri.starts_with("file:///") && root_uri.ends_with('/'),
+        "{root_uri}"
+    );
+    assert!(
+        run["tool"]["driver"]["rules"][0]["helpUri"]
+            .as_str()
+            .unwrap()
+            .ends_with("docs/rules.md#tg000")
+    );
+    let fingerprint = result["partialFingerprints"]["tgstackFinding/v1"].clone();
+    assert!(fingerprint.is_string());
+    // From a subdirectory, with the model named by a relative path: the same URIs and
+    // fingerprint.
+    let sub = project.path().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let (_, again, _) = tgstack(
+        &[
+            "validate",
+            "-f",
+            "../stack.toml",
+            "-f",
+            "../broken.toml",
+            "--generated",
+            "../generated",
+            "--format",
+            "sarif",
+        ],
+        &sub,
+    );
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    let again_result = &again["runs"][0]["results"][0];
+    assert_eq!(
+        again_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "broken.toml"
+    );
+    assert_eq!(
+        again_result["partialFingerprints"]["tgstackFinding/v1"],
+        fingerprint
+    );
+    // An I/O error is a tool notification, not a result without a place.
+    let (code, out, _) = project.run(&["validate", "-f", "missing.toml", "--format", "sarif"]);
+    assert_eq!(code, 2);
+    let io: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let invocation = &io["runs"][0]["invocations"][0];
+    assert_eq!(invocation["executionSuccessful"], false);
+    assert_eq!(
+        invocation["toolExecutionNotifications"][0]["descriptor"]["id"],
+        "TG000"
+    );
+    assert_eq!(io["runs"][0]["results"].as_array().unwrap().len(), 0);
     // Warnings alone pass, unless --deny-warnings.
     project.write(
         "warn.toml",

@@ -207,7 +207,10 @@ fn secrets_never_appear_in_findings() {
         "{}\n{}\n{}",
         tgstack::report::human(&findings),
         tgstack::report::json(&findings),
-        tgstack::report::sarif(&findings)
+        tgstack::report::sarif(
+            &findings,
+            &tgstack::report::SarifBase::find(&crate::support::root(), Path::new("generated"))
+        )
     );
     assert!(
         findings.iter().filter(|f| f.rule == "TG104").count() >= 3,

@@ -101,6 +101,34 @@ pub enum Format {
 }
 
 /// Runs the CLI with the process arguments; returns the exit code.
+
+/// Writes formatted text to stdout (see [`write_out`]).
+macro_rules! out {
+    ($($arg:tt)*) => { write_out(&format!($($arg)*)) };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => { write_out(&format!("{}\n", format!($($arg)*))) };
+}
+
+/// Writes to stdout. A reader that went away (`tgstack rules --json | head`) ends the
+/// process quietly with SIGPIPE's status, 141, instead of a panic.
+fn write_out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write the output: {error}");
+        std::process::exit(2);
+    }
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -136,20 +164,20 @@ pub fn run(cli: Cli) -> i32 {
             templates.as_deref(),
         ),
         Command::Schema => {
-            print!("{}", crate::schema_json());
+            out!("{}", crate::schema_json());
             0
         }
         Command::Rules { json, markdown } => {
             if markdown {
-                print!("{}", check::catalog::markdown());
+                out!("{}", check::catalog::markdown());
             } else if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(check::catalog::RULES).unwrap_or_default()
                 );
             } else {
                 for rule in check::catalog::RULES {
-                    println!(
+                    outln!(
                         "{}  {:<8} {:<32} {}",
                         rule.id,
                         rule.severity.as_str(),
@@ -162,7 +190,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Explain { id } => match check::catalog::rule(&id.to_ascii_uppercase()) {
             Some(rule) => {
-                print!("{}", explain(rule));
+                out!("{}", explain(rule));
                 0
             }
             None => {
@@ -176,7 +204,7 @@ pub fn run(cli: Cli) -> i32 {
         },
         Command::Budget { model } => match load(&model.files) {
             Ok(model) => {
-                print!("{}", budget_table(&model));
+                out!("{}", budget_table(&model));
                 0
             }
             Err(code) => code,
@@ -292,7 +320,7 @@ fn render_command(
             eprintln!("{} is up to date ({} files)", out.display(), tree.len());
             return 0;
         }
-        print!(
+        out!(
             "{}",
             tree::unified_diff(&out.display().to_string(), &tree, &actual, &drift)
         );
@@ -507,11 +535,11 @@ fn emit(findings: &[Finding], format: Format, base: &report::SarifBase) {
             if findings.is_empty() {
                 eprintln!("no findings");
             } else {
-                print!("{}", report::human(findings));
+                out!("{}", report::human(findings));
             }
         }
-        Format::Json => println!("{}", report::json(findings)),
-        Format::Sarif => println!("{}", report::sarif(findings, base)),
+        Format::Json => outln!("{}", report::json(findings)),
+        Format::Sarif => outln!("{}", report::sarif(findings, base)),
     }
 }
 

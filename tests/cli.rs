@@ -665,6 +665,27 @@ fn a_file_that_cannot_be_rendered_is_reported_at_its_service_in_the_model() {
     );
 }
 
+/// `tgstack ... | head` closes the pipe early: tgstack ends as SIGPIPE would, never with
+/// a panic.
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let project = Project::new();
+    // An empty tree: the diff of every file is far more than a pipe holds.
+    std::fs::create_dir(project.path().join("empty")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        .args(["render", "--check", "--out", "empty"])
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tgstack");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}
+
 #[test]
 fn overlay_shifts_ports_without_copying_the_model() {
     let project = Project::new();

@@ -100,8 +100,6 @@ pub enum Format {
     Sarif,
 }
 
-/// Runs the CLI with the process arguments; returns the exit code.
-
 /// Writes formatted text to stdout (see [`write_out`]).
 macro_rules! out {
     ($($arg:tt)*) => { write_out(&format!($($arg)*)) };
@@ -129,6 +127,7 @@ fn write_out(text: &str) {
     }
 }
 
+/// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -85,7 +85,20 @@ if [ "${1:-}" != "--database-only" ]; then
   if [ -n "$REDISCLI_AUTH" ]; then
     export REDISCLI_AUTH
   fi
-  redis-cli -h 127.0.0.1 -p "${TGSTACK_REDIS_PORT:-6379}" --no-auth-warning --rdb "$dest/"'redis-master.rdb' >/dev/null
+  # A server that is syncing (a former master rejoining as a replica after a failover)
+  # refuses a snapshot until it holds the data again: a few tries, a few seconds apart.
+  tries=0
+  until redis-cli -h 127.0.0.1 -p "${TGSTACK_REDIS_PORT:-6379}" --no-auth-warning --rdb "$dest/"'redis-master.rdb' >/dev/null 2>"$dest/.redis-error"; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 10 ]; then
+      cat "$dest/.redis-error" >&2
+      rm -f "$dest/.redis-error"
+      exit 1
+    fi
+    log "redis redis-master cannot give a snapshot yet (syncing?); trying again"
+    sleep 2
+  done
+  rm -f "$dest/.redis-error"
   unset REDISCLI_AUTH
   log "rabbitmq rabbitmq definitions"
   if [ -n "${TGSTACK_RABBITMQCTL:-}" ]; then

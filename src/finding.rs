@@ -113,6 +113,20 @@ impl Finding {
     }
 }
 
+/// Where the password of a `scheme://user:password@host` URL in `text` is (the first
+/// one). The loader, the compose rules and the diff redactor all ask this one question.
+pub fn url_password(text: &str) -> Option<Range<usize>> {
+    text.match_indices("://").find_map(|(at, sep)| {
+        let start = at + sep.len();
+        let end = text[start..]
+            .find(['/', '?', '#', ' ', '"', '\''])
+            .map_or(text.len(), |i| start + i);
+        let at_sign = start + text[start..end].rfind('@')?;
+        let colon = start + text[start..at_sign].find(':')?;
+        (colon + 1 < at_sign).then_some(colon + 1..at_sign)
+    })
+}
+
 fn redact_line(
     sources: &Sources,
     span: &Range<usize>,

@@ -140,17 +140,8 @@ fn redact_diff_line(line: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     // scheme://user:password@host
-    if let Some(scheme) = out.find("://") {
-        let authority_end = out[scheme + 3..]
-            .find(['/', ' ', '"', '\''])
-            .map_or(out.len(), |i| scheme + 3 + i);
-        if let Some(at) = out[scheme + 3..authority_end]
-            .rfind('@')
-            .map(|i| scheme + 3 + i)
-            && let Some(colon) = out[scheme + 3..at].find(':').map(|i| scheme + 3 + i)
-        {
-            out.replace_range(colon + 1..at, "<redacted>");
-        }
+    if let Some(password) = crate::finding::url_password(&out) {
+        out.replace_range(password, "<redacted>");
     }
     out.into()
 }

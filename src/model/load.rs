@@ -560,7 +560,7 @@ fn collect_secret_literals(
                     "declare the secret under [secrets] as `{ env = \"VAR\" }` and reference it here as `{ secret = \"<id>\" }`",
                 ));
             }
-            DeValue::String(text) if url_with_password(text) => {
+            DeValue::String(text) if crate::finding::url_password(text).is_some() => {
                 redactions.push(value.span());
                 findings.push(literal_secret(
                     path,
@@ -596,21 +596,6 @@ fn literal_secret(path: &[String], span: Range<usize>, why: &str, help: &str) ->
     .with_path(at)
     .with_span(span)
     .with_help(help)
-}
-
-/// Whether `text` holds a URL with a password: `scheme://user:password@host...`.
-fn url_with_password(text: &str) -> bool {
-    text.match_indices("://").any(|(at, sep)| {
-        let authority = text[at + sep.len()..]
-            .split(['/', '?', '#', ' '])
-            .next()
-            .unwrap_or("");
-        authority.rsplit_once('@').is_some_and(|(userinfo, _)| {
-            userinfo
-                .split_once(':')
-                .is_some_and(|(_, pass)| !pass.is_empty())
-        })
-    })
 }
 
 /// `{ secret = "<id>" }`: one key, `secret`, holding a string.

@@ -652,12 +652,7 @@ fn environment(
         .any(|w| upper.contains(w));
         let literal_credential = if upper.contains("CONNECTION_STRING") || value.contains("://") {
             // A URL may carry a password only as an interpolated variable.
-            value
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split('@').next().filter(|_| rest.contains('@')))
-                .and_then(|userinfo| userinfo.split_once(':'))
-                .is_some_and(|(_, pw)| !pw.starts_with("${"))
+            crate::finding::url_password(&value).is_some_and(|pw| !value[pw].starts_with("${"))
         } else {
             secretish && !value.is_empty() && !value.starts_with("${")
         };

@@ -109,6 +109,18 @@ pub static GATEWAY: &[Metric] = &[
 
 pub static API: &[Metric] = &[
     Metric {
+        name: "tg_api_cache_hits_total",
+        kind: MetricType::Counter,
+        help: "Newest pages of a channel served from the read cache.",
+        labels: &[],
+    },
+    Metric {
+        name: "tg_api_cache_misses_total",
+        kind: MetricType::Counter,
+        help: "Newest pages of a channel the read cache could not serve, by reason (cold, window, unavailable).",
+        labels: &["reason"],
+    },
+    Metric {
         name: "tg_api_http_requests_total",
         kind: MetricType::Counter,
         help: "HTTP requests served, by method, route template and status code.",

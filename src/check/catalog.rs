@@ -374,6 +374,16 @@ pub static RULES: &[Rule] = &[
         good: "memory = \"1GiB\"\n[services.redis-master.redis]\nmaxmemory = \"768MiB\"",
     },
     Rule {
+        id: "TG305",
+        name: "read-cache-budget",
+        severity: Severity::Error,
+        incidents: &[],
+        summary: "The API's read cache does not fit its Redis, is in a replica, or has no gateway writing it.",
+        explanation: "The read cache shares a Redis with the dedup keys: all caches in one Redis may take at most half its maxmemory, and each cached message needs a useful share of the budget (memory / (channels x recent), at least 1 KiB plus overhead) or most pages go to the database anyway. Only the gateway storing into the API's database writes the cache, so it needs such a gateway that reaches the cache's Redis, and a master to write to.",
+        bad: "[services.redis-master.redis]\nmaxmemory = \"768MiB\"\n[services.gateway-api.api.cache]\nredis = \"redis-master\"\nmemory = \"512MiB\"",
+        good: "[services.gateway-api.api.cache]\nredis = \"redis-master\"\nmemory = \"64MiB\"",
+    },
+    Rule {
         id: "TG401",
         name: "sql-statement",
         severity: Severity::Error,

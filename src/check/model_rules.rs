@@ -20,6 +20,7 @@ pub fn run(cx: &mut Ctx<'_>) {
     sentinel(cx);
     auth(cx);
     redis_memory(cx);
+    read_cache(cx);
     pool_capacity(cx);
     pool_mode(cx);
     timeouts(cx);
@@ -342,6 +343,9 @@ fn service_references(cx: &Ctx<'_>) -> Vec<Reference> {
         }
         if let Some(a) = &s.api {
             add(format!("{base}.api.database"), &a.database, DB);
+            if let Some(cache) = &a.cache {
+                add(format!("{base}.api.cache.redis"), &cache.redis, &[Kind::Redis]);
+            }
         }
         if let Some(n) = &s.nginx {
             add(format!("{base}.nginx.upstream"), &n.upstream, &[Kind::Api]);
@@ -868,6 +872,96 @@ fn redis_memory(cx: &mut Ctx<'_>) {
     }
     for (path, message, help) in reports {
         cx.report_key("TG303", Severity::Error, &path, message, help);
+    }
+}
+
+/// Bytes a cached entry costs Redis beyond its JSON (sorted-set and hash entries).
+const CACHE_ENTRY_OVERHEAD: u64 = 128;
+/// Smallest useful share of the cache budget per entry: below it most messages would not
+/// fit and the cache would send nearly every page to the database.
+const MIN_CACHE_ENTRY: u64 = 1024;
+
+/// A read cache must fit its Redis beside the dedup keys, be writable, and have a writer.
+fn read_cache(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let channels = stack.channels.len().max(1) as u64;
+    let mut reports = Vec::new();
+    let mut budgets: BTreeMap<&str, (u64, Vec<String>)> = BTreeMap::new();
+    for (name, s) in &stack.services {
+        let Some(cache) = s.api.as_ref().and_then(|a| a.cache.as_ref()) else {
+            continue;
+        };
+        let path = format!("services.{name}.api.cache");
+        let Some(redis) = stack.service(&cache.redis).and_then(|r| r.redis.as_ref()) else {
+            continue; // TG003 names the reference
+        };
+        if redis.replica_of.is_some() {
+            reports.push((
+                format!("{path}.redis"),
+                format!("the read cache of `{name}` is in `{}`, a read-only replica: the gateway cannot write it", cache.redis),
+                format!("name the master, `{}`", redis.replica_of.as_deref().unwrap_or_default()),
+            ));
+        }
+        let entries = channels * u64::from(cache.recent);
+        let share = cache.memory.0 / entries;
+        if share < MIN_CACHE_ENTRY + CACHE_ENTRY_OVERHEAD {
+            reports.push((
+                format!("{path}.memory"),
+                format!(
+                    "memory {} gives each of the {entries} cached messages ({channels} channels x recent {}) {share} bytes: most would not fit and be read from the database",
+                    cache.memory, cache.recent
+                ),
+                format!(
+                    "raise memory to at least {}, or lower recent",
+                    crate::model::units::ByteSize(entries * (MIN_CACHE_ENTRY + CACHE_ENTRY_OVERHEAD))
+                ),
+            ));
+        }
+        let api = s.api.as_ref().map(|a| a.database.as_str()).unwrap_or_default();
+        let writers = stack.gateways_storing_into(api);
+        if cache.enabled && writers.is_empty() {
+            reports.push((
+                format!("{path}.enabled"),
+                format!("no gateway stores into the database `{name}` reads, so nothing writes its read cache and every page would come from the database"),
+                "point a gateway's `database` at the same PostgreSQL, or turn the cache off".to_string(),
+            ));
+        }
+        for writer in writers {
+            let Some(gateway) = stack.service(writer) else { continue };
+            if stack.reach(gateway, &cache.redis).is_err() {
+                reports.push((
+                    format!("{path}.redis"),
+                    format!("gateway `{writer}` writes the read cache of `{name}` but cannot reach `{}`", cache.redis),
+                    format!("publish a port of `{}` or give both a common network", cache.redis),
+                ));
+            }
+        }
+        let entry = budgets.entry(cache.redis.as_str()).or_default();
+        entry.0 += cache.memory.0;
+        entry.1.push(path);
+    }
+    for (redis_name, (total, paths)) in budgets {
+        let Some(redis) = stack.service(redis_name).and_then(|r| r.redis.as_ref()) else {
+            continue;
+        };
+        // Half stays for the dedup keys, which must never be evicted for the cache's sake.
+        if total * 2 > redis.maxmemory.0 {
+            reports.push((
+                format!("{}.memory", paths[0]),
+                format!(
+                    "read caches in `{redis_name}` may take {}, more than half of its maxmemory {}: the dedup keys need the rest",
+                    crate::model::units::ByteSize(total),
+                    redis.maxmemory
+                ),
+                format!(
+                    "lower memory to at most {} in total, or raise services.{redis_name}.redis.maxmemory",
+                    crate::model::units::ByteSize(redis.maxmemory.0 / 2)
+                ),
+            ));
+        }
+    }
+    for (path, message, help) in reports {
+        cx.report_key("TG305", Severity::Error, &path, message, help);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Facts derived from the model that renderers and rules share: who reaches whom at
 //! which address, which host ports are published, what each service costs.
 
-use super::{Deploy, Kind, PostgresSettings, Service, Stack};
+use super::{Deploy, Kind, PostgresSettings, ReadCache, Service, Stack};
 
 /// An address one service uses to reach another.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -154,6 +154,40 @@ impl Stack {
         let upstream = &service.pgbouncer.as_ref()?.upstream;
         let (key, target) = self.services.get_key_value(upstream)?;
         Some((key.as_str(), target.postgres.as_ref()?))
+    }
+
+    /// The gateways storing into the PostgreSQL server that database service `database`
+    /// (a postgres or a pgbouncer in front of one) leads to: the writers of the read cache
+    /// of an API reading through `database`.
+    pub fn gateways_storing_into(&self, database: &str) -> Vec<&str> {
+        let Some((postgres, _)) = self.database_of(database) else {
+            return Vec::new();
+        };
+        self.services
+            .iter()
+            .filter(|(_, s)| {
+                s.gateway.as_ref().is_some_and(|g| {
+                    self.database_of(&g.database)
+                        .is_some_and(|(target, _)| target == postgres)
+                })
+            })
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// The enabled read caches gateway `gateway` keeps current: `(api service, cache)` of
+    /// every API whose cache is on and whose database this gateway stores into.
+    pub fn read_caches_fed_by(&self, gateway: &str) -> Vec<(&str, &ReadCache)> {
+        self.services
+            .iter()
+            .filter_map(|(name, s)| {
+                let api = s.api.as_ref()?;
+                let cache = api.cache.as_ref().filter(|c| c.enabled)?;
+                self.gateways_storing_into(&api.database)
+                    .contains(&gateway)
+                    .then_some((name.as_str(), cache))
+            })
+            .collect()
     }
 
     /// Every host port the stack publishes, with its owner.

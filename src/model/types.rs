@@ -929,6 +929,45 @@ pub struct ApiSettings {
     #[serde(default = "default_page")]
     #[schemars(range(min = 1, max = 10000))]
     pub default_page_size: u32,
+    /// A Redis cache of each channel's newest messages for the newest pages of
+    /// `GET /api/messages?channel=...`; written by the gateway that stores into this API's
+    /// database, read here, and bypassed whenever it might be stale.
+    #[serde(default)]
+    pub cache: Option<ReadCache>,
+}
+
+/// The read cache of an API (`[services.<api>.api.cache]`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadCache {
+    /// Serve the newest pages from the cache. Default `false`: measured in BENCHMARKS.md
+    /// ("Read path"), the database through PgBouncer answers these pages as fast.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The Redis master holding the cache (the gateway's dedup Redis is fine).
+    #[schemars(pattern(text::NAME))]
+    pub redis: String,
+    /// Newest messages kept per channel (deleted ones included). Default 200.
+    #[serde(default = "default_cache_recent")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub recent: u32,
+    /// How long a channel's cache lives after its last write. Default `1h`.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl: Duration,
+    /// Most memory the cache may take in that Redis; a message larger than its share
+    /// (memory / (channels x recent)) is read from the database. Default `64MiB`.
+    #[serde(default = "default_cache_memory")]
+    pub memory: ByteSize,
+}
+
+fn default_cache_recent() -> u32 {
+    200
+}
+fn default_cache_ttl() -> Duration {
+    Duration(3_600_000)
+}
+fn default_cache_memory() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
 }
 
 fn default_request_timeout() -> Duration {

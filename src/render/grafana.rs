@@ -230,6 +230,8 @@ enum Source {
     Jobs(Kind),
     /// The SQL contract's tables, through the database datasource.
     Sql,
+    /// The scrape jobs of APIs whose read cache is on.
+    ReadCache,
 }
 
 struct Section {
@@ -622,6 +624,26 @@ const GATEWAY: Dashboard = Dashboard {
                 )],
             ),
         ],
+    }, Section {
+        source: Source::ReadCache,
+        panels: &[
+            ts(
+                "Read cache hit rate",
+                "percentunit",
+                &[prom(
+                    "sum by (job) (rate(tg_api_cache_hits_total{$job}[5m])) / (sum by (job) (rate(tg_api_cache_hits_total{$job}[5m])) + sum by (job) (rate(tg_api_cache_misses_total{$job}[5m])))",
+                    "{{job}}",
+                )],
+            ),
+            ts(
+                "Read cache misses by reason",
+                "reqps",
+                &[prom(
+                    "sum by (reason) (rate(tg_api_cache_misses_total{$job}[5m]))",
+                    "{{reason}}",
+                )],
+            ),
+        ],
     }],
 };
 
@@ -697,6 +719,8 @@ const SLO: Dashboard = Dashboard {
 struct Sources {
     jobs: Vec<ScrapeJob>,
     schema: Option<String>,
+    /// API services whose read cache is on.
+    read_caches: Vec<String>,
 }
 
 impl Sources {
@@ -705,7 +729,22 @@ impl Sources {
             .map(|(_, prometheus)| scrape_jobs(stack, prometheus))
             .unwrap_or_default();
         let schema = if has_sql { sql_schema(stack) } else { None };
-        Sources { jobs, schema }
+        let read_caches = stack
+            .services
+            .iter()
+            .filter(|(_, s)| {
+                s.api
+                    .as_ref()
+                    .and_then(|a| a.cache.as_ref())
+                    .is_some_and(|c| c.enabled)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        Sources {
+            jobs,
+            schema,
+            read_caches,
+        }
     }
 
     /// The text `source` stands for in queries; `None` when the stack lacks it.
@@ -714,6 +753,15 @@ impl Sources {
             Source::AllJobs => Some(String::new()),
             Source::Jobs(kind) => job_selector(&self.jobs, kind),
             Source::Sql => self.schema.clone(),
+            Source::ReadCache => {
+                let cached: Vec<ScrapeJob> = self
+                    .jobs
+                    .iter()
+                    .filter(|j| j.kind == Kind::Api && self.read_caches.contains(&j.job))
+                    .cloned()
+                    .collect();
+                job_selector(&cached, Kind::Api)
+            }
         }
     }
 }

@@ -275,10 +275,18 @@ fn queue_backlog(input: &AlertInput<'_>, problems: &mut Vec<AlertProblem>) -> Op
     })
 }
 
-/// Of a Postgres database (buffer cache) or a Redis (keyspace), through its exporter.
+/// Of a Postgres database (buffer cache) or a Redis (keyspace), through its exporter, or
+/// of an API's read cache, from the API's own metrics.
 fn cache_hit_rate(input: &AlertInput<'_>, problems: &mut Vec<AlertProblem>) -> Option<KindRule> {
     let (stack, alert) = (input.stack, input.alert);
-    let (name, service) = watched(stack, alert, &[Kind::Postgres, Kind::Redis], problems)?;
+    let kinds = [Kind::Postgres, Kind::Redis, Kind::Api];
+    let (name, service) = watched(stack, alert, &kinds, problems)?;
+    if service.kind == Kind::Api {
+        // An API whose cache is off has no hit rate: the alert is not rendered, and that
+        // is no problem of the model.
+        service.api.as_ref()?.cache.as_ref().filter(|c| c.enabled)?;
+        return Some(read_cache_hit_rate(input, name));
+    }
     let exporter_kind = if service.kind == Kind::Postgres {
         Kind::PostgresExporter
     } else {
@@ -391,6 +399,56 @@ fn keyspace_hit_rate(
         summary: format!("Low cache hit rate on Redis {name}"),
         description: format!(
             "Only {value} of key lookups on {name} found their key over {w} (threshold {t_text}){for_phrase}."
+        ),
+        fixture,
+    }
+}
+
+/// Of the read cache of API `name`: pages served from Redis among those it could serve.
+fn read_cache_hit_rate(input: &AlertInput<'_>, name: &str) -> KindRule {
+    let AlertInput {
+        threshold,
+        value,
+        threshold_text: t_text,
+        for_phrase,
+        ..
+    } = input;
+    let w = input.window.prometheus();
+    let job = promql_str(name);
+    let hit = format!("tg_api_cache_hits_total{{job={job}}}");
+    let miss = format!("tg_api_cache_misses_total{{job={job}}}");
+    let hits = (threshold * 50.0).floor();
+    let mut fixture = Fixture::default();
+    fixture.series(hit.clone(), Level::Rate(hits), &[("job", name)]);
+    fixture.series(
+        format!("tg_api_cache_misses_total{{job={job}, reason=\"cold\"}}"),
+        Level::Rate(100.0 - hits),
+        &[],
+    );
+    fixture.series(
+        "tg_api_cache_hits_total{job=\"other-api\"}".into(),
+        Level::Rate(hits),
+        &[],
+    );
+    fixture.series(
+        "tg_api_cache_misses_total{job=\"other-api\", reason=\"cold\"}".into(),
+        Level::Rate(100.0 - hits),
+        &[],
+    );
+    fixture.value = hits / 100.0;
+    let rate = |s: &str| format!("sum by (job) (rate({s}[{w}]))");
+    KindRule {
+        expr: format!(
+            "{} / ({} + {}) < {}",
+            rate(&hit),
+            rate(&hit),
+            rate(&miss),
+            go_value(*threshold)
+        ),
+        jobs: vec![name.to_string()],
+        summary: format!("Low read cache hit rate on {name}"),
+        description: format!(
+            "Only {value} of the newest pages {name} could serve from its read cache came from it over {w} (threshold {t_text}){for_phrase}."
         ),
         fixture,
     }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use tgstack::model::native;
 use tgstack::model::{
-    Channel, Deploy, Endpoint, Kind, Model, PostgresSettings, PostgresVariant, SecretRef,
-    SentinelView, Service, Stack, Unreachable,
+    Channel, Deploy, Endpoint, Kind, Model, PostgresSettings, PostgresVariant, ReadCache,
+    SecretRef, SentinelView, Service, Stack, Unreachable,
 };
 
 /// A secret value; `Debug` never shows it.
@@ -79,6 +79,8 @@ pub struct GatewayConfig {
     pub session_file: PathBuf,
     pub api_id: i64,
     pub api_hash: Secret,
+    /// The enabled read caches of the APIs reading the database this gateway stores into.
+    pub caches: Vec<CacheTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,23 @@ impl RedisTarget {
             None => format!("redis://{endpoint}/"),
         }
     }
+}
+
+/// A read cache ([`crate::cache`]) as this process reaches it.
+#[derive(Debug, Clone)]
+pub struct CacheTarget {
+    pub redis: RedisTarget,
+    /// Prefix of every key: the PostgreSQL server and database the cached rows come from,
+    /// so caches of two databases can share a Redis.
+    pub prefix: String,
+    /// Newest messages kept per channel.
+    pub recent: usize,
+    /// Lifetime of a channel's keys after its last write.
+    pub ttl: Duration,
+    /// Longest JSON of one cached message; a longer one is read from the database.
+    pub entry_cap: usize,
+    /// The channels cached: the model's.
+    pub channels: Vec<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -356,24 +375,7 @@ impl Config {
             .ok_or_else(|| anyhow!("service `{}` has no [gateway] settings", self.name))?;
         let database = self.database(&settings.database, &settings.db_role)?;
 
-        let redis_service = self
-            .stack()
-            .service(&settings.redis)
-            .ok_or_else(|| anyhow!("redis service `{}` is not in the model", settings.redis))?;
-        let redis_settings = redis_service.redis.as_ref().ok_or_else(|| {
-            anyhow!(
-                "`{}` is a `{}` service; the gateway's dedup needs a `redis` service",
-                settings.redis,
-                redis_service.kind.as_str()
-            )
-        })?;
-        let redis = RedisTarget {
-            endpoint: self.endpoint(&settings.redis)?,
-            password: Some(self.secret(&redis_settings.password)?),
-            sentinels: self
-                .stack()
-                .sentinels_watching(self.service(), &settings.redis),
-        };
+        let redis = self.redis_target(&settings.redis, "the gateway's dedup")?;
 
         let rabbit = self
             .stack()
@@ -396,6 +398,12 @@ impl Config {
             routing_key_prefix: rabbit.routing_key_prefix.clone(),
         };
 
+        let caches = self
+            .stack()
+            .read_caches_fed_by(&self.name)
+            .into_iter()
+            .map(|(_, cache)| self.cache_target(cache, &database))
+            .collect::<Result<_>>()?;
         let session_file = native::session_file(self.stack(), &self.name)
             .map(PathBuf::from)
             .ok_or_else(|| anyhow!("service `{}` has no [gateway] settings", self.name))?;
@@ -416,6 +424,46 @@ impl Config {
             session_file,
             api_id: settings.api_id,
             api_hash: self.secret(&settings.api_hash)?,
+            caches,
+        })
+    }
+
+    /// A `redis` service as this process reaches it, following its Sentinels if any.
+    fn redis_target(&self, name: &str, user: &str) -> Result<RedisTarget> {
+        let service = self
+            .stack()
+            .service(name)
+            .ok_or_else(|| anyhow!("redis service `{name}` is not in the model"))?;
+        let settings = service.redis.as_ref().ok_or_else(|| {
+            anyhow!(
+                "`{name}` is a `{}` service; {user} needs a `redis` service",
+                service.kind.as_str()
+            )
+        })?;
+        Ok(RedisTarget {
+            endpoint: self.endpoint(name)?,
+            password: Some(self.secret(&settings.password)?),
+            sentinels: self.stack().sentinels_watching(self.service(), name),
+        })
+    }
+
+    /// A read cache of rows of `database`.
+    pub fn cache_target(
+        &self,
+        cache: &ReadCache,
+        database: &DatabaseTarget,
+    ) -> Result<CacheTarget> {
+        let channels = &self.stack().channels;
+        Ok(CacheTarget {
+            redis: self.redis_target(&cache.redis, "the read cache")?,
+            prefix: format!(
+                "tg:cache:{}/{}:",
+                database.postgres_service, database.database
+            ),
+            recent: usize::try_from(cache.recent).unwrap_or(200).max(1),
+            ttl: Duration::from_millis(cache.ttl.millis()),
+            entry_cap: usize::try_from(cache.entry_cap(channels.len())).unwrap_or(usize::MAX),
+            channels: channels.iter().map(|c| c.id).collect(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! of the stack (through the tgstack library).
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod publish;
+pub mod redis_link;
 pub mod session;
 pub mod source;
 pub mod sql;

@@ -18,6 +18,7 @@ use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::cache::{self, CacheWriter};
 use crate::config::GatewayConfig;
 use crate::dedup::{self, Dedup, Verdict};
 use crate::health::{self, Health};
@@ -114,10 +115,16 @@ impl Pipeline {
             config.batch_size,
             config.batch_delay,
         ));
+        let caches = config
+            .caches
+            .iter()
+            .map(|target| CacheWriter::new(target.clone()))
+            .collect::<Result<Vec<_>>>()?;
         let writer = tokio::spawn(run_writer(
             batches_rx,
             store.clone(),
             Dedup::new(&config.redis, config.dedup_ttl)?,
+            caches,
             handoff,
             behind.clone(),
             health.clone(),
@@ -355,15 +362,43 @@ async fn deduplicate(batch: Vec<Received>, dedup: &mut Dedup, health: &Health) -
     }
 }
 
+/// Waits for the next batch; meanwhile keeps the read caches' leases and warms what their
+/// readers asked for. `None` once the batcher is gone.
+async fn next_batch(
+    batches: &mut mpsc::Receiver<Batch>,
+    caches: &mut [CacheWriter],
+    store: &Store,
+) -> Option<Batch> {
+    loop {
+        for cache in caches.iter_mut() {
+            cache.tick(store).await;
+        }
+        if caches.is_empty() {
+            return batches.recv().await;
+        }
+        tokio::select! {
+            batch = batches.recv() => return batch,
+            () = tokio::time::sleep(cache::RENEW_EVERY) => {}
+        }
+    }
+}
+
 async fn run_writer(
     mut batches: mpsc::Receiver<Batch>,
     store: Arc<Store>,
     mut dedup: Dedup,
+    mut caches: Vec<CacheWriter>,
     handoff: mpsc::Sender<Vec<OutboxRow>>,
     behind: Arc<AtomicBool>,
     health: Health,
 ) {
-    while let Some(batch) = batches.recv().await {
+    while let Some(batch) = next_batch(&mut batches, &mut caches, &store).await {
+        // Readers bypass these channels' cache from before the commit until it has the rows.
+        let channels: Vec<i64> = batch.events.iter().map(|e| e.event.channel_id()).collect();
+        let mut marks = Vec::with_capacity(caches.len());
+        for cache in caches.iter_mut() {
+            marks.push(cache.before_commit(&channels).await);
+        }
         let mut attempt = 0;
         let outcome = loop {
             let started = Instant::now();
@@ -392,10 +427,25 @@ async fn run_writer(
             health.set(health::REDIS, false, "cannot mark stored messages in redis");
         }
         record_stored(&outcome);
+        // The cache has the batch before it is published: whoever hears of an edit or a
+        // delete never reads the old version from the API.
+        let changed: Vec<(i64, i64)> = outcome
+            .outbox
+            .iter()
+            .map(|row| (row.channel_id, row.message_id))
+            .collect();
+        for (cache, mark) in caches.iter_mut().zip(marks) {
+            if let Some(mark) = mark {
+                cache.after_commit(&store, mark, &changed).await;
+            }
+        }
         if !outcome.outbox.is_empty() && handoff.try_send(outcome.outbox).is_err() {
             // The publisher is behind or gone: it reads the rows from the outbox instead.
             behind.store(true, Ordering::SeqCst);
         }
+    }
+    for cache in caches.iter_mut() {
+        cache.leave().await;
     }
 }
 

@@ -58,6 +58,8 @@ struct Statements {
     mark_published: String,
     last_message_id: String,
     outbox_depth: String,
+    cache_rows: String,
+    cache_window: String,
 }
 
 impl Statements {
@@ -75,6 +77,8 @@ impl Statements {
             mark_published: prepare(sql::MARK_PUBLISHED),
             last_message_id: prepare(sql::LAST_MESSAGE_ID),
             outbox_depth: prepare(sql::OUTBOX_DEPTH),
+            cache_rows: prepare(sql::CACHE_ROWS),
+            cache_window: prepare(sql::CACHE_WINDOW),
         }
     }
 }
@@ -124,6 +128,30 @@ impl Store {
             .get()
             .await
             .map_err(|e| anyhow::anyhow!("no database connection: {e}"))
+    }
+
+    /// The current rows of `keys` (channel, message id), for the read cache.
+    pub async fn cache_rows(&self, keys: &[(i64, i64)]) -> Result<Vec<tokio_postgres::Row>> {
+        let channels: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let messages: Vec<i64> = keys.iter().map(|k| k.1).collect();
+        let client = self.client().await?;
+        Ok(client
+            .query_typed(
+                &self.sql.cache_rows,
+                &[(&channels, Type::INT8_ARRAY), (&messages, Type::INT8_ARRAY)],
+            )
+            .await?)
+    }
+
+    /// The newest `limit` rows of a channel, newest first, for the read cache's window.
+    pub async fn cache_window(&self, channel: i64, limit: i64) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_typed(
+                &self.sql.cache_window,
+                &[(&channel, Type::INT8), (&limit, Type::INT8)],
+            )
+            .await?)
     }
 
     /// `SELECT 1` through the pool.

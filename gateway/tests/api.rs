@@ -14,16 +14,16 @@ use serde_json::Value;
 use testkit::{Daemon, free_port, spawn, wait_for_port};
 
 /// The API process of one test stack.
-struct Api {
-    port: u16,
-    key: String,
+pub(crate) struct Api {
+    pub(crate) port: u16,
+    pub(crate) key: String,
     model: String,
     env: Vec<(String, String)>,
     _daemon: Daemon,
 }
 
 /// Runs the model's `gateway-api` natively on a free port, through the stack's PgBouncer.
-fn start_api(stack: &TestStack) -> Api {
+pub(crate) fn start_api(stack: &TestStack) -> Api {
     let port = free_port();
     let overlay: PathBuf = stack.tmp.path().join("api-overlay.toml");
     std::fs::write(
@@ -57,14 +57,14 @@ fn start_api(stack: &TestStack) -> Api {
 
 impl Api {
     /// GET with an optional X-API-Key: (status, body).
-    fn get_with(&self, path: &str, key: Option<&str>) -> (u16, String) {
+    pub(crate) fn get_with(&self, path: &str, key: Option<&str>) -> (u16, String) {
         let headers: Vec<(&str, &str)> = key.map(|k| ("X-API-Key", k)).into_iter().collect();
         testkit::http_request(self.port, "GET", path, &headers, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("no HTTP response from the API to GET {path}"))
     }
 
     /// Authenticated GET that must answer 200 with JSON.
-    fn json(&self, path: &str) -> Value {
+    pub(crate) fn json(&self, path: &str) -> Value {
         let (status, body) = self.get_with(path, Some(&self.key));
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
@@ -73,7 +73,7 @@ impl Api {
 
 /// `n` messages per model channel, ids 1..=n, two ids per second: many rows share a
 /// posted_at, so the keyset's tie-breakers (channel_id, message_id) matter.
-fn insert_messages(stack: &TestStack, n: i64) {
+pub(crate) fn insert_messages(stack: &TestStack, n: i64) {
     stack.sql(&format!(
         "INSERT INTO telegram.messages (channel_id, message_id, posted_at, text, sender_id, raw) \
          SELECT c, i, timestamptz '2026-01-01 00:00:00+00' + (i / 2) * interval '1 second', \

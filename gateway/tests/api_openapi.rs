@@ -127,6 +127,7 @@ fn the_running_router_serves_what_the_document_says() {
         max_page_size: 50,
         default_page_size: 10,
         pool_size: 2,
+        cache: None,
     };
     let _runtime_context = runtime.enter();
     let state = ApiState::new(&config, None).unwrap();

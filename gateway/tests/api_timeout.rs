@@ -47,6 +47,7 @@ fn a_request_outliving_the_timeout_gets_503() {
         max_page_size: 10,
         default_page_size: 5,
         pool_size: 2,
+        cache: None,
     };
     let state = ApiState::new(&config, None).unwrap();
     runtime.spawn(async move {

@@ -8,6 +8,7 @@ mod api_openapi;
 mod api_timeout;
 mod e2e_stack;
 mod pipeline;
+mod read_cache;
 mod session;
 mod shutdown;
 mod sql;

@@ -117,7 +117,7 @@ pub static API: &[Metric] = &[
     Metric {
         name: "tg_api_cache_misses_total",
         kind: MetricType::Counter,
-        help: "Newest pages of a channel the read cache could not serve, by reason (cold, window, unavailable).",
+        help: "Newest pages of a channel the read cache could not serve, by reason: cold (not cached, being written, or not trusted), window (beyond the cached messages), large (a message over its budget share), unavailable (Redis did not answer).",
         labels: &["reason"],
     },
     Metric {

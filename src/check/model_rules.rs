@@ -344,7 +344,11 @@ fn service_references(cx: &Ctx<'_>) -> Vec<Reference> {
         if let Some(a) = &s.api {
             add(format!("{base}.api.database"), &a.database, DB);
             if let Some(cache) = &a.cache {
-                add(format!("{base}.api.cache.redis"), &cache.redis, &[Kind::Redis]);
+                add(
+                    format!("{base}.api.cache.redis"),
+                    &cache.redis,
+                    &[Kind::Redis],
+                );
             }
         }
         if let Some(n) = &s.nginx {
@@ -875,8 +879,6 @@ fn redis_memory(cx: &mut Ctx<'_>) {
     }
 }
 
-/// Bytes a cached entry costs Redis beyond its JSON (sorted-set and hash entries).
-const CACHE_ENTRY_OVERHEAD: u64 = 128;
 /// Smallest useful share of the cache budget per entry: below it most messages would not
 /// fit and the cache would send nearly every page to the database.
 const MIN_CACHE_ENTRY: u64 = 1024;
@@ -903,21 +905,25 @@ fn read_cache(cx: &mut Ctx<'_>) {
             ));
         }
         let entries = channels * u64::from(cache.recent);
-        let share = cache.memory.0 / entries;
-        if share < MIN_CACHE_ENTRY + CACHE_ENTRY_OVERHEAD {
+        let share = cache.entry_cap(stack.channels.len());
+        if share < MIN_CACHE_ENTRY {
             reports.push((
                 format!("{path}.memory"),
                 format!(
-                    "memory {} gives each of the {entries} cached messages ({channels} channels x recent {}) {share} bytes: most would not fit and be read from the database",
+                    "memory {} leaves each of the {entries} cached messages ({channels} channels x recent {}) {share} bytes of JSON: most would not fit and be read from the database",
                     cache.memory, cache.recent
                 ),
                 format!(
                     "raise memory to at least {}, or lower recent",
-                    crate::model::units::ByteSize(entries * (MIN_CACHE_ENTRY + CACHE_ENTRY_OVERHEAD))
+                    crate::model::units::ByteSize(entries * (MIN_CACHE_ENTRY + crate::model::ReadCache::ENTRY_OVERHEAD))
                 ),
             ));
         }
-        let api = s.api.as_ref().map(|a| a.database.as_str()).unwrap_or_default();
+        let api = s
+            .api
+            .as_ref()
+            .map(|a| a.database.as_str())
+            .unwrap_or_default();
         let writers = stack.gateways_storing_into(api);
         if cache.enabled && writers.is_empty() {
             reports.push((
@@ -927,7 +933,9 @@ fn read_cache(cx: &mut Ctx<'_>) {
             ));
         }
         for writer in writers {
-            let Some(gateway) = stack.service(writer) else { continue };
+            let Some(gateway) = stack.service(writer) else {
+                continue;
+            };
             if stack.reach(gateway, &cache.redis).is_err() {
                 reports.push((
                     format!("{path}.redis"),

@@ -960,6 +960,18 @@ pub struct ReadCache {
     pub memory: ByteSize,
 }
 
+impl ReadCache {
+    /// Bytes a cached message costs Redis beyond its JSON (sorted-set and hash entries).
+    pub const ENTRY_OVERHEAD: u64 = 128;
+
+    /// Longest JSON of one cached message: the budget shared by `recent` entries of each
+    /// of `channels` channels, less their overhead.
+    pub fn entry_cap(&self, channels: usize) -> u64 {
+        let entries = (channels.max(1) as u64) * u64::from(self.recent.max(1));
+        (self.memory.0 / entries).saturating_sub(Self::ENTRY_OVERHEAD)
+    }
+}
+
 fn default_cache_recent() -> u32 {
     200
 }

@@ -546,105 +546,108 @@ const RABBITMQ: Dashboard = Dashboard {
 const GATEWAY: Dashboard = Dashboard {
     uid: "tg-gateway",
     title: "MTProto gateway",
-    sections: &[Section {
-        source: Source::Jobs(Kind::Gateway),
-        panels: &[
-            ts(
-                "Pipeline rate",
-                "ops",
-                &[
-                    prom(
-                        "sum(rate(tg_gateway_messages_received_total{$job}[5m]))",
-                        "received",
-                    ),
-                    prom(
-                        "sum(rate(tg_gateway_messages_deduplicated_total{$job}[5m]))",
-                        "duplicates",
-                    ),
-                    prom(
-                        "sum(rate(tg_gateway_messages_stored_total{$job}[5m]))",
-                        "stored",
-                    ),
-                    prom(
-                        "sum(rate(tg_gateway_messages_published_total{$job}[5m]))",
-                        "published",
-                    ),
-                ],
-            ),
-            ts(
-                "Failures by stage",
-                "ops",
-                &[prom(
-                    "sum by (stage) (rate(tg_gateway_messages_failed_total{$job}[5m]))",
-                    "{{stage}}",
-                )],
-            ),
-            ts(
-                "Ingestion lag per channel",
-                "s",
-                &[prom(
-                    "tg_gateway_ingestion_lag_seconds{$job}",
-                    "{{channel}}",
-                )],
-            ),
-            ts(
-                "Outbox depth",
-                "none",
-                &[prom("tg_gateway_outbox_depth{$job}", "outbox")],
-            ),
-            ts(
-                "Stage latency p95",
-                "s",
-                &[
-                    prom(
-                        "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_dedup_duration_seconds_bucket{$job}[5m])))",
-                        "dedup",
-                    ),
-                    prom(
-                        "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_store_duration_seconds_bucket{$job}[5m])))",
-                        "store",
-                    ),
-                    prom(
-                        "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_publish_duration_seconds_bucket{$job}[5m])))",
-                        "publish",
-                    ),
-                ],
-            ),
-            ts(
-                "Dependencies connected",
-                "none",
-                &[prom("tg_gateway_dependency_up{$job}", "{{dependency}}")],
-            ),
-            ts(
-                "Flood wait",
-                "s",
-                &[prom(
-                    "rate(tg_gateway_flood_wait_seconds_total{$job}[5m])",
-                    "seconds waited / s",
-                )],
-            ),
-        ],
-    }, Section {
-        source: Source::ReadCache,
-        panels: &[
-            ts(
-                "Read cache hit rate",
-                "percentunit",
-                &[prom(
-                    "sum by (job) (rate(tg_api_cache_hits_total{$job}[5m])) / (sum by (job) (rate(tg_api_cache_hits_total{$job}[5m])) + sum by (job) (rate(tg_api_cache_misses_total{$job}[5m])))",
-                    "{{job}}",
-                )],
-            ),
-            ts(
-                "Read cache misses by reason",
-                "reqps",
-                &[prom(
-                    "sum by (reason) (rate(tg_api_cache_misses_total{$job}[5m]))",
-                    "{{reason}}",
-                )],
-            ),
-        ],
-    }],
+    sections: &[
+        Section {
+            source: Source::Jobs(Kind::Gateway),
+            panels: &[
+                ts(
+                    "Pipeline rate",
+                    "ops",
+                    &[
+                        prom(
+                            "sum(rate(tg_gateway_messages_received_total{$job}[5m]))",
+                            "received",
+                        ),
+                        prom(
+                            "sum(rate(tg_gateway_messages_deduplicated_total{$job}[5m]))",
+                            "duplicates",
+                        ),
+                        prom(
+                            "sum(rate(tg_gateway_messages_stored_total{$job}[5m]))",
+                            "stored",
+                        ),
+                        prom(
+                            "sum(rate(tg_gateway_messages_published_total{$job}[5m]))",
+                            "published",
+                        ),
+                    ],
+                ),
+                ts(
+                    "Failures by stage",
+                    "ops",
+                    &[prom(
+                        "sum by (stage) (rate(tg_gateway_messages_failed_total{$job}[5m]))",
+                        "{{stage}}",
+                    )],
+                ),
+                ts(
+                    "Ingestion lag per channel",
+                    "s",
+                    &[prom(
+                        "tg_gateway_ingestion_lag_seconds{$job}",
+                        "{{channel}}",
+                    )],
+                ),
+                ts(
+                    "Outbox depth",
+                    "none",
+                    &[prom("tg_gateway_outbox_depth{$job}", "outbox")],
+                ),
+                ts(
+                    "Stage latency p95",
+                    "s",
+                    &[
+                        prom(
+                            "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_dedup_duration_seconds_bucket{$job}[5m])))",
+                            "dedup",
+                        ),
+                        prom(
+                            "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_store_duration_seconds_bucket{$job}[5m])))",
+                            "store",
+                        ),
+                        prom(
+                            "histogram_quantile(0.95, sum by (le) (rate(tg_gateway_publish_duration_seconds_bucket{$job}[5m])))",
+                            "publish",
+                        ),
+                    ],
+                ),
+                ts(
+                    "Dependencies connected",
+                    "none",
+                    &[prom("tg_gateway_dependency_up{$job}", "{{dependency}}")],
+                ),
+                ts(
+                    "Flood wait",
+                    "s",
+                    &[prom(
+                        "rate(tg_gateway_flood_wait_seconds_total{$job}[5m])",
+                        "seconds waited / s",
+                    )],
+                ),
+            ],
+        },
+        Section {
+            source: Source::ReadCache,
+            panels: &[
+                ts(
+                    "Read cache hit rate",
+                    "percentunit",
+                    &[prom(
+                        "sum by (job) (rate(tg_api_cache_hits_total{$job}[5m])) / (sum by (job) (rate(tg_api_cache_hits_total{$job}[5m])) + sum by (job) (rate(tg_api_cache_misses_total{$job}[5m])))",
+                        "{{job}}",
+                    )],
+                ),
+                ts(
+                    "Read cache misses by reason",
+                    "reqps",
+                    &[prom(
+                        "sum by (reason) (rate(tg_api_cache_misses_total{$job}[5m]))",
+                        "{{reason}}",
+                    )],
+                ),
+            ],
+        },
+    ],
 };
 
 /// Availability and latency percentiles of what users see.

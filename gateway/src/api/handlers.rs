@@ -12,11 +12,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::cursor::{self, Cursor, Order};
+use super::view::{MessagePage, MessageView};
 use super::{ApiState, error_response, metric};
+use crate::cache::Lookup;
 use crate::sql;
 
 /// The API's statements, prepared once for the schema.
@@ -34,62 +35,6 @@ impl Statements {
             channels: sql::prepare(sql::API_CHANNELS, schema),
         }
     }
-}
-
-/// A stored message as the API shows it.
-#[derive(Debug, Serialize)]
-struct MessageView {
-    channel_id: i64,
-    message_id: i64,
-    posted_at: DateTime<Utc>,
-    text: String,
-    sender_id: Option<i64>,
-    reply_to_message_id: Option<i64>,
-    media_type: Option<String>,
-    edit_date: Option<DateTime<Utc>>,
-    deleted: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    received_at: Option<DateTime<Utc>>,
-}
-
-impl MessageView {
-    fn from_row(row: &Row, detailed: bool) -> Result<Self, tokio_postgres::Error> {
-        Ok(MessageView {
-            channel_id: row.try_get("channel_id")?,
-            message_id: row.try_get("message_id")?,
-            posted_at: row.try_get("posted_at")?,
-            text: row.try_get("text")?,
-            sender_id: row.try_get("sender_id")?,
-            reply_to_message_id: row.try_get("reply_to_message_id")?,
-            media_type: row.try_get("media_type")?,
-            edit_date: row.try_get("edit_date")?,
-            deleted: row.try_get("deleted")?,
-            raw: if detailed { row.try_get("raw")? } else { None },
-            received_at: if detailed {
-                row.try_get("received_at")?
-            } else {
-                None
-            },
-        })
-    }
-
-    fn cursor(&self, order: Order) -> Cursor {
-        Cursor {
-            order,
-            posted_at: self.posted_at,
-            channel_id: self.channel_id,
-            message_id: self.message_id,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct MessagePage {
-    messages: Vec<MessageView>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
 }
 
 /// Query parameters of `GET /api/messages`, in the order `openapi.yaml` lists them.
@@ -313,6 +258,9 @@ pub(crate) async fn list_messages(
         Ok(listing) => listing,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, message),
     };
+    if let Some(body) = from_cache(&state, &listing).await {
+        return ([(CONTENT_TYPE, "application/json")], body).into_response();
+    }
     let (sql, params) = listing.sql(&state.sql.messages);
     let client = match state.pool.get().await {
         Ok(client) => client,
@@ -347,6 +295,35 @@ pub(crate) async fn list_messages(
         next_cursor,
     })
     .into_response()
+}
+
+/// The page from the read cache, when the cache is on and can answer it: a channel's
+/// newest messages (`order=desc`, no time range), within its cached window.
+async fn from_cache(state: &ApiState, listing: &Listing) -> Option<String> {
+    let cache = state.cache.as_ref()?;
+    let channel = listing.channel?;
+    let newest = listing.order == Order::Desc && listing.since.is_none() && listing.until.is_none();
+    if !newest || !cache.caches(channel) {
+        return None;
+    }
+    let lookup = cache
+        .page(
+            channel,
+            listing.limit,
+            listing.include_deleted,
+            listing.after.as_ref(),
+        )
+        .await;
+    match lookup {
+        Lookup::Hit(body) => {
+            metrics::counter!(metric::CACHE_HITS).increment(1);
+            Some(body)
+        }
+        Lookup::Miss(reason) => {
+            metrics::counter!(metric::CACHE_MISSES, "reason" => reason).increment(1);
+            None
+        }
+    }
 }
 
 pub(crate) async fn get_message(

@@ -5,6 +5,8 @@ pub const REQUESTS: &str = "tg_api_http_requests_total";
 pub const REQUEST_DURATION: &str = "tg_api_http_request_duration_seconds";
 pub const AUTH_FAILURES: &str = "tg_api_auth_failures_total";
 pub const DEPENDENCY_UP: &str = "tg_gateway_dependency_up";
+pub const CACHE_HITS: &str = "tg_api_cache_hits_total";
+pub const CACHE_MISSES: &str = "tg_api_cache_misses_total";
 
 #[cfg(test)]
 mod tests {
@@ -17,6 +19,8 @@ mod tests {
             (super::REQUEST_DURATION, &["method", "route"]),
             (super::AUTH_FAILURES, &[]),
             (super::DEPENDENCY_UP, &["dependency"]),
+            (super::CACHE_HITS, &[]),
+            (super::CACHE_MISSES, &["reason"]),
         ];
         for (name, labels) in used {
             let metric = API

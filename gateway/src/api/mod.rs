@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cursor;
 mod handlers;
 pub mod metric;
+pub(crate) mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct ApiConfig {
     pub default_page_size: u32,
     /// Database connections the API keeps at most.
     pub pool_size: usize,
+    /// The read cache, when the model turns it on.
+    pub cache: Option<crate::config::CacheTarget>,
 }
 
 /// Database connections the API keeps at most: reads are short, and PgBouncer multiplexes
@@ -67,6 +70,10 @@ impl ApiConfig {
                 .map(|value| value.expose().to_string())
         })?;
         let database = config.database(&settings.database, &settings.db_role)?;
+        let cache = match settings.cache.as_ref().filter(|c| c.enabled) {
+            Some(cache) => Some(config.cache_target(cache, &database)?),
+            None => None,
+        };
         Ok(ApiConfig {
             listen: config.listen_addr(),
             database: database.config,
@@ -76,6 +83,7 @@ impl ApiConfig {
             max_page_size: settings.max_page_size,
             default_page_size: settings.default_page_size,
             pool_size: POOL_SIZE,
+            cache,
         })
     }
 }
@@ -90,6 +98,7 @@ pub struct ApiState {
     pub(crate) default_page_size: u32,
     pub(crate) request_timeout: Duration,
     pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) cache: Option<Arc<crate::cache::CacheReader>>,
 }
 
 impl ApiState {
@@ -120,6 +129,10 @@ impl ApiState {
                 .clamp(1, config.max_page_size.max(1)),
             request_timeout: config.request_timeout,
             metrics,
+            cache: match &config.cache {
+                Some(target) => Some(Arc::new(crate::cache::CacheReader::new(target.clone())?)),
+                None => None,
+            },
         })
     }
 }

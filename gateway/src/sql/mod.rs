@@ -27,6 +27,8 @@ statements! {
     API_MESSAGES => "api_messages.sql",
     API_MESSAGE => "api_message.sql",
     API_CHANNELS => "api_channels.sql",
+    CACHE_ROWS => "cache_rows.sql",
+    CACHE_WINDOW => "cache_window.sql",
     DATABASE_EXISTS => "database_exists.sql",
     RELATION_EXISTS => "relation_exists.sql",
     APPLIED_MIGRATIONS => "applied_migrations.sql",

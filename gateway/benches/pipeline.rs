@@ -16,6 +16,7 @@
 //! 3. End-to-end latency at 1,000 msg/s offered: from the source handing a message to the
 //!    pipeline to a consumer on `telegram.archive` receiving it.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use common::percentile;
 use support::*;
 use testkit::run;
 use tg_gateway::config::{Config, GatewayConfig};
@@ -33,14 +35,6 @@ use tg_gateway::publish::Publisher;
 use tg_gateway::source::{IncomingMessage, SourceEvent};
 use tg_gateway::store::{OutboxRow, message_payload};
 use tgstack::model::Kind;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 fn incoming(channel: i64, id: i64, raw: serde_json::Value) -> IncomingMessage {
     IncomingMessage {
@@ -198,67 +192,24 @@ fn pipeline_throughput(
     n as f64 / elapsed.as_secs_f64()
 }
 
-/// Processes whose CPU time a run is charged with, by `comm` name (this benchmark's own
-/// process is the gateway).
+/// Processes whose CPU time a run is charged with, by `comm` name ("this process" is
+/// this benchmark, which runs the gateway).
 const CPU_USERS: [(&str, &str); 5] = [
     ("rabbitmq", "beam.smp"),
     ("postgres", "postgres"),
     ("pgbouncer", "pgbouncer"),
     ("redis", "redis-server"),
-    ("gateway", "pipeline-"),
+    ("gateway", common::THIS_PROCESS),
 ];
 
-/// CPU seconds (user + system) used so far by each of CPU_USERS, summed over processes.
 fn cpu_seconds() -> Vec<f64> {
-    let ticks = 100.0; // USER_HZ on Linux
-    let own = std::process::id().to_string();
-    let mut totals = vec![0.0; CPU_USERS.len()];
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return totals;
-    };
-    for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ... utime stime: comm may hold spaces, so split at ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let used = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        let seconds = (used(11) + used(12)) / ticks;
-        for (slot, (name, prefix)) in totals.iter_mut().zip(CPU_USERS) {
-            let matches = if name == "gateway" {
-                pid == own
-            } else {
-                comm.starts_with(prefix)
-            };
-            if matches {
-                *slot += seconds;
-            }
-        }
-    }
-    totals
+    common::cpu_seconds(&CPU_USERS)
 }
 
-/// "rabbitmq 9.1s, postgres 5.2s, ..." between two readings.
 fn cpu_used(before: &[f64], after: &[f64]) -> String {
-    CPU_USERS
-        .iter()
-        .zip(before.iter().zip(after))
-        .map(|((name, _), (a, b))| format!("{name} {:.1}s", b - a))
-        .collect::<Vec<_>>()
-        .join(", ")
+    common::cpu_used(&CPU_USERS, before, after)
 }
 
-/// Busy seconds of each pipeline stage so far, from the gateway's own histograms.
 fn stage_busy(metrics: &metrics_exporter_prometheus::PrometheusHandle) -> Vec<(String, f64)> {
     let text = tg_gateway::metrics::render(metrics);
     ["dedup", "store", "publish"]

@@ -178,7 +178,9 @@ return 1
 
 /// A page of a channel, newest first (KEYS: writers, meta, order, msgs, wanted; ARGV:
 /// channel, limit + 1, include deleted, cursor score or '', cursor member or ''). Answers
-/// `{'hit', json...}` or `{reason}`; a cold channel is asked for (`wanted`).
+/// `{'hit', the page's messages joined by commas, the last one shown, '1' when more follow}`
+/// or `{reason}`; a cold channel is asked for (`wanted`). Rows are fetched in chunks of the
+/// page's size, so a page costs about its own length whatever the window's.
 const READ: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -197,32 +199,50 @@ if count == nil or redis.call('ZCARD', KEYS[3]) ~= count then
   return {'cold'}
 end
 local want, deleted = tonumber(ARGV[2]), ARGV[3] == '1'
-local rows
-if ARGV[4] == '' then
-  rows = redis.call('ZREVRANGE', KEYS[3], 0, -1, 'WITHSCORES')
-else
-  rows = redis.call('ZREVRANGEBYSCORE', KEYS[3], ARGV[4], '-inf', 'WITHSCORES')
-end
-local out = {'hit'}
 local cs = tonumber(ARGV[4])
-for i = 1, #rows, 2 do
-  local m = rows[i]
-  if not (cs and tonumber(rows[i + 1]) == cs and m >= ARGV[5]) then
-    local v = redis.call('HGET', KEYS[4], m)
-    if not v then
-      redis.call('SADD', KEYS[5], ARGV[1])
-      return {'cold'}
-    end
-    if deleted or string.sub(v, 1, 1) == '0' then
-      local json = string.sub(v, 22)
-      if json == '' then return {'large'} end
-      out[#out + 1] = json
-      if #out > want then return out end
+local max = '+inf'
+if cs then max = ARGV[4] end
+local chunk = math.min(want + 8, 1000)
+local found, offset, done = {}, 0, false
+while not done do
+  local rows = redis.call('ZREVRANGEBYSCORE', KEYS[3], max, '-inf', 'WITHSCORES', 'LIMIT', offset, chunk)
+  local members = {}
+  for i = 1, #rows, 2 do
+    if not (cs and tonumber(rows[i + 1]) == cs and rows[i] >= ARGV[5]) then
+      members[#members + 1] = rows[i]
     end
   end
+  if #members > 0 then
+    local values = redis.call('HMGET', KEYS[4], unpack(members))
+    for i = 1, #values do
+      local v = values[i]
+      if not v then
+        redis.call('SADD', KEYS[5], ARGV[1])
+        return {'cold'}
+      end
+      if deleted or string.sub(v, 1, 1) == '0' then
+        local json = string.sub(v, 22)
+        if json == '' then return {'large'} end
+        found[#found + 1] = json
+        if #found == want then
+          done = true
+          break
+        end
+      end
+    end
+  end
+  offset = offset + chunk
+  if #rows < 2 * chunk then done = true end
 end
-if full then return out end
-return {'window'}
+local more = #found == want
+if not more and not full then return {'window'} end
+local shown = #found
+if more then shown = want - 1 end
+local last = ''
+if shown > 0 then last = found[shown] end
+local flag = '0'
+if more then flag = '1' end
+return {'hit', table.concat(found, ',', 1, shown), last, flag}
 ";
 
 /// The writer's scripts, hashed once.
@@ -773,32 +793,29 @@ impl CacheReader {
                 return Lookup::Miss("unavailable");
             }
         };
-        match answer.split_first() {
-            Some((tag, messages)) if tag == "hit" => page_body(messages, limit),
-            Some((tag, _)) if tag == "window" => Lookup::Miss("window"),
-            Some((tag, _)) if tag == "large" => Lookup::Miss("large"),
+        match answer.as_slice() {
+            [tag, messages, last, more] if tag == "hit" => page_body(messages, last, more == "1"),
+            [tag] if tag == "window" => Lookup::Miss("window"),
+            [tag] if tag == "large" => Lookup::Miss("large"),
             _ => Lookup::Miss("cold"),
         }
     }
 }
 
-/// The JSON of a page as the database path writes it (`MessagePage`, compact): up to
-/// `limit` messages, and the cursor of the last when one more exists.
-fn page_body(messages: &[String], limit: u32) -> Lookup {
-    let limit = limit as usize;
-    let next_cursor = if messages.len() > limit {
-        match serde_json::from_str::<MessageKey>(&messages[limit - 1]) {
+/// The JSON of a page as the database path writes it (`MessagePage`, compact): the
+/// messages, and the cursor of the last one shown when more follow.
+fn page_body(messages: &str, last: &str, more: bool) -> Lookup {
+    let next_cursor = if more {
+        match serde_json::from_str::<MessageKey>(last) {
             Ok(key) => Some(key.cursor(Order::Desc).encode()),
             Err(_) => return Lookup::Miss("cold"),
         }
     } else {
         None
     };
-    let shown = &messages[..messages.len().min(limit)];
     let next = serde_json::to_string(&next_cursor).unwrap_or_else(|_| "null".into());
     Lookup::Hit(format!(
-        "{{\"messages\":[{}],\"next_cursor\":{next}}}",
-        shown.join(",")
+        "{{\"messages\":[{messages}],\"next_cursor\":{next}}}"
     ))
 }
 
@@ -830,17 +847,21 @@ mod tests {
                 "{{\"channel_id\":-100,\"message_id\":{id},\"posted_at\":\"2026-01-01T00:00:0{id}Z\"}}"
             )
         };
-        let messages: Vec<String> = [3, 2, 1].into_iter().map(message).collect();
-        let Lookup::Hit(body) = page_body(&messages, 2) else {
+        let shown = format!("{},{}", message(3), message(2));
+        let Lookup::Hit(body) = page_body(&shown, &message(2), true) else {
             panic!("a hit")
         };
         let page: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(page["messages"].as_array().unwrap().len(), 2);
         let cursor = Cursor::decode(page["next_cursor"].as_str().unwrap()).unwrap();
         assert_eq!((cursor.message_id, cursor.order), (2, Order::Desc));
-        let Lookup::Hit(last) = page_body(&messages[..2], 2) else {
+        let Lookup::Hit(last) = page_body(&shown, &message(2), false) else {
             panic!("a hit")
         };
         assert!(last.ends_with("\"next_cursor\":null}"), "{last}");
+        assert_eq!(
+            page_body("", "", false),
+            Lookup::Hit("{\"messages\":[],\"next_cursor\":null}".into())
+        );
     }
 }

@@ -23,8 +23,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use common::percentile;
+use futures_util::StreamExt;
 use support::*;
 use testkit::run;
 use tg_gateway::config::{Config, GatewayConfig};

@@ -182,7 +182,11 @@ impl Connection {
                 break;
             }
             if status == 0 {
-                status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                status = text
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
             } else if let Some((name, value)) = text.split_once(':')
                 && name.eq_ignore_ascii_case("content-length")
             {
@@ -208,7 +212,10 @@ async fn paths(port: u16, key: &str) -> Vec<[String; 3]> {
             let (status, body) = connection.get(&path, key).await.expect("a page");
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let cursor = page["next_cursor"].as_str().expect("more pages").to_string();
+            let cursor = page["next_cursor"]
+                .as_str()
+                .expect("more pages")
+                .to_string();
             path = format!("{newest}&since=0001-01-01T00:00:00Z&cursor={cursor}");
             cursors.push(cursor);
         }

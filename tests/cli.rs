@@ -85,6 +85,25 @@ fn reference_model_renders_validates_and_is_current() {
     );
 }
 
+#[test]
+fn reference_with_the_read_cache_on_renders_and_validates_clean() {
+    let project = Project::new();
+    project.write(
+        "cache.toml",
+        "[services.gateway-api.api.cache]\nenabled = true\n",
+    );
+    let model = ["-f", "stack.toml", "-f", "cache.toml"];
+    let (code, _, err) = project.run(&[&["render"][..], &model, &["--out", "on"]].concat());
+    assert_eq!(code, 0, "{err}");
+    // Its alert and panels are checked against the API's metric catalog (TG510) too.
+    let (code, out, err) =
+        project.run(&[&["validate"][..], &model, &["--generated", "on"]].concat());
+    assert_eq!(code, 0, "validate with the cache on:\n{out}{err}");
+    let rules =
+        std::fs::read_to_string(project.path().join("on/prometheus/rules/warning.yml")).unwrap();
+    assert!(rules.contains("tg_api_cache_hits_total"), "{rules}");
+}
+
 /// Each broken model: exit 1, the finding names the overlay's line and the key, and
 /// generated/ is byte for byte what it was.
 fn assert_rejected(

@@ -282,13 +282,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// From an API row; `None` for a date a double cannot hold exactly (the channel is then
-    /// not cached).
-    fn from_row(row: &tokio_postgres::Row, cap: usize) -> Result<Option<Entry>> {
+    /// From an API row; `Err(channel)` for a date a double cannot hold exactly (that
+    /// channel is then not cached).
+    fn from_row(row: &tokio_postgres::Row, cap: usize) -> Result<Result<Entry, i64>> {
         let view = MessageView::from_row(row, false)?;
         let key = view.key();
         let Some(score) = micros(key.posted_at) else {
-            return Ok(None);
+            return Ok(Err(key.channel_id));
         };
         let edited = view
             .edit_date()
@@ -296,7 +296,7 @@ impl Entry {
             .unwrap_or(0);
         let json = serde_json::to_string(&view)?;
         let json = if json.len() > cap { "" } else { &json };
-        Ok(Some(Entry {
+        Ok(Ok(Entry {
             channel: key.channel_id,
             member: member(key.message_id, score),
             score,
@@ -429,7 +429,7 @@ impl CacheWriter {
         } else {
             store.cache_rows(&keys).await
         };
-        let entries = match rows.and_then(|rows| self.entries(&rows)) {
+        let (entries, uncacheable) = match rows.and_then(|rows| self.entries(&rows)) {
             Ok(entries) => entries,
             Err(error) => {
                 // The marks stay: those channels are read from the database until resynced.
@@ -437,16 +437,14 @@ impl CacheWriter {
                 return;
             }
         };
+        // Dropped while still marked, so no reader sees their old window in between.
+        for channel in &uncacheable {
+            self.drop_channel(*channel).await;
+        }
         let mut per_channel: BTreeMap<i64, Vec<&Entry>> =
             marked.channels.iter().map(|c| (*c, Vec::new())).collect();
-        let mut uncacheable = Vec::new();
-        for entry in entries.iter().flatten() {
+        for entry in entries.iter().filter(|e| !uncacheable.contains(&e.channel)) {
             per_channel.entry(entry.channel).or_default().push(entry);
-        }
-        for (index, entry) in entries.iter().enumerate() {
-            if entry.is_none() {
-                uncacheable.push(keys[index].0);
-            }
         }
         let k = self.keys();
         let mut invocation = SCRIPTS.apply.prepare_invoke();
@@ -470,15 +468,19 @@ impl CacheWriter {
             Ok(_) => self.lost("lease taken over"),
             Err(error) => self.lost(&format!("{error:#}")),
         }
-        for channel in uncacheable {
-            self.drop_channel(channel).await;
-        }
     }
 
-    fn entries(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Option<Entry>>> {
-        rows.iter()
-            .map(|row| Entry::from_row(row, self.target.entry_cap))
-            .collect()
+    /// The rows as entries, and the channels of rows the cache cannot hold.
+    fn entries(&self, rows: &[tokio_postgres::Row]) -> Result<(Vec<Entry>, Vec<i64>)> {
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut uncacheable = Vec::new();
+        for row in rows {
+            match Entry::from_row(row, self.target.entry_cap)? {
+                Ok(entry) => entries.push(entry),
+                Err(channel) => uncacheable.push(channel),
+            }
+        }
+        Ok((entries, uncacheable))
     }
 
     /// A channel holding a date the cache cannot order exactly is never cached.
@@ -605,12 +607,10 @@ impl CacheWriter {
                 Err(_) => return,
             };
             let entries = match self.entries(&rows) {
-                Ok(entries) => entries,
+                Ok((entries, uncacheable)) if uncacheable.is_empty() => entries,
+                Ok(_) => return self.drop_channel(channel).await,
                 Err(_) => return,
             };
-            if entries.iter().any(Option::is_none) {
-                return self.drop_channel(channel).await;
-            }
             let full = if rows.len() < self.target.recent {
                 "1"
             } else {
@@ -627,7 +627,7 @@ impl CacheWriter {
                 .arg(seq.unwrap_or_default())
                 .arg(self.ttl_ms())
                 .arg(full);
-            for entry in entries.iter().flatten() {
+            for entry in &entries {
                 invocation
                     .arg(&entry.member)
                     .arg(entry.score)

@@ -14,6 +14,7 @@ use testkit::{Daemon, eventually, run};
 
 use crate::api::{Api, start_api};
 use crate::support::*;
+use tg_gateway::cache;
 
 /// 50 newest messages per channel cached: 120 stored per channel, so walks leave the window.
 const CACHE: &str = "
@@ -205,7 +206,7 @@ fn fill(stack: &TestStack, mut writer: Writer) -> (Writer, Api) {
 
 #[test]
 fn cached_pages_are_the_database_pages_byte_for_byte() {
-    let (_stack, _writer, api) = cached_stack("cache_pages");
+    let (stack, mut writer, api) = cached_stack("cache_pages");
     for channel in CHANNELS {
         // Walk all pages: the first ones from the cache, then past its window.
         let mut cursor: Option<String> = None;
@@ -228,6 +229,25 @@ fn cached_pages_are_the_database_pages_byte_for_byte() {
     // 50 cached of 120: pages 1 to 3 of 8 fit the window (the third needs one row more).
     assert!(hits >= 3.0 * 3.0, "hits {hits}");
     assert!(beyond >= 3.0 * 4.0, "misses beyond the window {beyond}");
+
+    // A date a double cannot hold to the microsecond: that channel leaves the cache, and
+    // its pages stay right.
+    let far = serde_json::json!({"kind": "new", "channel_id": CHANNELS[2], "message_id": 9999,
+        "posted_at": "2300-01-01T00:00:00.000001Z", "text": "far future"});
+    writer.send(&[far.to_string()]);
+    stack.wait_stored_over(PER_CHANNEL * CHANNELS.len() as i64);
+    for _ in 0..3 {
+        let hits = counter(&api, "tg_api_cache_hits_total");
+        let (cached, database) = both_paths(&api, CHANNELS[2], 15, None);
+        assert_eq!(cached, database);
+        assert!(cached.contains("far future"), "{cached}");
+        assert_eq!(
+            counter(&api, "tg_api_cache_hits_total"),
+            hits,
+            "served from the cache"
+        );
+        std::thread::sleep(cache::RENEW_EVERY);
+    }
 }
 
 #[test]
@@ -399,7 +419,7 @@ fn a_frozen_redis_gives_database_answers_and_no_stale_page_after_it_thaws() {
 
 /// The writer's lease, as the gateway defines it.
 fn cache_lease() -> Duration {
-    tg_gateway::cache::LEASE
+    cache::LEASE
 }
 
 /// Reads pages for `how_long`, each checked against the database state read just before.

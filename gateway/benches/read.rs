@@ -12,8 +12,9 @@
 //! Each rate runs with the cache off, then on, `BENCH_ROUNDS` times (default 2).
 //!
 //! Reported per run: achieved rate, p50/p95/p99 latency, errors (non-200 or no answer
-//! within 5 s), the cache's hit share, PostgreSQL transactions/s (`pg_stat_database`, the
-//! gateway's own writes included), and the CPU seconds of each process.
+//! within 5 s), the cache's hit share, the queries/s PgBouncer sent to PostgreSQL (its
+//! `SHOW STATS`) and PostgreSQL's transactions/s (`pg_stat_database`), both with the
+//! gateway's own writes, and the CPU seconds of each process.
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -289,6 +290,48 @@ async fn load(port: u16, key: &str, rate: u64, seconds: u64, paths: &[[String; 3
     }
 }
 
+/// Queries PgBouncer has sent to PostgreSQL for the stack's database so far (its
+/// `SHOW STATS`, read as the model's stats user).
+fn pgbouncer_queries(stack: &TestStack) -> i64 {
+    let port = stack.model.stack.services["pgbouncer"].port.to_string();
+    let password = (
+        "PGPASSWORD".to_string(),
+        stack.secrets["pgbouncer_stats"].clone(),
+    );
+    let (ok, out) = run(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "pgbouncer_stats",
+            "-d",
+            "pgbouncer",
+            "-X",
+            "-A",
+            "-F",
+            "|",
+            "-c",
+            "SHOW STATS",
+        ],
+        &[password],
+    );
+    assert!(ok, "SHOW STATS: {out}");
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('|').collect();
+    let column = header
+        .iter()
+        .position(|c| *c == "total_query_count")
+        .expect("SHOW STATS has total_query_count");
+    lines
+        .map(|line| line.split('|').collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&stack.database.as_str()))
+        .and_then(|cells| cells.get(column)?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// PostgreSQL transactions of the stack's database so far.
 fn transactions(stack: &TestStack) -> i64 {
     stack.count(&format!(
@@ -357,9 +400,9 @@ fn main() {
          pages of {PAGE}, {CONNECTIONS} connections, {seconds} s per run"
     );
     println!(
-        "| cache | offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | errors | cache hits | PostgreSQL tx/s | CPU seconds |"
+        "| cache | offered req/s | achieved req/s | p50 ms | p95 ms | p99 ms | errors | cache hits | queries/s to PostgreSQL | PostgreSQL tx/s | CPU seconds |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for round in 0..rounds {
         for rate in [200, 1_000, 5_000] {
             for (name, api) in [("off", &off), ("on", &on)] {
@@ -367,12 +410,14 @@ fn main() {
                     let paths = paths(api.port, &key).await;
                     let counters_before = cache_counters(api.port, &key).await;
                     let tx_before = transactions(&stack);
+                    let queries_before = pgbouncer_queries(&stack);
                     let cpu_before = common::cpu_seconds(&CPU_USERS);
                     let outcome = load(api.port, &key, rate, seconds, &paths).await;
                     let cpu_after = common::cpu_seconds(&CPU_USERS);
                     // pg_stat_database is flushed at most once a second.
                     tokio::time::sleep(Duration::from_millis(1500)).await;
                     let tx = transactions(&stack) - tx_before;
+                    let queries = pgbouncer_queries(&stack) - queries_before;
                     let counters_after = cache_counters(api.port, &key).await;
                     let hits = counters_after.0 - counters_before.0;
                     let misses = counters_after.1 - counters_before.1;
@@ -384,14 +429,15 @@ fn main() {
                     (
                         outcome,
                         hit_share,
+                        queries as f64 / seconds as f64,
                         tx as f64 / seconds as f64,
                         common::cpu_used(&CPU_USERS, &cpu_before, &cpu_after),
                     )
                 });
-                let (outcome, hit_share, tx_per_second, cpu) = result;
+                let (outcome, hit_share, queries_per_second, tx_per_second, cpu) = result;
                 let l = &outcome.latencies_ms;
                 println!(
-                    "| {name} | {rate} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {hit_share} | {tx_per_second:.0} | {cpu} |",
+                    "| {name} | {rate} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {hit_share} | {queries_per_second:.0} | {tx_per_second:.0} | {cpu} |",
                     outcome.achieved,
                     percentile(l, 0.5),
                     percentile(l, 0.95),
@@ -401,7 +447,7 @@ fn main() {
             }
         }
         if round + 1 < rounds {
-            println!("|  |  |  |  |  |  |  |  |  |  |");
+            println!("|  |  |  |  |  |  |  |  |  |  |  |");
         }
     }
 }

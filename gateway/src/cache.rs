@@ -24,6 +24,12 @@
 //!
 //! Clocks: a lease's end is the writer's wall clock, compared with Redis's; both run on
 //! synchronised hosts, and any skew between them adds to the lease.
+//!
+//! Limits: one ingesting process per database (one Telegram session) is assumed; a second
+//! one cut off from Redis while the first is not would go unnoticed by readers. After a
+//! Sentinel failover, writes the old master acknowledged but had not replicated can be
+//! missing on the new one until the writer, which resyncs on its first failed write,
+//! has started over (its lease, 3 s, bounds that).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -363,38 +363,22 @@ fn keyspace_hit_rate(
     misses: f64,
 ) -> KindRule {
     let AlertInput {
-        threshold,
         value,
         threshold_text: t_text,
         for_phrase,
         ..
     } = input;
     let w = input.window.prometheus();
-    let job = promql_str(exporter);
-    let hit = format!("redis_keyspace_hits_total{{job={job}}}");
-    let miss = format!("redis_keyspace_misses_total{{job={job}}}");
-    let mut fixture = Fixture::default();
-    fixture.series(hit.clone(), Level::Rate(hits), &[("job", exporter)]);
-    fixture.series(miss.clone(), Level::Rate(misses), &[]);
-    fixture.series(
-        "redis_keyspace_hits_total{job=\"other-exporter\"}".into(),
-        Level::Rate(hits),
-        &[],
-    );
-    fixture.series(
-        "redis_keyspace_misses_total{job=\"other-exporter\"}".into(),
-        Level::Rate(misses),
-        &[],
-    );
-    let rate = |s: &str| format!("sum by (job) (rate({s}[{w}]))");
+    let counters = HitCounters {
+        job: exporter,
+        hits: "redis_keyspace_hits_total",
+        misses: "redis_keyspace_misses_total",
+        miss_labels: "",
+        other_job: "other-exporter",
+    };
+    let (expr, fixture) = counters.ratio_below(input, hits, misses);
     KindRule {
-        expr: format!(
-            "{} / ({} + {}) < {}",
-            rate(&hit),
-            rate(&hit),
-            rate(&miss),
-            go_value(*threshold)
-        ),
+        expr,
         jobs: vec![exporter.to_string()],
         summary: format!("Low cache hit rate on Redis {name}"),
         description: format!(
@@ -414,43 +398,74 @@ fn read_cache_hit_rate(input: &AlertInput<'_>, name: &str) -> KindRule {
         ..
     } = input;
     let w = input.window.prometheus();
-    let job = promql_str(name);
-    let hit = format!("tg_api_cache_hits_total{{job={job}}}");
-    let miss = format!("tg_api_cache_misses_total{{job={job}}}");
+    let counters = HitCounters {
+        job: name,
+        hits: "tg_api_cache_hits_total",
+        misses: "tg_api_cache_misses_total",
+        miss_labels: ", reason=\"cold\"",
+        other_job: "other-api",
+    };
+    // Hits and misses per interval whose ratio is half the threshold.
     let hits = (threshold * 50.0).floor();
-    let mut fixture = Fixture::default();
-    fixture.series(hit.clone(), Level::Rate(hits), &[("job", name)]);
-    fixture.series(
-        format!("tg_api_cache_misses_total{{job={job}, reason=\"cold\"}}"),
-        Level::Rate(100.0 - hits),
-        &[],
-    );
-    fixture.series(
-        "tg_api_cache_hits_total{job=\"other-api\"}".into(),
-        Level::Rate(hits),
-        &[],
-    );
-    fixture.series(
-        "tg_api_cache_misses_total{job=\"other-api\", reason=\"cold\"}".into(),
-        Level::Rate(100.0 - hits),
-        &[],
-    );
+    let (expr, mut fixture) = counters.ratio_below(input, hits, 100.0 - hits);
     fixture.value = hits / 100.0;
-    let rate = |s: &str| format!("sum by (job) (rate({s}[{w}]))");
     KindRule {
-        expr: format!(
-            "{} / ({} + {}) < {}",
-            rate(&hit),
-            rate(&hit),
-            rate(&miss),
-            go_value(*threshold)
-        ),
+        expr,
         jobs: vec![name.to_string()],
         summary: format!("Low read cache hit rate on {name}"),
         description: format!(
             "Only {value} of the newest pages {name} could serve from its read cache came from it over {w} (threshold {t_text}){for_phrase}."
         ),
         fixture,
+    }
+}
+
+/// A hit and a miss counter of one scrape job.
+struct HitCounters<'a> {
+    job: &'a str,
+    hits: &'a str,
+    misses: &'a str,
+    /// Labels the fixture's miss series carry besides `job` (`, name="value"`).
+    miss_labels: &'a str,
+    /// A job whose equally low ratio must not fire the alert.
+    other_job: &'a str,
+}
+
+impl HitCounters<'_> {
+    /// `hits / (hits + misses) < threshold` per job over the window, and the fixture
+    /// (`hits` and `misses` per interval) that fires it.
+    fn ratio_below(&self, input: &AlertInput<'_>, hits: f64, misses: f64) -> (String, Fixture) {
+        let w = input.window.prometheus();
+        let job = promql_str(self.job);
+        let other = promql_str(self.other_job);
+        let hit = format!("{}{{job={job}}}", self.hits);
+        let miss = format!("{}{{job={job}}}", self.misses);
+        let mut fixture = Fixture::default();
+        fixture.series(hit.clone(), Level::Rate(hits), &[("job", self.job)]);
+        fixture.series(
+            format!("{}{{job={job}{}}}", self.misses, self.miss_labels),
+            Level::Rate(misses),
+            &[],
+        );
+        fixture.series(
+            format!("{}{{job={other}}}", self.hits),
+            Level::Rate(hits),
+            &[],
+        );
+        fixture.series(
+            format!("{}{{job={other}{}}}", self.misses, self.miss_labels),
+            Level::Rate(misses),
+            &[],
+        );
+        let rate = |s: &str| format!("sum by (job) (rate({s}[{w}]))");
+        let expr = format!(
+            "{} / ({} + {}) < {}",
+            rate(&hit),
+            rate(&hit),
+            rate(&miss),
+            go_value(input.threshold)
+        );
+        (expr, fixture)
     }
 }
 

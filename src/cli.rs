@@ -96,8 +96,11 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Format {
     Human,
+    /// Documented in docs/validate-json.md.
     Json,
     Sarif,
+    /// GitHub Actions workflow commands: each finding shown on its line in the run.
+    Github,
 }
 
 /// Writes formatted text to stdout (see [`write_out`]).
@@ -170,10 +173,7 @@ pub fn run(cli: Cli) -> i32 {
             if markdown {
                 out!("{}", check::catalog::markdown());
             } else if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(check::catalog::RULES).unwrap_or_default()
-                );
+                outln!("{}", report::rules_json());
             } else {
                 for rule in check::catalog::RULES {
                     outln!(
@@ -539,6 +539,7 @@ fn emit(findings: &[Finding], format: Format, base: &report::SarifBase) {
         }
         Format::Json => outln!("{}", report::json(findings)),
         Format::Sarif => outln!("{}", report::sarif(findings, base)),
+        Format::Github => out!("{}", report::github(findings, base)),
     }
 }
 

@@ -83,6 +83,65 @@ pub fn json(findings: &[Finding]) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
+/// `rules --json`: `{"version": 1, "rules": [...]}`, documented in docs/validate-json.md
+/// (`schemas/rules-output.schema.json`); fields are only ever added.
+pub fn rules_json() -> String {
+    let doc = serde_json::json!({ "version": 1, "rules": RULES });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// GitHub Actions workflow commands (`::error file=...,line=...::message`), one per
+/// finding, placed on the model file or the rendered file with paths relative to the
+/// repository root, so a workflow step shows each finding on the line it is about.
+pub fn github(findings: &[Finding], base: &SarifBase) -> String {
+    let mut out = String::new();
+    for finding in findings {
+        let mut properties = Vec::new();
+        if let Some(location) = &finding.location {
+            let file = base.relative(std::path::Path::new(&location.file));
+            properties.push(format!("file={}", github_property(&file)));
+            properties.push(format!("line={}", location.line));
+            properties.push(format!("col={}", location.column));
+            properties.push(format!("endColumn={}", location.column + location.width));
+        } else if let Some(artifact) = &finding.artifact {
+            let file = base.relative(&base.generated.join(&artifact.file));
+            properties.push(format!("file={}", github_property(&file)));
+            if let Some(line) = artifact.line {
+                properties.push(format!("line={line}"));
+            }
+        }
+        let name = crate::check::catalog::rule(&finding.rule).map_or("", |r| r.name);
+        properties.push(format!(
+            "title={}",
+            github_property(&format!("{} {name}", finding.rule))
+        ));
+        let mut message = finding.message.clone();
+        if let Some(help) = &finding.help {
+            message.push_str(&format!("\nhelp: {help}"));
+        }
+        let _ = writeln!(
+            out,
+            "::{} {}::{}",
+            finding.severity.as_str(),
+            properties.join(","),
+            github_data(&message)
+        );
+    }
+    out
+}
+
+/// A workflow command's message: `%`, CR and LF escaped.
+fn github_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: its message escapes, plus `:` and `,`.
+fn github_property(text: &str) -> String {
+    github_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
 /// Where SARIF's paths are relative to: the repository root (`SRCROOT`), and the rendered
 /// tree's directory as seen from there.
 #[derive(Debug, Clone)]

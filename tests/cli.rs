@@ -1,6 +1,7 @@
 //! The command line as an operator uses it: exit codes, messages that name the file,
 //! line and key, secrets never echoed, `generated/` untouched on error, drift diffs.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -906,7 +907,14 @@ fn docs_rules_md_is_current_and_rules_are_explained() {
     let (code, json, _) = tgstack(&["rules", "--json"], &root());
     assert_eq!(code, 0);
     let rules: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(rules.as_array().unwrap().iter().any(|r| r["id"] == "TG203"));
+    assert_eq!(rules["version"], 1);
+    assert!(
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "TG203")
+    );
     let (code, out, _) = tgstack(&["explain", "tg203"], &root());
     assert_eq!(code, 0);
     assert!(
@@ -916,6 +924,129 @@ fn docs_rules_md_is_current_and_rules_are_explained() {
     let (code, _, err) = tgstack(&["explain", "TG2O3"], &root());
     assert_eq!(code, 2);
     assert!(err.contains("did you mean `TG203`?"), "{err}");
+}
+
+/// A compiled schema of `schemas/NAME`.
+fn output_schema(name: &str) -> (serde_json::Value, jsonschema::Validator) {
+    let text = std::fs::read_to_string(root().join("schemas").join(name)).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    (schema, validator)
+}
+
+fn assert_valid(validator: &jsonschema::Validator, output: &str, what: &str) {
+    let instance: serde_json::Value =
+        serde_json::from_str(output).unwrap_or_else(|e| panic!("{what}: {e}\n{output}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what}:\n{}\n{output}",
+        errors.join("\n")
+    );
+}
+
+/// Every property name a schema declares.
+fn property_names(schema: &serde_json::Value, names: &mut BTreeSet<String>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(properties)) = map.get("properties") {
+                names.extend(properties.keys().cloned());
+            }
+            map.values().for_each(|v| property_names(v, names));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| property_names(v, names)),
+        _ => {}
+    }
+}
+
+#[test]
+fn json_outputs_follow_their_documented_schemas() {
+    let (findings_schema, findings) = output_schema("validate-output.schema.json");
+    let (rules_schema, rules) = output_schema("rules-output.schema.json");
+    let project = Project::new();
+    project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
+    // A rendered file edited by hand: findings with an artifact as well.
+    let ini = project.path().join("generated/pgbouncer/pgbouncer.ini");
+    let edited = std::fs::read_to_string(&ini).unwrap() + "bogus_setting = 1\n";
+    std::fs::write(&ini, edited).unwrap();
+    let runs: [&[&str]; 3] = [
+        &[
+            "validate",
+            "-f",
+            "stack.toml",
+            "-f",
+            "broken.toml",
+            "--format",
+            "json",
+        ],
+        &["validate", "--format", "json"],
+        &["validate", "-f", "missing.toml", "--format", "json"],
+    ];
+    let mut placed = (false, false);
+    for args in runs {
+        let (code, out, err) = project.run(args);
+        assert!(code == 1 || code == 2, "{args:?}: {code}\n{err}");
+        assert_valid(&findings, &out, &format!("{args:?}"));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for finding in doc["findings"].as_array().unwrap() {
+            placed.0 |= finding.get("location").is_some();
+            placed.1 |= finding.get("artifact").is_some();
+        }
+    }
+    assert_eq!(placed, (true, true), "the runs cover both kinds of place");
+    let (code, out, _) = project.run(&["rules", "--json"]);
+    assert_eq!(code, 0);
+    assert_valid(&rules, &out, "rules --json");
+    // The document names every field the schemas declare.
+    let doc = std::fs::read_to_string(root().join("docs/validate-json.md")).unwrap();
+    let mut names = BTreeSet::new();
+    property_names(&findings_schema, &mut names);
+    property_names(&rules_schema, &mut names);
+    for name in names {
+        assert!(
+            doc.contains(&format!("`{name}`"))
+                || doc.contains(&format!(".{name}`"))
+                || doc.contains(&format!("`{name}[]")),
+            "docs/validate-json.md does not describe `{name}`"
+        );
+    }
+}
+
+#[test]
+fn validate_speaks_github_workflow_commands() {
+    let project = Project::new();
+    project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
+    let (code, out, _) = project.run(&[
+        "validate",
+        "-f",
+        "stack.toml",
+        "-f",
+        "broken.toml",
+        "--format",
+        "github",
+    ]);
+    assert_eq!(code, 1);
+    let line = out
+        .lines()
+        .find(|l| l.contains("TG203"))
+        .unwrap_or_else(|| panic!("no TG203 command:\n{out}"));
+    assert!(
+        line.starts_with("::error file=broken.toml,line=2,col="),
+        "{line}"
+    );
+    assert!(
+        line.contains(",title=TG203 duplicate-host-port::"),
+        "{line}"
+    );
+    // One line per finding: the help's line break is escaped.
+    assert!(line.contains("%0Ahelp: "), "{line}");
+    assert_eq!(
+        out.lines().count(),
+        out.matches("::error ").count() + out.matches("::warning ").count()
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub use pipeline::{Against, Rendered, Report, render, validate};
 
 /// The JSON Schema of stack.toml, derived from the model types.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(model::Stack);
+    let schema = model::json_schema::document();
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text

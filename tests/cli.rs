@@ -881,6 +881,18 @@ fn committed_schema_is_current_and_describes_the_model() {
         !validator.is_valid(&broken),
         "the schema must reject unknown keys"
     );
+    // A typo inside an optional settings table: one error, at that table, naming the key
+    // (no "not valid under any of the schemas" from an `anyOf` with null).
+    let mut typo = instance.clone();
+    typo["services"]["pgbouncer"]["pgbouncer"]["pool_mod"] = serde_json::json!("session");
+    let errors: Vec<(String, String)> = validator
+        .iter_errors(&typo)
+        .map(|e| (e.instance_path().to_string(), e.to_string()))
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "/services/pgbouncer/pgbouncer", "{errors:?}");
+    assert!(errors[0].1.contains("pool_mod"), "{errors:?}");
+    assert!(!committed.contains("\"null\""), "TOML has no null");
 }
 
 #[test]

@@ -19,9 +19,7 @@ use crate::finding::{Finding, Severity};
 /// The model's JSON Schema, generated once.
 fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        serde_json::to_value(schemars::schema_for!(super::Stack)).unwrap_or(Value::Null)
-    })
+    SCHEMA.get_or_init(super::json_schema::document)
 }
 
 /// Every number of `table` outside the range its field declares.

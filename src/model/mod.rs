@@ -1,6 +1,7 @@
 //! The model: stack.toml typed, located and resolved.
 
 pub mod alerting;
+pub mod json_schema;
 pub mod kinds;
 mod limits;
 mod load;

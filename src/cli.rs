@@ -83,7 +83,7 @@ pub enum Command {
     },
     /// Explain one rule, with a bad and a good example.
     Explain {
-        /// Rule ID, e.g. TG203.
+        /// Rule ID or name, e.g. TG203 or duplicate-host-port.
         id: String,
     },
     /// Print the CPU/memory budget table per layer and service.
@@ -187,20 +187,31 @@ pub fn run(cli: Cli) -> i32 {
             }
             0
         }
-        Command::Explain { id } => match check::catalog::rule(&id.to_ascii_uppercase()) {
-            Some(rule) => {
-                out!("{}", explain(rule));
-                0
+        Command::Explain { id } => {
+            let by_name = check::catalog::RULES
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(&id));
+            match check::catalog::rule(&id.to_ascii_uppercase()).or(by_name) {
+                Some(rule) => {
+                    out!("{}", explain(rule));
+                    0
+                }
+                None => {
+                    // Suggest among IDs for something shaped like one, else among names.
+                    let looks_like_id =
+                        id.len() == 5 && id.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("TG"));
+                    let suggestion = if looks_like_id {
+                        let ids = check::catalog::RULES.iter().map(|r| r.id);
+                        crate::suggest::did_you_mean(&id.to_ascii_uppercase(), ids)
+                    } else {
+                        let names = check::catalog::RULES.iter().map(|r| r.name);
+                        crate::suggest::did_you_mean(&id.to_ascii_lowercase(), names)
+                    };
+                    eprintln!("error: unknown rule `{id}` {suggestion}");
+                    2
+                }
             }
-            None => {
-                let ids = check::catalog::RULES.iter().map(|r| r.id);
-                eprintln!(
-                    "error: unknown rule `{id}` {}",
-                    crate::suggest::did_you_mean(&id.to_ascii_uppercase(), ids)
-                );
-                2
-            }
-        },
+        }
         Command::Budget { model } => match load(&model.files) {
             Ok(model) => {
                 out!("{}", budget_table(&model));

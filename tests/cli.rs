@@ -936,6 +936,14 @@ fn docs_rules_md_is_current_and_rules_are_explained() {
     let (code, _, err) = tgstack(&["explain", "TG2O3"], &root());
     assert_eq!(code, 2);
     assert!(err.contains("did you mean `TG203`?"), "{err}");
+    // By name too, and a near-miss name gets the name suggested.
+    let (code, by_name, _) = tgstack(&["explain", "duplicate-host-port"], &root());
+    assert_eq!((code, by_name), (0, out));
+    let (code, _, err) = tgstack(&["explain", "duplicate-host-ports"], &root());
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `duplicate-host-port`?"), "{err}");
+    let (code, _, _) = tgstack(&["explain", "aé.."], &root());
+    assert_eq!(code, 2, "no panic on a non-ASCII name");
 }
 
 /// A compiled schema of `schemas/NAME`.

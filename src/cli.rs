@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::Against;
 use crate::check;
@@ -86,6 +86,13 @@ pub enum Command {
         /// Rule ID or name, e.g. TG203 or duplicate-host-port.
         id: String,
     },
+    /// Print a shell's completion script, e.g. `tgstack completions bash > /etc/bash_completion.d/tgstack`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `tgstack man > /usr/local/share/man/man1/tgstack.1`.
+    Man,
     /// Print the CPU/memory budget table per layer and service.
     Budget {
         #[command(flatten)]
@@ -165,6 +172,25 @@ pub fn run(cli: Cli) -> i32 {
             generated,
             templates.as_deref(),
         ),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tgstack", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            0
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => {
+                    out!("{}", String::from_utf8_lossy(&page));
+                    0
+                }
+                Err(error) => {
+                    eprintln!("error: cannot write the manual page: {error}");
+                    2
+                }
+            }
+        }
         Command::Schema => {
             out!("{}", crate::schema_json());
             0

@@ -1070,6 +1070,60 @@ fn validate_speaks_github_workflow_commands() {
 }
 
 #[test]
+fn shell_completions_and_the_manual_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, bash, _) = tgstack(&["completions", "bash"], dir.path());
+    assert_eq!(code, 0);
+    assert!(
+        bash.contains("validate") && bash.contains("--format"),
+        "{bash}"
+    );
+    let script = dir.path().join("tgstack.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let (code, zsh, _) = tgstack(&["completions", "zsh"], dir.path());
+    assert_eq!(code, 0);
+    assert!(zsh.starts_with("#compdef tgstack"), "{zsh}");
+    let (code, fish, _) = tgstack(&["completions", "fish"], dir.path());
+    assert_eq!(code, 0);
+    assert!(fish.contains("complete -c tgstack"), "{fish}");
+    let (code, _, err) = tgstack(&["completions", "tcsh"], dir.path());
+    assert_eq!(code, 2, "{err}");
+
+    let (code, page, _) = tgstack(&["man"], dir.path());
+    assert_eq!(code, 0);
+    let file = dir.path().join("tgstack.1");
+    std::fs::write(&file, &page).unwrap();
+    // man renders it (groff from Debian's man-db).
+    let shown = Command::new("man")
+        .arg("-l")
+        .arg(&file)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man is installed (man-db)");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(
+        text.contains("SUBCOMMANDS") && text.contains("validate") && text.contains("completions"),
+        "{text}"
+    );
+}
+
+#[test]
 fn validate_speaks_json_and_sarif() {
     let project = Project::new();
     project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");

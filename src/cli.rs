@@ -22,15 +22,84 @@ use crate::tree::{self, Tree};
     about = "Render and validate a whole stack from one stack.toml"
 )]
 pub struct Cli {
+    /// Print only findings and errors: no progress or success lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model file; repeat to merge overlays over it in order (`-f stack.toml -f overlays/test.toml`).
-    #[arg(short = 'f', long = "file", default_value = "stack.toml")]
+    /// Model file; repeat to merge overlays over it in order (`-f stack.toml -f overlays/test.toml`);
+    /// `-` reads it from standard input. Default: `TGSTACK_MODEL` (files separated by
+    /// commas, as tg-gateway reads it), else the nearest `stack.toml` in this directory or
+    /// a parent.
+    #[arg(short = 'f', long = "file")]
     pub files: Vec<PathBuf>,
+}
+
+/// The environment variable naming the model files when no `-f` is given.
+pub const MODEL_ENV: &str = "TGSTACK_MODEL";
+
+impl ModelArgs {
+    /// The model files: `-f` as given, else `TGSTACK_MODEL`, else the nearest `stack.toml`
+    /// upwards from the working directory; an error saying where it looked when none is.
+    pub fn resolved(&self) -> Result<Vec<PathBuf>, String> {
+        if !self.files.is_empty() {
+            return Ok(self.files.clone());
+        }
+        if let Ok(list) = std::env::var(MODEL_ENV) {
+            let files: Vec<PathBuf> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if !files.is_empty() {
+                return Ok(files);
+            }
+        }
+        let here = std::env::current_dir().unwrap_or_default();
+        let nearest = here
+            .ancestors()
+            .map(|dir| dir.join("stack.toml"))
+            .find(|candidate| candidate.is_file())
+            .map(|found| {
+                // Relative to here when below it, so messages stay short.
+                found
+                    .strip_prefix(&here)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(found)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no stack.toml in {} or any directory above it: pass `-f FILE` or set {MODEL_ENV}",
+                    here.display()
+                )
+            })?;
+        Ok(vec![nearest])
+    }
+}
+
+/// The model files of a command, or its exit code (2) after saying why there are none.
+fn model_files(model: &ModelArgs) -> Result<Vec<PathBuf>, i32> {
+    model.resolved().map_err(|message| {
+        eprintln!("error: {message}");
+        2
+    })
+}
+
+/// Set by `-q`: progress and success lines are not printed.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A progress or success line on stderr, unless `-q`.
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($arg)*);
+        }
+    };
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +220,7 @@ pub fn main() -> i32 {
 }
 
 pub fn run(cli: Cli) -> i32 {
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Render {
             model,
@@ -158,20 +228,26 @@ pub fn run(cli: Cli) -> i32 {
             check,
             with_secrets,
             templates,
-        } => render_command(&model.files, out, check, with_secrets, templates.as_deref()),
+        } => match model_files(&model) {
+            Ok(files) => render_command(&files, out, check, with_secrets, templates.as_deref()),
+            Err(code) => code,
+        },
         Command::Validate {
             model,
             format,
             deny_warnings,
             generated,
             templates,
-        } => validate_command(
-            &model.files,
-            format,
-            deny_warnings,
-            generated,
-            templates.as_deref(),
-        ),
+        } => match model_files(&model) {
+            Ok(files) => validate_command(
+                &files,
+                format,
+                deny_warnings,
+                generated,
+                templates.as_deref(),
+            ),
+            Err(code) => code,
+        },
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tgstack", &mut script);
@@ -238,7 +314,7 @@ pub fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Budget { model } => match load(&model.files) {
+        Command::Budget { model } => match model_files(&model).and_then(|files| load(&files)) {
             Ok(model) => {
                 out!("{}", budget_table(&model));
                 0
@@ -353,7 +429,7 @@ fn render_command(
         };
         let drift = tree::compare(&tree, &actual);
         if drift.is_empty() {
-            eprintln!("{} is up to date ({} files)", out.display(), tree.len());
+            progress!("{} is up to date ({} files)", out.display(), tree.len());
             return 0;
         }
         out!(
@@ -432,9 +508,9 @@ fn render_command(
         );
         return 2;
     }
-    eprintln!("rendered {} files into {}", tree.len(), out.display());
+    progress!("rendered {} files into {}", tree.len(), out.display());
     if let Some(files) = secret_files {
-        eprintln!(
+        progress!(
             "wrote {} secret file(s) into {} (mode 0600)",
             files.len(),
             model.stack.deploy.secrets_dir
@@ -569,7 +645,7 @@ fn emit(findings: &[Finding], format: Format, base: &report::SarifBase) {
     match format {
         Format::Human => {
             if findings.is_empty() {
-                eprintln!("no findings");
+                progress!("no findings");
             } else {
                 out!("{}", report::human(findings));
             }

@@ -12,6 +12,7 @@ fn tgstack(args: &[&str], cwd: &Path) -> (i32, String, String) {
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_BACKTRACE")
+        .env_remove("TGSTACK_MODEL")
         .output()
         .expect("run tgstack");
     (
@@ -1067,6 +1068,87 @@ fn validate_speaks_github_workflow_commands() {
         out.lines().count(),
         out.matches("::error ").count() + out.matches("::warning ").count()
     );
+}
+
+#[test]
+fn the_model_is_found_upwards_named_by_the_environment_or_read_from_stdin() {
+    let project = Project::new();
+    let nested = project.path().join("deploy/nested");
+    std::fs::create_dir_all(&nested).unwrap();
+    // The nearest stack.toml above, with generated/ next to it.
+    let (code, _, err) = tgstack(&["validate"], &nested);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("no findings"), "{err}");
+    let (code, out, err) = tgstack(&["-q", "validate"], &nested);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "", ""),
+        "-q prints nothing when clean"
+    );
+    // Nowhere to find one: exit 2, saying where it looked and what to do.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = tgstack(&["validate"], empty.path());
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no stack.toml in") && err.contains("TGSTACK_MODEL"),
+        "{err}"
+    );
+    let run = |env: Option<&str>, args: &[&str], stdin: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tgstack"));
+        command
+            .args(args)
+            .current_dir(empty.path())
+            .env_remove("TGSTACK_MODEL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(value) = env {
+            command.env("TGSTACK_MODEL", value);
+        }
+        let mut child = command.spawn().unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            output.status.code().unwrap_or(-1),
+            text(&output.stdout) + &text(&output.stderr),
+        )
+    };
+    // TGSTACK_MODEL: files separated by commas, as tg-gateway reads it.
+    let overlay = project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
+    let model = format!(
+        "{},{}",
+        project.path().join("stack.toml").display(),
+        overlay.display()
+    );
+    let generated = project.path().join("generated");
+    let generated = generated.to_str().unwrap();
+    let (code, out) = run(Some(&model), &["validate", "--generated", generated], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("TG203") && out.contains("broken.toml:2"),
+        "{out}"
+    );
+    // `-f -`: the model from standard input, named <stdin> in findings.
+    let reference = std::fs::read_to_string(project.path().join("stack.toml")).unwrap();
+    let (code, out) = run(
+        None,
+        &["validate", "-f", "-", "--generated", generated],
+        &reference,
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(None, &["validate", "-f", "-"], "name = 5\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("<stdin>:1:8"), "{out}");
+    let (code, out) = run(None, &["validate", "-f", "-", "-f", "-"], "name = \"x\"\n");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("more than once"), "{out}");
 }
 
 #[test]

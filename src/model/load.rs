@@ -2,7 +2,7 @@
 //! every key, so every finding can point at the line the operator wrote.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -94,6 +94,23 @@ pub(super) fn looks_like_secret_key(key: &str) -> bool {
 pub fn load_files(paths: &[PathBuf]) -> Result<Model, Vec<Finding>> {
     let mut texts = Vec::new();
     for path in paths {
+        // `-` is standard input, named `<stdin>` in messages; it can be read once.
+        if path.as_os_str() == "-" {
+            if texts.iter().any(|(p, _)| p == Path::new(STDIN_NAME)) {
+                return Err(vec![Finding::io(
+                    "`-f -` is given more than once: standard input can be read once".into(),
+                )]);
+            }
+            match std::io::read_to_string(std::io::stdin()) {
+                Ok(text) => texts.push((PathBuf::from(STDIN_NAME), text)),
+                Err(error) => {
+                    return Err(vec![Finding::io(format!(
+                        "cannot read standard input: {error}"
+                    ))]);
+                }
+            }
+            continue;
+        }
         match std::fs::read_to_string(path) {
             Ok(text) => texts.push((path.clone(), text)),
             Err(error) => {
@@ -106,6 +123,9 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Model, Vec<Finding>> {
     }
     load_texts(texts)
 }
+
+/// The name a model read from standard input (`-f -`) has in messages.
+pub const STDIN_NAME: &str = "<stdin>";
 
 /// Loads from in-memory texts (tests, benchmarks); names are used in messages.
 pub fn load_texts(texts: Vec<(PathBuf, String)>) -> Result<Model, Vec<Finding>> {

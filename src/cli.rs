@@ -140,7 +140,11 @@ pub enum Command {
         templates: Option<PathBuf>,
     },
     /// Print the JSON Schema of stack.toml.
-    Schema,
+    Schema {
+        /// As the Markdown reference of every key (docs/model.md).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// List every rule.
     Rules {
         /// As JSON.
@@ -267,8 +271,12 @@ pub fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Schema => {
-            out!("{}", crate::schema_json());
+        Command::Schema { markdown } => {
+            if markdown {
+                out!("{}", model::json_schema::markdown());
+            } else {
+                out!("{}", crate::schema_json());
+            }
             0
         }
         Command::Rules { json, markdown } => {

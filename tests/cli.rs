@@ -897,6 +897,58 @@ fn committed_schema_is_current_and_describes_the_model() {
 }
 
 #[test]
+fn docs_model_md_is_current_and_names_every_key_of_the_reference() {
+    let committed =
+        std::fs::read_to_string(root().join("docs/model.md")).expect("docs/model.md is committed");
+    let (code, printed, _) = tgstack(&["schema", "--markdown"], &root());
+    assert_eq!(code, 0);
+    assert!(
+        committed == printed,
+        "docs/model.md is stale: run `tgstack schema --markdown > docs/model.md`"
+    );
+    // Every key the reference model writes has its row.
+    fn keys(value: &toml::Value, out: &mut BTreeSet<String>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    out.insert(key.clone());
+                    keys(value, out);
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+            _ => {}
+        }
+    }
+    let model: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("stack.toml")).unwrap()).unwrap();
+    let mut names = BTreeSet::new();
+    keys(&model["services"], &mut names);
+    keys(&model["host"], &mut names);
+    keys(&model["alerts"], &mut names);
+    // Names the operator chooses (services, roles, users) are not keys of the schema.
+    for name in &names {
+        let service_name = model["services"].get(name.as_str()).is_some();
+        let role_or_user = model["services"].as_table().unwrap().values().any(|s| {
+            ["postgres", "rabbitmq"].iter().any(|k| {
+                s.get(*k)
+                    .and_then(|t| t.get("roles").or_else(|| t.get("users")))
+                    .and_then(|m| m.get(name.as_str()))
+                    .is_some()
+            })
+        });
+        if service_name || role_or_user {
+            continue;
+        }
+        // A row of its own, or the one key of a reference written in the type column.
+        assert!(
+            committed.contains(&format!("| `{name}` |"))
+                || committed.contains(&format!("`{{ {name} = ")),
+            "docs/model.md has no row for `{name}`"
+        );
+    }
+}
+
+#[test]
 fn missing_model_file_is_an_io_error_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = tgstack(&["validate", "-f", "nope.toml"], dir.path());

@@ -51,21 +51,6 @@ fn drop_null(schema: &mut Value) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_null_is_left_and_optional_tables_are_plain_references() {
-        let schema = document();
-        let text = schema.to_string();
-        assert!(!text.contains("\"null\""), "a null type is left");
-        let cache = &schema["$defs"]["ApiSettings"]["properties"]["cache"];
-        assert_eq!(cache["$ref"], "#/$defs/ReadCache", "{cache}");
-        assert!(cache.get("anyOf").is_none());
-    }
-}
-
 /// `docs/model.md`: every key of `stack.toml` with its type, default and description, one
 /// table per settings table, walked from the schema above (`tgstack schema --markdown`).
 pub fn markdown() -> String {
@@ -227,5 +212,20 @@ fn type_of(root: &Value, schema: &Value) -> String {
         Some(kind) => format!("{kind}{range}"),
         None if target.get("properties").is_some() => "table (below)".into(),
         None => "value".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_null_is_left_and_optional_tables_are_plain_references() {
+        let schema = document();
+        let text = schema.to_string();
+        assert!(!text.contains("\"null\""), "a null type is left");
+        let cache = &schema["$defs"]["ApiSettings"]["properties"]["cache"];
+        assert_eq!(cache["$ref"], "#/$defs/ReadCache", "{cache}");
+        assert!(cache.get("anyOf").is_none());
     }
 }

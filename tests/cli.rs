@@ -1203,6 +1203,72 @@ fn the_model_is_found_upwards_named_by_the_environment_or_read_from_stdin() {
     assert!(out.contains("more than once"), "{out}");
 }
 
+/// docs/getting-started.md, run as written: every `$` line of its console blocks in one
+/// shell, in a fresh directory, with the built tgstack on PATH (`cargo install` is what put
+/// it there for a reader); the lines under a command are output it must print.
+#[test]
+fn getting_started_runs_verbatim() {
+    let doc = std::fs::read_to_string(root().join("docs/getting-started.md")).unwrap();
+    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_console = false;
+    for line in doc.lines() {
+        match line.trim_end() {
+            "```console" => in_console = true,
+            "```" => in_console = false,
+            text if in_console => match text.strip_prefix("$ ") {
+                Some(command) => commands.push((command.to_string(), Vec::new())),
+                None if !text.is_empty() => {
+                    let (_, expected) = commands.last_mut().expect("output after a command");
+                    expected.push(text.to_string());
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    let install = commands
+        .iter()
+        .position(|(c, _)| c.starts_with("cargo install"))
+        .expect("the guide installs tgstack");
+    commands.remove(install);
+    assert!(commands.len() > 10, "{commands:?}");
+    let repo = root().display().to_string();
+    let mut script = String::new();
+    for (index, (command, _)) in commands.iter().enumerate() {
+        let command = command.replace("/path/to/tgstack", &repo);
+        script.push_str(&format!(
+            "echo '@@ {index}'\n{command} 2>&1 || {{ echo \"@@ failed {index}\"; exit 1; }}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_tgstack"));
+    let path = format!(
+        "{}:{}",
+        binary.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("TGSTACK_MODEL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "a step failed:\n{text}");
+    let segments: Vec<&str> = text.split("@@ ").skip(1).collect();
+    assert_eq!(segments.len(), commands.len(), "{text}");
+    for ((command, expected), segment) in commands.iter().zip(segments) {
+        for fragment in expected {
+            assert!(
+                segment.contains(fragment.as_str()),
+                "`{command}` did not print `{fragment}`:\n{segment}"
+            );
+        }
+    }
+}
+
 #[test]
 fn shell_completions_and_the_manual_page() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use crate::Against;
 use crate::check;
 use crate::finding::Finding;
 use crate::model::{self, Model};
+use crate::plan::Plan;
 use crate::render::{self, write};
 use crate::report;
 use crate::tree::{self, Tree};
@@ -118,6 +119,25 @@ pub enum Command {
         /// each secret from its environment variable. Requires --out.
         #[arg(long, requires = "out")]
         with_secrets: bool,
+        /// Use templates from this directory instead of the built-in ones.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+    },
+    /// Show what `render` would change in the output directory, and what a deploy must then
+    /// restart, reload, recreate, migrate or import; writes nothing.
+    Plan {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The rendered tree to compare with (default `generated/` next to the model).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print a unified diff per file (secrets masked).
+        #[arg(long)]
+        diff: bool,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on errors (as
+        /// `terraform plan -detailed-exitcode`).
+        #[arg(long)]
+        detailed_exitcode: bool,
         /// Use templates from this directory instead of the built-in ones.
         #[arg(long)]
         templates: Option<PathBuf>,
@@ -250,6 +270,16 @@ pub fn run(cli: Cli) -> i32 {
                 generated,
                 templates.as_deref(),
             ),
+            Err(code) => code,
+        },
+        Command::Plan {
+            model,
+            out,
+            diff,
+            detailed_exitcode,
+            templates,
+        } => match model_files(&model) {
+            Ok(files) => plan_command(&files, out, diff, detailed_exitcode, templates.as_deref()),
             Err(code) => code,
         },
         Command::Completions { shell } => {
@@ -402,6 +432,45 @@ fn prepare(
     }
 }
 
+fn plan_command(
+    files: &[PathBuf],
+    out: Option<PathBuf>,
+    diff: bool,
+    detailed_exitcode: bool,
+    templates: Option<&Path>,
+) -> i32 {
+    // Errors are 1 either way: with --detailed-exitcode, 2 means "changes".
+    let (model, tree, warnings) = match prepare(files, templates) {
+        Ok(prepared) => prepared,
+        Err(_) => return 1,
+    };
+    if !warnings.is_empty() {
+        print_findings(&warnings);
+    }
+    let out = out.unwrap_or_else(|| default_out(files));
+    let actual = match tree::read_tree(&out) {
+        Ok(actual) => actual,
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", out.display());
+            return 1;
+        }
+    };
+    let plan = Plan::new(&model, &tree, &actual);
+    if !plan.has_changes() {
+        outln!("{}: no changes ({} files)", out.display(), plan.unchanged);
+        return 0;
+    }
+    outln!("{}: {}", out.display(), plan.summary());
+    out!("{}", plan.report());
+    if diff {
+        out!(
+            "\n{}",
+            tree::unified_diff(&out.display().to_string(), &tree, &actual, &plan.drift)
+        );
+    }
+    if detailed_exitcode { 2 } else { 0 }
+}
+
 fn render_command(
     files: &[PathBuf],
     out: Option<PathBuf>,
@@ -472,6 +541,13 @@ fn render_command(
     if let Some(code) = refuse_foreign_out(&out) {
         return code;
     }
+    let plan = match tree::read_tree(&out) {
+        Ok(actual) => Plan::new(&model, &tree, &actual),
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", out.display());
+            return 2;
+        }
+    };
     // Secrets are resolved before anything is written, so a missing variable changes nothing.
     let secret_files = if with_secrets {
         let lookup = |var: &str| std::env::var(var).ok();
@@ -509,14 +585,29 @@ fn render_command(
             return 2;
         }
     }
-    if let Err(error) = write::write_tree(&tree, &out) {
-        eprintln!(
-            "error: cannot write {}: {error} (the previous tree is unchanged)",
-            out.display()
+    if !plan.has_changes() {
+        progress!(
+            "{} is up to date ({} files): nothing written",
+            out.display(),
+            tree.len()
         );
-        return 2;
+    } else {
+        if let Err(error) = write::write_tree(&tree, &out) {
+            eprintln!(
+                "error: cannot write {}: {error} (the previous tree is unchanged)",
+                out.display()
+            );
+            return 2;
+        }
+        if plan.is_first() {
+            progress!("rendered {} files into {}", tree.len(), out.display());
+        } else {
+            progress!("rendered {}: {}", out.display(), plan.done());
+            if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+                eprint!("{}", plan.report());
+            }
+        }
     }
-    progress!("rendered {} files into {}", tree.len(), out.display());
     if let Some(files) = secret_files {
         progress!(
             "wrote {} secret file(s) into {} (mode 0600)",

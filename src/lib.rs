@@ -11,6 +11,7 @@ pub mod finding;
 pub mod model;
 pub mod parallel;
 mod pipeline;
+pub mod plan;
 pub mod render;
 pub mod report;
 pub mod source;

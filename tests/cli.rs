@@ -1270,6 +1270,71 @@ fn getting_started_runs_verbatim() {
 }
 
 #[test]
+fn plan_shows_files_and_deploy_steps_and_render_touches_only_changed_files() {
+    use std::os::unix::fs::MetadataExt as _;
+    let project = Project::new();
+    let (code, out, _) = project.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no changes (61 files)"), "{out}");
+    let file = |p: &str| project.path().join("generated").join(p);
+    let inode = |p: &str| std::fs::metadata(file(p)).unwrap().ino();
+    let (ini, replica) = ("pgbouncer/pgbouncer.ini", "redis-replica/redis.conf");
+    let before = (inode(ini), inode(replica));
+    project.write(
+        "change.toml",
+        "[services.pgbouncer.pgbouncer]\ndefault_pool_size = 25\n\n\
+         [services.redis-master.redis]\nmaxmemory = \"700MiB\"\n\n\
+         [services.timescaledb]\npublish = 5435\n",
+    );
+    let on_disk = project.snapshot();
+    let model = ["-f", "stack.toml", "-f", "change.toml"];
+    let (code, out, err) =
+        project.run(&[&["plan"][..], &model, &["--detailed-exitcode", "--diff"]].concat());
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(project.snapshot(), on_disk, "plan wrote something");
+    for expected in [
+        "to change",
+        "~ pgbouncer/pgbouncer.ini",
+        "~ docker-compose.yml",
+        "-default_pool_size = 20",
+        "+default_pool_size = 25",
+    ] {
+        assert!(out.contains(expected), "no `{expected}` in:\n{out}");
+    }
+    let step = |service: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{service} ")))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_string())
+    };
+    assert_eq!(step("pgbouncer").as_deref(), Some("reload"), "{out}");
+    assert_eq!(step("redis-master").as_deref(), Some("restart"), "{out}");
+    assert_eq!(step("timescaledb").as_deref(), Some("recreate"), "{out}");
+    assert_eq!(step("redis-replica"), None, "{out}");
+    // Render rewrites what changed only: other files keep their inode (and mtime).
+    let (code, _, err) = project.run(&[&["render"][..], &model, &["--out", "generated"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("changed") && err.contains("reload"), "{err}");
+    assert_ne!(inode(ini), before.0, "a changed file is new");
+    assert_eq!(inode(replica), before.1, "an unchanged file was rewritten");
+    let after = inode(ini);
+    let (code, _, err) = project.run(&[&["render"][..], &model, &["--out", "generated"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing written"), "{err}");
+    assert_eq!(inode(ini), after);
+    // Errors are 1 with --detailed-exitcode (2 means changes).
+    project.write("broken.toml", "[services.pgbouncer]\nport = 0\n");
+    let (code, _, _) = project.run(&[
+        "plan",
+        "-f",
+        "stack.toml",
+        "-f",
+        "broken.toml",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(code, 1);
+}
+
+#[test]
 fn shell_completions_and_the_manual_page() {
     let dir = tempfile::tempdir().unwrap();
     let (code, bash, _) = tgstack(&["completions", "bash"], dir.path());

@@ -93,6 +93,14 @@ pub fn write_tree(tree: &Tree, out: &Path) -> io::Result<()> {
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // A file whose bytes did not change is the old file, hard-linked: same inode, same
+        // mtime, so tools that watch files (and `make`) see only what changed.
+        let previous = out.join(path);
+        let regular = std::fs::symlink_metadata(&previous).is_ok_and(|m| m.file_type().is_file());
+        let same = regular && std::fs::read(&previous).is_ok_and(|old| old == *bytes);
+        if same && std::fs::hard_link(&previous, &target).is_ok() {
+            continue;
+        }
         std::fs::write(&target, bytes)?;
         if path.ends_with(".sh") {
             set_mode(&target, 0o755)?;

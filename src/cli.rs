@@ -142,6 +142,22 @@ pub enum Command {
         #[arg(long)]
         templates: Option<PathBuf>,
     },
+    /// Compare two effective models and their rendered trees (two environments, say):
+    /// `tgstack diff -f stack.toml -f prod.toml --against stack.toml --against dev.toml`.
+    /// Exit 0 when they render the same, 1 when not, 2 on errors (as diff).
+    Diff {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The other model's files, in merge order (repeat).
+        #[arg(long, required = true)]
+        against: Vec<PathBuf>,
+        /// Only the files and the deploy steps, no unified diffs.
+        #[arg(long)]
+        stat: bool,
+        /// Use templates from this directory instead of the built-in ones.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+    },
     /// Check the model and the rendered tree; exit 1 on findings.
     Validate {
         #[command(flatten)]
@@ -280,6 +296,15 @@ pub fn run(cli: Cli) -> i32 {
             templates,
         } => match model_files(&model) {
             Ok(files) => plan_command(&files, out, diff, detailed_exitcode, templates.as_deref()),
+            Err(code) => code,
+        },
+        Command::Diff {
+            model,
+            against,
+            stat,
+            templates,
+        } => match model_files(&model) {
+            Ok(files) => diff_command(&files, &against, stat, templates.as_deref()),
             Err(code) => code,
         },
         Command::Completions { shell } => {
@@ -469,6 +494,47 @@ fn plan_command(
         );
     }
     if detailed_exitcode { 2 } else { 0 }
+}
+
+fn diff_command(
+    files: &[PathBuf],
+    against: &[PathBuf],
+    stat: bool,
+    templates: Option<&Path>,
+) -> i32 {
+    let Ok((model, tree, _)) = prepare(files, templates) else {
+        return 2;
+    };
+    let Ok((_, other, _)) = prepare(against, templates) else {
+        return 2;
+    };
+    let name = |list: &[PathBuf]| {
+        list.iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    // Read as going from `against` to the model: what deploying the model over the other
+    // environment's tree would change.
+    let plan = Plan::new(&model, &tree, &other);
+    if !plan.has_changes() {
+        outln!(
+            "{} and {} render the same ({} files)",
+            name(files),
+            name(against),
+            tree.len()
+        );
+        return 0;
+    }
+    outln!("{} -> {}: {}", name(against), name(files), plan.summary());
+    out!("{}", plan.report());
+    if !stat {
+        out!(
+            "\n{}",
+            tree::unified_diff("generated", &tree, &other, &plan.drift)
+        );
+    }
+    1
 }
 
 fn render_command(

@@ -1335,6 +1335,37 @@ fn plan_shows_files_and_deploy_steps_and_render_touches_only_changed_files() {
 }
 
 #[test]
+fn diff_compares_two_environments() {
+    let prod = ["-f", "stack.toml", "-f", "examples/prod.toml"];
+    let dev = ["--against", "stack.toml", "--against", "examples/dev.toml"];
+    let (code, out, err) = tgstack(&[&["diff"][..], &prod, &dev].concat(), &root());
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "stack.toml + examples/dev.toml -> stack.toml + examples/prod.toml",
+        "~ prometheus/rules/warning.yml",
+        "+      - alert: \"LowReadCacheHitRate\"",
+        "prometheus ",
+    ] {
+        assert!(out.contains(expected), "no `{expected}` in:\n{out}");
+    }
+    let (code, out, _) = tgstack(
+        &[
+            "diff",
+            "-f",
+            "stack.toml",
+            "--against",
+            "stack.toml",
+            "--stat",
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("render the same"), "{out}");
+    let (code, _, _) = tgstack(&["diff", "--against", "missing.toml"], &root());
+    assert_eq!(code, 2);
+}
+
+#[test]
 fn shell_completions_and_the_manual_page() {
     let dir = tempfile::tempdir().unwrap();
     let (code, bash, _) = tgstack(&["completions", "bash"], dir.path());

@@ -712,3 +712,124 @@ fn two_hundred_alerts_render_and_pass_promtool_check() {
     let unit = yaml(text(&tree, "prometheus/tests/alerts.test.yml"));
     assert_eq!(unit["tests"].as_array().map(Vec::len), Some(200));
 }
+
+/// Ports, hosts and users in the runbooks' commands: (ports, users).
+fn runbook_references(text: &str) -> (BTreeSet<u16>, BTreeSet<String>) {
+    let mut ports = BTreeSet::new();
+    let mut users = BTreeSet::new();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for (index, word) in words.iter().enumerate() {
+        let word = word.trim_matches(|c| c == '"' || c == '`');
+        if word == "-p" {
+            if let Some(port) = words.get(index + 1).and_then(|p| p.parse().ok()) {
+                ports.insert(port);
+            }
+        }
+        if let Some(port) = word.strip_prefix("port=").and_then(|p| p.parse().ok()) {
+            ports.insert(port);
+        }
+        if let Some(user) = word.strip_prefix("user=") {
+            users.insert(user.to_string());
+        }
+        if let Some(rest) = word.strip_prefix("http://") {
+            let authority = rest.split('/').next().unwrap_or_default();
+            if let Some(port) = authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
+                ports.insert(port);
+            }
+        }
+    }
+    (ports, users)
+}
+
+#[test]
+fn every_alert_links_its_runbook_whose_commands_use_the_models_ports_and_users() {
+    let model = load("");
+    let tree = render_tree(&model);
+    let stack = &model.stack;
+    // Every port the host reaches a service on (its own, published, or an instance's),
+    // and every user the model declares.
+    let mut known_ports = BTreeSet::new();
+    let mut known_users = BTreeSet::new();
+    for (name, service) in &stack.services {
+        for instance in stack.instances(name, service) {
+            known_ports.insert(instance.port);
+            known_ports.extend(instance.publish);
+        }
+        if let Some(pg) = &service.postgres {
+            known_users.extend(pg.roles.keys().cloned());
+            known_users.insert(pg.superuser.clone());
+        }
+        if let Some(b) = &service.pgbouncer {
+            known_users.insert(b.admin.user.clone());
+            known_users.extend(b.stats.iter().map(|u| u.user.clone()));
+        }
+    }
+    let mut all_ports = BTreeSet::new();
+    for built in model.built_alerts().iter().flatten() {
+        let link = &built.annotations["runbook_url"];
+        let page = format!("runbooks/{}.md", built.name);
+        assert!(
+            link.ends_with(&format!("/{page}")),
+            "{}: {link}",
+            built.name
+        );
+        let text = std::str::from_utf8(tree.get(&page).unwrap_or_else(|| panic!("{page} missing")))
+            .unwrap();
+        assert!(text.contains("## How to check"), "{page} has no checks");
+        assert!(!text.contains("{{"), "{page} prints a template: {text}");
+        let (ports, users) = runbook_references(text);
+        assert!(
+            ports.is_subset(&known_ports),
+            "{page}: ports {ports:?} not in the model"
+        );
+        assert!(
+            users.is_subset(&known_users),
+            "{page}: users {users:?} not in the model"
+        );
+        all_ports.extend(ports);
+    }
+    // The commands do reach the stack: Prometheus, PgBouncer, Redis and a Sentinel.
+    for port in [9090, 6434, 6379, 26379] {
+        assert!(
+            all_ports.contains(&port),
+            "no runbook uses port {port}: {all_ports:?}"
+        );
+    }
+    // The commands are sound shell (shellcheck, from Debian's package).
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("runbooks.sh");
+    let mut commands = String::from("#!/bin/bash\n");
+    for (path, bytes) in &tree {
+        if !path.starts_with("runbooks/") {
+            continue;
+        }
+        let mut in_sh = false;
+        for line in std::str::from_utf8(bytes).unwrap().lines() {
+            match line.trim() {
+                "```sh" => in_sh = true,
+                "```" => in_sh = false,
+                command if in_sh => commands.push_str(&format!("{command}\n")),
+                _ => {}
+            }
+        }
+    }
+    std::fs::write(&script, &commands).unwrap();
+    let checked = std::process::Command::new("shellcheck")
+        .arg(&script)
+        .output()
+        .expect("shellcheck is installed (bash scripts/test-env.sh)");
+    assert!(
+        checked.status.success(),
+        "{}\n{commands}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let index = std::str::from_utf8(&tree["runbooks/README.md"]).unwrap();
+    assert!(index.contains("[RedisDown](RedisDown.md)"), "{index}");
+    // They follow the model: PgBouncer published elsewhere, the runbook says so.
+    let moved = render_tree(&load("[services.pgbouncer]\npublish = 6999\n"));
+    let page = std::str::from_utf8(&moved["runbooks/PgbouncerPoolExhausted.md"]).unwrap();
+    assert!(
+        page.contains("port=6999 dbname=pgbouncer user=pgbouncer_stats"),
+        "{page}"
+    );
+}

@@ -14,8 +14,9 @@ use super::{Deploy, Service, Stack};
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitoringSettings {
-    /// Runbook page; each alert links `<runbook_url>#<alert name in lowercase>` unless it
-    /// sets its own `runbook`. Default: the project's `docs/runbook.md`.
+    /// Where the rendered tree is published (its URL as a browser opens it): each alert
+    /// links its rendered runbook, `<runbook_url>/runbooks/<Alert>.md`, unless it sets its
+    /// own `runbook`. Default: this project's rendered reference tree.
     #[serde(default = "default_runbook_url")]
     #[schemars(pattern(crate::model::text::TEXT))]
     pub runbook_url: String,
@@ -30,7 +31,7 @@ impl Default for MonitoringSettings {
 }
 
 fn default_runbook_url() -> String {
-    "https://github.com/tgstack/tgstack/blob/main/docs/runbook.md".into()
+    "https://github.com/tgstack/tgstack/blob/main/generated".into()
 }
 
 /// How urgent an alert is; rendered as the `severity` label and the rule file it lands in.
@@ -148,7 +149,8 @@ pub struct Alert {
     #[serde(default)]
     #[schemars(pattern(crate::model::text::TEXT))]
     pub description: Option<String>,
-    /// Runbook link. Default `<monitoring.runbook_url>#<name in lowercase>`.
+    /// Runbook link. Default `<monitoring.runbook_url>/runbooks/<name>.md`, the page tgstack
+    /// renders for the alert.
     #[serde(default)]
     #[schemars(pattern(crate::model::text::TEXT))]
     pub runbook: Option<String>,

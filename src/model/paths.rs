@@ -96,3 +96,13 @@ pub fn nginx_conf(service: &str) -> String {
 pub fn unit(service: &str) -> String {
     format!("systemd/{service}.service")
 }
+
+/// The runbook page of an alert.
+pub fn runbook(alert: &str) -> String {
+    format!("runbooks/{alert}.md")
+}
+
+/// The index of the runbooks.
+pub fn runbook_index() -> String {
+    "runbooks/README.md".into()
+}

@@ -48,6 +48,23 @@ impl Stack {
             .unwrap_or_else(|| self.host.bind.clone())
     }
 
+    /// How an operator on the host reaches port `port` (published as `publish`) of
+    /// service `name`: where a native service listens, or a container's published port;
+    /// `None` for a container that publishes nothing (reach it with `docker compose exec`).
+    pub fn from_host(&self, name: &str, port: u16, publish: Option<u16>) -> Option<Endpoint> {
+        let service = self.service(name)?;
+        match service.deploy {
+            Deploy::Native => Some(Endpoint {
+                host: host_side(&self.listen_address(service)),
+                port,
+            }),
+            Deploy::Container => publish.map(|port| Endpoint {
+                host: host_side(&self.publish_address(service)),
+                port,
+            }),
+        }
+    }
+
     /// How `from` reaches port `port` (published as `publish`) of service `to`.
     pub fn reach_port(
         &self,

@@ -12,6 +12,7 @@ mod postgres;
 pub mod prometheus;
 mod rabbitmq;
 mod redis;
+mod runbooks;
 mod scripts;
 pub mod secrets;
 pub mod sql;
@@ -45,7 +46,7 @@ impl Output {
 }
 
 /// The renderers, one per output format: each computes its files' contexts from the model.
-const RENDERERS: [fn(&Model) -> Vec<Output>; 13] = [
+const RENDERERS: [fn(&Model) -> Vec<Output>; 14] = [
     compose::outputs,
     env::outputs,
     postgres::outputs,
@@ -59,6 +60,7 @@ const RENDERERS: [fn(&Model) -> Vec<Output>; 13] = [
     systemd::outputs,
     scripts::outputs,
     diagrams::outputs,
+    runbooks::outputs,
 ];
 
 /// Renders every artifact of the model. The model must already be free of errors.

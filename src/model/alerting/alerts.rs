@@ -193,11 +193,13 @@ fn annotations(
 ) -> BTreeMap<String, String> {
     let summary = alert.summary.clone().unwrap_or(summary);
     let description = alert.description.clone().unwrap_or(description);
+    // The page tgstack renders for the alert (`runbooks/<name>.md`), where the operator
+    // publishes the rendered tree.
     let runbook = alert.runbook.clone().unwrap_or_else(|| {
         format!(
-            "{}#{}",
-            stack.monitoring.runbook_url,
-            alert.name.to_ascii_lowercase()
+            "{}/{}",
+            stack.monitoring.runbook_url.trim_end_matches('/'),
+            crate::model::paths::runbook(&alert.name)
         )
     });
     BTreeMap::from([

@@ -720,10 +720,10 @@ fn runbook_references(text: &str) -> (BTreeSet<u16>, BTreeSet<String>) {
     let words: Vec<&str> = text.split_whitespace().collect();
     for (index, word) in words.iter().enumerate() {
         let word = word.trim_matches(|c| c == '"' || c == '`');
-        if word == "-p" {
-            if let Some(port) = words.get(index + 1).and_then(|p| p.parse().ok()) {
-                ports.insert(port);
-            }
+        if word == "-p"
+            && let Some(port) = words.get(index + 1).and_then(|p| p.parse().ok())
+        {
+            ports.insert(port);
         }
         if let Some(port) = word.strip_prefix("port=").and_then(|p| p.parse().ok()) {
             ports.insert(port);

@@ -1,7 +1,6 @@
 //! The command line: parse arguments, run one command, map the outcome to an exit code
 //! (0 clean, 1 findings or stale output, 2 usage or I/O error).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -26,6 +25,10 @@ pub struct Cli {
     /// Print only findings and errors: no progress or success lines.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Colour findings: `auto` (when printing to a terminal and NO_COLOR is not set),
+    /// `always` or `never`.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +41,26 @@ pub struct ModelArgs {
     /// a parent.
     #[arg(short = 'f', long = "file")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Set from `--color` and NO_COLOR: whether findings on stdout are coloured.
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn color_enabled(choice: ColorChoice) -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
+    }
 }
 
 /// The environment variable naming the model files when no `-f` is given.
@@ -261,6 +284,10 @@ pub fn main() -> i32 {
 
 pub fn run(cli: Cli) -> i32 {
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    COLOR.store(
+        color_enabled(cli.color),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     match cli.command {
         Command::Render {
             model,
@@ -416,9 +443,11 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// Findings go to stdout in every command (errors of the tool itself to stderr), so
+/// `tgstack render | grep TG203` and `tgstack validate > report` both hold them.
 fn print_findings(findings: &[Finding]) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(report::human(findings).as_bytes());
+    let color = COLOR.load(std::sync::atomic::Ordering::Relaxed);
+    out!("{}", report::human_styled(findings, color));
 }
 
 /// Loads the model; on failure prints the findings and returns the exit code.
@@ -812,7 +841,7 @@ fn emit(findings: &[Finding], format: Format, base: &report::SarifBase) {
             if findings.is_empty() {
                 progress!("no findings");
             } else {
-                out!("{}", report::human(findings));
+                print_findings(findings);
             }
         }
         Format::Json => outln!("{}", report::json(findings)),

@@ -9,59 +9,61 @@ use crate::finding::{Finding, Severity};
 
 /// Human output: one block per finding, rustc/miette style, with a caret under the place.
 pub fn human(findings: &[Finding]) -> String {
+    human_styled(findings, false)
+}
+
+/// The human report, in colour (ANSI) when `color`: each finding as rustc shows a
+/// diagnostic (annotate-snippets), with the model line it is about under a caret, then its
+/// key, the rendered file and the fix.
+pub fn human_styled(findings: &[Finding], color: bool) -> String {
+    use annotate_snippets::{Level, Renderer, Snippet};
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     let mut out = String::new();
     for finding in findings {
-        let _ = writeln!(
-            out,
-            "{}[{}]: {}",
-            finding.severity.as_str(),
-            finding.rule,
-            finding.message
-        );
+        let level = match finding.severity {
+            Severity::Error => Level::Error,
+            Severity::Warning => Level::Warning,
+        };
+        let key = format!("key: {}", finding.path);
+        let rendered = finding.artifact.as_ref().map(|a| match a.line {
+            Some(line) => format!("rendered: {}:{line}", a.file),
+            None => format!("rendered: {}", a.file),
+        });
+        let mut message = level.title(&finding.message).id(&finding.rule);
+        let line_text;
         if let Some(location) = &finding.location {
-            let _ = writeln!(
-                out,
-                "  --> {}:{}:{}",
-                location.file, location.line, location.column
+            // The caret: `width` characters from `column`, as byte offsets of the line.
+            line_text = location.line_text.clone();
+            let byte = |chars: usize| {
+                line_text
+                    .char_indices()
+                    .nth(chars)
+                    .map_or(line_text.len(), |(i, _)| i)
+            };
+            let start = byte(location.column.saturating_sub(1));
+            let end = byte(location.column.saturating_sub(1) + location.width.max(1)).max(start);
+            message = message.snippet(
+                Snippet::source(&line_text)
+                    .line_start(location.line)
+                    .origin(&location.file)
+                    .fold(false)
+                    .annotation(level.span(start..end)),
             );
-            let gutter = location.line.to_string().len();
-            let _ = writeln!(out, "{:gutter$} |", "");
-            let _ = writeln!(out, "{} | {}", location.line, location.line_text);
-            let caret_pad: String = location
-                .line_text
-                .chars()
-                .take(location.column - 1)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            let width = location
-                .width
-                .min(
-                    location
-                        .line_text
-                        .chars()
-                        .count()
-                        .saturating_sub(location.column - 1),
-                )
-                .max(1);
-            let _ = writeln!(out, "{:gutter$} | {}{}", "", caret_pad, "^".repeat(width));
         }
         if !finding.path.is_empty() {
-            let _ = writeln!(out, "  = key: {}", finding.path);
+            message = message.footer(Level::Note.title(&key));
         }
-        if let Some(artifact) = &finding.artifact {
-            match artifact.line {
-                Some(line) => {
-                    let _ = writeln!(out, "  = rendered: {}:{}", artifact.file, line);
-                }
-                None => {
-                    let _ = writeln!(out, "  = rendered: {}", artifact.file);
-                }
-            }
+        if let Some(rendered) = &rendered {
+            message = message.footer(Level::Note.title(rendered));
         }
         if let Some(help) = &finding.help {
-            let _ = writeln!(out, "  = help: {help}");
+            message = message.footer(Level::Help.title(help));
         }
-        out.push('\n');
+        let _ = writeln!(out, "{}\n", renderer.render(message));
     }
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;

@@ -764,7 +764,8 @@ fn with_secrets_writes_private_files_outside_the_tree_and_names_missing_variable
         .env_clear()
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
+    // Findings are on stdout, like validate's.
+    let err = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
         err.contains("TG_DB_APP_PASSWORD")
@@ -1363,6 +1364,47 @@ fn diff_compares_two_environments() {
     assert!(out.contains("render the same"), "{out}");
     let (code, _, _) = tgstack(&["diff", "--against", "missing.toml"], &root());
     assert_eq!(code, 2);
+}
+
+#[test]
+fn findings_are_coloured_only_when_asked_or_on_a_terminal() {
+    let project = Project::new();
+    project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
+    let model = ["validate", "-f", "stack.toml", "-f", "broken.toml"];
+    // Piped (as here): plain, the same as --color never.
+    let (code, plain, _) = project.run(&model);
+    assert_eq!(code, 1);
+    assert!(
+        plain.contains("error[TG203]") && !plain.contains('\u{1b}'),
+        "{plain}"
+    );
+    let (_, never, _) = project.run(&[&model[..], &["--color", "never"]].concat());
+    assert_eq!(never, plain);
+    let (code, always, _) = project.run(&[&model[..], &["--color", "always"]].concat());
+    assert_eq!(code, 1);
+    assert!(always.contains("\u{1b}["), "no ANSI colour: {always}");
+    // The same information, coloured: strip the escapes and it reads the same.
+    let mut stripped = String::new();
+    let mut chars = always.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            stripped.push(c);
+        }
+    }
+    assert_eq!(stripped, plain);
+    // The rendered file, the key and the fix stay in the plain report.
+    assert!(
+        plain.contains("--> broken.toml:2:11")
+            && plain.contains("key: services.redis-replica.publish")
+            && plain.contains("help:"),
+        "{plain}"
+    );
 }
 
 #[test]

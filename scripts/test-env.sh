@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Debian packages the real-program tests start or call.
-PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx man-db)
+PACKAGES=(pgbouncer prometheus redis-server redis-sentinel rabbitmq-server postgresql postgresql-client shellcheck plantuml systemd nginx man-db graphviz)
 # The whole-stack scenario (gateway/tests/e2e_stack.rs) also needs Docker Engine, Compose
 # and debootstrap; TGSTACK_E2E=0 leaves them out (that test then fails, saying so).
 E2E=${TGSTACK_E2E:-1}

@@ -2,7 +2,7 @@
 //! against the local PostgreSQL, Redis and RabbitMQ (systemd is not running here, so
 //! `systemctl` is replaced by `true` through TGSTACK_SYSTEMCTL).
 
-use crate::support::{load, own_roles, render_tree};
+use crate::support::{load, own_roles, render_tree, root};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -288,6 +288,42 @@ fn diagrams_pass_plantuml_and_name_every_service() {
             "plantuml rejects {source}:\n{}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Drawn with Graphviz, they are the committed docs/diagrams/*.svg the README shows
+    // (`bash scripts/diagrams.sh` redraws them).
+    let drawn = dir.path().join("svg");
+    for source in sources {
+        let output = Command::new("plantuml")
+            .arg("-tsvg")
+            .arg("-o")
+            .arg(&drawn)
+            .arg(dir.path().join("diagrams").join(source))
+            .output()
+            .expect("plantuml runs (run: bash scripts/test-env.sh)");
+        assert!(
+            output.status.success(),
+            "{source}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let name = source.replace(".puml", ".svg");
+        let svg = std::fs::read_to_string(drawn.join(&name)).unwrap();
+        for failure in [
+            "Cannot run program",
+            "Syntax Error",
+            "Dot Executable",
+            "cannot find Graphviz",
+        ] {
+            assert!(
+                !svg.contains(failure),
+                "{name}: {failure} (Graphviz missing? bash scripts/test-env.sh)"
+            );
+        }
+        let committed =
+            std::fs::read_to_string(root().join("docs/diagrams").join(&name)).unwrap_or_default();
+        assert!(
+            committed == svg,
+            "docs/diagrams/{name} is stale: run `bash scripts/diagrams.sh`"
         );
     }
     // The same check rejects a broken diagram.

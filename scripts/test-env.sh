@@ -31,6 +31,14 @@ if ! "$TOOLS/bin/st" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; t
   python3 -m venv "$TOOLS"
   "$TOOLS/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+# taplo (PyPI wheel, pinned) in the same venv: stack.toml and the examples must pass
+# `taplo fmt --check` and `taplo lint` against schemas/stack.schema.json (tests/cli.rs).
+TAPLO_VERSION=0.9.3
+if ! "$TOOLS/bin/taplo" --version 2>/dev/null | grep -qF "$TAPLO_VERSION"; then
+  echo "installing: taplo $TAPLO_VERSION into $TOOLS"
+  [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install -q --disable-pip-version-check "taplo==$TAPLO_VERSION"
+fi
 # Debian starts these services on install; the tests start private instances instead.
 for svc in pgbouncer prometheus redis-sentinel; do
   pkill -f "^/usr/(s)?bin/$svc" 2>/dev/null || true

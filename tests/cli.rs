@@ -1407,6 +1407,52 @@ fn findings_are_coloured_only_when_asked_or_on_a_terminal() {
     );
 }
 
+/// taplo from the test environment's venv (PyPI).
+fn taplo(args: &[&str], cwd: &Path) -> (bool, String) {
+    let output = Command::new("/opt/tgstack-tools/bin/taplo")
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("taplo is installed (run: bash scripts/test-env.sh)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn models_pass_taplo_fmt_and_lint_and_a_typo_is_named_at_its_table() {
+    let (ok, out) = taplo(
+        &[
+            "fmt",
+            "--check",
+            "stack.toml",
+            "examples/dev.toml",
+            "examples/prod.toml",
+        ],
+        &root(),
+    );
+    assert!(ok, "run `taplo fmt` on them:\n{out}");
+    // Lint reads `#:schema ./schemas/stack.schema.json` at the top of stack.toml.
+    let (ok, out) = taplo(&["lint", "stack.toml"], &root());
+    assert!(ok, "{out}");
+    let project = Project::new();
+    std::fs::create_dir_all(project.path().join("schemas")).unwrap();
+    std::fs::copy(
+        root().join("schemas/stack.schema.json"),
+        project.path().join("schemas/stack.schema.json"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(project.path().join("stack.toml")).unwrap();
+    assert!(text.starts_with("#:schema ./schemas/stack.schema.json"));
+    let typo = text.replacen("pool_mode = ", "pool_mod = ", 1);
+    std::fs::write(project.path().join("stack.toml"), typo).unwrap();
+    let (ok, out) = taplo(&["lint", "stack.toml"], project.path());
+    assert!(!ok, "taplo lint accepted a typo");
+    assert!(out.contains("'pool_mod' was unexpected"), "{out}");
+    assert!(!out.contains("not valid under any of the"), "{out}");
+}
+
 #[test]
 fn shell_completions_and_the_manual_page() {
     let dir = tempfile::tempdir().unwrap();

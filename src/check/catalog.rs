@@ -404,6 +404,16 @@ pub static RULES: &[Rule] = &[
         good: "persistence = \"aof\"",
     },
     Rule {
+        id: "TG405",
+        name: "data-lifecycle",
+        severity: Severity::Error,
+        incidents: &[],
+        summary: "Retention, compression or aggregate refresh settings the migrations cannot honour.",
+        explanation: "TimescaleDB drops chunks at `retention`: compression must come before it (`chunk_interval <= compress_after < retention`), and a continuous aggregate's refresh window (at least three buckets) must end inside retention, or a refresh over dropped chunks erases the aggregated counts.",
+        bad: "retention = \"7d\"          # the daily aggregate refreshes 7 days back",
+        good: "retention = \"90d\"\ncompress_after = \"14d\"",
+    },
+    Rule {
         id: "TG404",
         name: "pool-exceeds-max-connections",
         severity: Severity::Error,

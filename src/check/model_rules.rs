@@ -21,6 +21,7 @@ pub fn run(cx: &mut Ctx<'_>) {
     auth(cx);
     redis_memory(cx);
     read_cache(cx);
+    data_lifecycle(cx);
     pool_capacity(cx);
     pool_mode(cx);
     timeouts(cx);
@@ -970,6 +971,30 @@ fn read_cache(cx: &mut Ctx<'_>) {
     }
     for (path, message, help) in reports {
         cx.report_key("TG305", Severity::Error, &path, message, help);
+    }
+}
+
+/// Retention, compression and aggregate windows that the migrations cannot honour: one
+/// finding at the key, before anything renders.
+fn data_lifecycle(cx: &mut Ctx<'_>) {
+    let stack = cx.stack();
+    let mut reports = Vec::new();
+    for (name, service) in &stack.services {
+        let Some(pg) = &service.postgres else {
+            continue;
+        };
+        for (key, message) in pg.lifecycle_problems() {
+            reports.push((format!("services.{name}.postgres.{key}"), message));
+        }
+    }
+    for (path, message) in reports {
+        cx.report_key(
+            "TG405",
+            Severity::Error,
+            &path,
+            message,
+            "keep chunk_interval <= compress_after < retention, and the aggregates' refresh window (at least three buckets) below retention".to_string(),
+        );
     }
 }
 

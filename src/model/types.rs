@@ -1095,3 +1095,58 @@ pub struct Allow {
     #[schemars(pattern(text::TEXT))]
     pub reason: String,
 }
+
+impl PostgresSettings {
+    /// Settings the migrations cannot honour, with the key each is about: data dropped
+    /// before it is compressed, a refresh window reaching past retention (it would erase
+    /// aggregated counts), zero-length buckets. Rule TG405 reports them; the SQL renderer
+    /// refuses them too.
+    pub fn lifecycle_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let a = &self.aggregates;
+        if self.compress_after.millis() >= self.retention.millis() {
+            problems.push((
+                "compress_after",
+                format!(
+                    "compress_after ({}) must be shorter than retention ({}): chunks would be dropped before they are compressed",
+                    self.compress_after, self.retention
+                ),
+            ));
+        }
+        if self.chunk_interval.millis() > self.compress_after.millis() {
+            problems.push((
+                "chunk_interval",
+                format!(
+                    "chunk_interval ({}) must not exceed compress_after ({})",
+                    self.chunk_interval, self.compress_after
+                ),
+            ));
+        }
+        for (key, bucket) in [
+            ("aggregates.hourly_bucket", a.hourly_bucket),
+            ("aggregates.daily_bucket", a.daily_bucket),
+        ] {
+            let window = a.refresh_window.millis().max(bucket.millis() * 3);
+            if window >= self.retention.millis() {
+                problems.push((
+                    "retention",
+                    format!(
+                        "{key} refresh window ({}) must be shorter than retention ({}): a refresh after retention would erase aggregated counts",
+                        Duration(window),
+                        self.retention
+                    ),
+                ));
+            }
+            if bucket.millis() == 0 {
+                problems.push((key, format!("{key} must be longer than 0")));
+            }
+        }
+        if a.refresh_interval.millis() == 0 {
+            problems.push((
+                "aggregates.refresh_interval",
+                "aggregates.refresh_interval must be longer than 0".into(),
+            ));
+        }
+        problems
+    }
+}

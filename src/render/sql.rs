@@ -130,43 +130,6 @@ fn aggregate(name: &str, bucket: Duration, window: Duration) -> Value {
     }
 }
 
-/// Settings a migration cannot honour: reported instead of rendering wrong SQL.
-fn refusals(pg: &PostgresSettings) -> Vec<String> {
-    let mut problems = Vec::new();
-    let a = &pg.aggregates;
-    if pg.compress_after.millis() >= pg.retention.millis() {
-        problems.push(format!(
-            "compress_after ({}) must be shorter than retention ({}): chunks would be dropped before they are compressed",
-            pg.compress_after, pg.retention
-        ));
-    }
-    if pg.chunk_interval.millis() > pg.compress_after.millis() {
-        problems.push(format!(
-            "chunk_interval ({}) must not exceed compress_after ({})",
-            pg.chunk_interval, pg.compress_after
-        ));
-    }
-    for (key, bucket) in [
-        ("hourly_bucket", a.hourly_bucket),
-        ("daily_bucket", a.daily_bucket),
-    ] {
-        let window = a.refresh_window.millis().max(bucket.millis() * 3);
-        if window >= pg.retention.millis() {
-            problems.push(format!(
-                "aggregates.{key} refresh window ({}) must be shorter than retention ({}): a refresh after retention would erase aggregated counts",
-                Duration(window), pg.retention
-            ));
-        }
-        if bucket.millis() == 0 {
-            problems.push(format!("aggregates.{key} must be longer than 0"));
-        }
-    }
-    if a.refresh_interval.millis() == 0 {
-        problems.push("aggregates.refresh_interval must be longer than 0".into());
-    }
-    problems
-}
-
 /// The model's channels as the channels migration prints them.
 fn channels(stack: &Stack) -> Value {
     stack
@@ -184,7 +147,12 @@ fn context(
     stem: &str,
     channels: &Value,
 ) -> Result<Value, String> {
-    let problems = refusals(pg);
+    // Rule TG405 reports these before anything renders; refused here all the same.
+    let problems: Vec<String> = pg
+        .lifecycle_problems()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     if !problems.is_empty() {
         return Err(format!(
             "services.{service}.postgres: {}",

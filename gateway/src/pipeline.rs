@@ -439,7 +439,12 @@ async fn run_writer(
                 cache.after_commit(&store, mark, &changed).await;
             }
         }
-        if !outcome.outbox.is_empty() && handoff.try_send(outcome.outbox).is_err() {
+        if attempt > 0 {
+            // A failed attempt may have committed (its answer lost in a cut), leaving rows
+            // this retry did not insert again and so cannot hand over: the publisher drains
+            // the table first, in order, and that includes this batch.
+            behind.store(true, Ordering::SeqCst);
+        } else if !outcome.outbox.is_empty() && handoff.try_send(outcome.outbox).is_err() {
             // The publisher is behind or gone: it reads the rows from the outbox instead.
             behind.store(true, Ordering::SeqCst);
         }
@@ -529,6 +534,11 @@ async fn run_publisher(
             }
             continue;
         };
+        if behind.load(Ordering::SeqCst) {
+            // Older rows wait in the table: the drain at the top of the loop publishes them
+            // and these (committed too) after them, so a channel never goes out of order.
+            continue;
+        }
         let rows: Vec<OutboxRow> = rows.into_iter().filter(|r| r.id > watermark).collect();
         if rows.is_empty() {
             continue;

@@ -1089,8 +1089,9 @@ fn json_outputs_follow_their_documented_schemas() {
     }
 }
 
-#[test]
-fn validate_speaks_github_workflow_commands() {
+/// A project whose overlay publishes the Redis replica on the master's port (TG203 at
+/// broken.toml:2), validated in `format`: (project, exit code, stdout).
+fn validate_port_clash(format: &str) -> (Project, i32, String) {
     let project = Project::new();
     project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
     let (code, out, _) = project.run(&[
@@ -1100,8 +1101,14 @@ fn validate_speaks_github_workflow_commands() {
         "-f",
         "broken.toml",
         "--format",
-        "github",
+        format,
     ]);
+    (project, code, out)
+}
+
+#[test]
+fn validate_speaks_github_workflow_commands() {
+    let (_project, code, out) = validate_port_clash("github");
     assert_eq!(code, 1);
     let line = out
         .lines()
@@ -1509,17 +1516,7 @@ fn shell_completions_and_the_manual_page() {
 
 #[test]
 fn validate_speaks_json_and_sarif() {
-    let project = Project::new();
-    project.write("broken.toml", "[services.redis-replica]\npublish = 6379\n");
-    let (code, out, _) = project.run(&[
-        "validate",
-        "-f",
-        "stack.toml",
-        "-f",
-        "broken.toml",
-        "--format",
-        "json",
-    ]);
+    let (project, code, out) = validate_port_clash("json");
     assert_eq!(code, 1);
     let doc: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
     assert_eq!(doc["version"], 1);

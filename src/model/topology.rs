@@ -48,6 +48,11 @@ impl Stack {
             .unwrap_or_else(|| self.host.bind.clone())
     }
 
+    /// The environment variable that holds secret `id` at deploy time.
+    pub fn secret_env(&self, id: &str) -> Option<&str> {
+        self.secrets.get(id).map(|s| s.env.as_str())
+    }
+
     /// How an operator on the host reaches port `port` (published as `publish`) of
     /// service `name`: where a native service listens, or a container's published port;
     /// `None` for a container that publishes nothing (reach it with `docker compose exec`).

@@ -75,12 +75,9 @@ pub fn required_env(var: &str) -> String {
     format!("${{{var}:?set {var} in .env (see .env.example)}}")
 }
 
+/// `${VAR:?...}` of the variable that holds secret `id`.
 fn secret_env(stack: &Stack, id: &str) -> String {
-    stack
-        .secrets
-        .get(id)
-        .map(|s| required_env(&s.env))
-        .unwrap_or_default()
+    stack.secret_env(id).map(required_env).unwrap_or_default()
 }
 
 fn bind(source: String, target: String) -> Mount {

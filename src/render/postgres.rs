@@ -41,7 +41,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                     access => format!("{:?}", spec.access).to_lowercase(),
                     connection_limit => spec.connection_limit,
                     password_var => format!("{}_password", role.to_lowercase()),
-                    password_env => stack.secrets.get(&spec.password.secret).map(|s| s.env.clone()).unwrap_or_default(),
+                    password_env => stack.secret_env(&spec.password.secret).unwrap_or_default(),
                 }
             })
             .collect();

@@ -132,18 +132,13 @@ fn psql(
     ))
 }
 
-/// The environment variable of a secret.
-fn secret_env<'a>(stack: &'a Stack, secret: &str) -> Option<&'a str> {
-    stack.secrets.get(secret).map(|s| s.env.as_str())
-}
-
 /// `redis-cli` against a Redis or Sentinel port of `name`, authenticated when the model
 /// gives it a password.
 fn redis_cli(stack: &Stack, name: &str, port: u16, publish: Option<u16>, args: &str) -> String {
     let service = stack.service(name);
     let auth = service
         .and_then(|s| s.redis.as_ref().map(|r| &r.password))
-        .and_then(|p| secret_env(stack, &p.secret))
+        .and_then(|p| stack.secret_env(&p.secret))
         .map(|env| format!("REDISCLI_AUTH=\"${env}\" "))
         .unwrap_or_default();
     match stack.from_host(name, port, publish) {
@@ -184,7 +179,7 @@ fn checks(stack: &Stack, alert: &Alert) -> Vec<Check> {
                     let password = stack
                         .database_of(&g.database)
                         .and_then(|(_, pg)| pg.roles.get(&g.db_role))
-                        .and_then(|r| secret_env(stack, &r.password.secret));
+                        .and_then(|r| stack.secret_env(&r.password.secret));
                     let schema = stack
                         .database_of(&g.database)
                         .map(|(_, pg)| pg.schema.clone())
@@ -243,7 +238,7 @@ fn checks(stack: &Stack, alert: &Alert) -> Vec<Check> {
                 .and_then(|s| s.pgbouncer.as_ref())
                 .and_then(|b| b.stats.as_ref())
             {
-                let password = secret_env(stack, &stats.password.secret);
+                let password = stack.secret_env(&stats.password.secret);
                 if let Some(s) = service
                     && let Some(endpoint) = stack.from_host(service_name, s.port, s.publish)
                 {
@@ -306,7 +301,7 @@ fn checks(stack: &Stack, alert: &Alert) -> Vec<Check> {
                     let sql = format!(
                         "SELECT blks_hit, blks_read, round(blks_hit::numeric / nullif(blks_hit + blks_read, 0), 3) AS hit_rate FROM pg_stat_database WHERE datname = '{database}'"
                     );
-                    if let Some(command) = psql(stack, via, &role, secret_env(stack, &secret), &sql)
+                    if let Some(command) = psql(stack, via, &role, stack.secret_env(&secret), &sql)
                     {
                         checks.push(Check {
                             what: "The buffer cache hit rate since the statistics were reset"

@@ -69,14 +69,6 @@ fn stop_timeout(stack: &Stack, instance: &str) -> u64 {
     }
 }
 
-fn secret_env(stack: &Stack, id: &str) -> String {
-    stack
-        .secrets
-        .get(id)
-        .map(|s| s.env.clone())
-        .unwrap_or_default()
-}
-
 fn context(stack: &Stack) -> Result<Value, String> {
     let services = compose_services(stack);
     let order = start_order(&services);
@@ -191,7 +183,7 @@ fn postgres_target(stack: &Stack) -> Result<Value, String> {
         .map(|(role, spec)| {
             context! {
                 var => format!("{}_password", role.to_lowercase()),
-                env => secret_env(stack, &spec.password.secret),
+                env => stack.secret_env(&spec.password.secret).unwrap_or_default(),
             }
         })
         .collect();
@@ -202,7 +194,7 @@ fn postgres_target(stack: &Stack) -> Result<Value, String> {
         superuser => &pg.superuser,
         database => &pg.database,
         schema => &pg.schema,
-        password_env => secret_env(stack, &pg.superuser_password.secret),
+        password_env => stack.secret_env(&pg.superuser_password.secret).unwrap_or_default(),
         variant => paths::variant_dir(pg.variant),
         files => sql::FILES.iter().map(|(stem, _)| format!("{stem}.sql")).collect::<Vec<_>>(),
         roles,
@@ -223,7 +215,7 @@ fn redis_masters(stack: &Stack) -> Vec<Value> {
                 Deploy::Native => Some(s.port),
                 Deploy::Container => s.publish,
             };
-            Some(context! { name, port, password_env => secret_env(stack, &r.password.secret) })
+            Some(context! { name, port, password_env => stack.secret_env(&r.password.secret).unwrap_or_default() })
         })
         .collect()
 }

@@ -636,13 +636,14 @@ fn render_command(
     if let Some(code) = refuse_foreign_out(&out) {
         return code;
     }
-    let plan = match tree::read_tree(&out) {
-        Ok(actual) => Plan::new(&model, &tree, &actual),
+    let previous = match tree::read_tree(&out) {
+        Ok(previous) => previous,
         Err(error) => {
             eprintln!("error: cannot read {}: {error}", out.display());
             return 2;
         }
     };
+    let plan = Plan::new(&model, &tree, &previous);
     // Secrets are resolved before anything is written, so a missing variable changes nothing.
     let secret_files = if with_secrets {
         let lookup = |var: &str| std::env::var(var).ok();
@@ -687,7 +688,7 @@ fn render_command(
             tree.len()
         );
     } else {
-        if let Err(error) = write::write_tree(&tree, &out) {
+        if let Err(error) = write::write_tree_over(&tree, &out, &previous) {
             eprintln!(
                 "error: cannot write {}: {error} (the previous tree is unchanged)",
                 out.display()

@@ -111,25 +111,37 @@ fn status_checks(stack: &Stack, name: &str) -> Vec<Check> {
     }
 }
 
-/// `host=... port=... dbname=... user=...` of `role` through database service `via`, as
-/// the host reaches it.
+/// `psql` as `role` into `database` of service `via` (PostgreSQL, or PgBouncer with its
+/// console database `pgbouncer`), as the host reaches it; the password from its variable.
 fn psql(
+    stack: &Stack,
+    via: &str,
+    database: &str,
+    role: &str,
+    password_env: Option<&str>,
+    sql: &str,
+) -> Option<String> {
+    let service = stack.service(via)?;
+    let endpoint = stack.from_host(via, service.port, service.publish)?;
+    let password = password_env
+        .map(|env| format!("PGPASSWORD=\"${env}\" "))
+        .unwrap_or_default();
+    Some(format!(
+        "{password}psql \"host={} port={} dbname={database} user={role}\" -c \"{sql}\"",
+        endpoint.host, endpoint.port
+    ))
+}
+
+/// The same into the stack's database behind `via`.
+fn psql_data(
     stack: &Stack,
     via: &str,
     role: &str,
     password_env: Option<&str>,
     sql: &str,
 ) -> Option<String> {
-    let service = stack.service(via)?;
     let (_, pg) = stack.database_of(via)?;
-    let endpoint = stack.from_host(via, service.port, service.publish)?;
-    let password = password_env
-        .map(|env| format!("PGPASSWORD=\"${env}\" "))
-        .unwrap_or_default();
-    Some(format!(
-        "{password}psql \"host={} port={} dbname={} user={role}\" -c \"{sql}\"",
-        endpoint.host, endpoint.port, pg.database
-    ))
+    psql(stack, via, &pg.database, role, password_env, sql)
 }
 
 /// `redis-cli` against a Redis or Sentinel port of `name`, authenticated when the model
@@ -187,7 +199,8 @@ fn checks(stack: &Stack, alert: &Alert) -> Vec<Check> {
                     let sql = format!(
                         "SELECT channel_id, max(posted_at) AS newest, now() - max(posted_at) AS lag FROM {schema}.messages GROUP BY 1 ORDER BY 3 DESC"
                     );
-                    if let Some(command) = psql(stack, &g.database, &g.db_role, password, &sql) {
+                    if let Some(command) = psql_data(stack, &g.database, &g.db_role, password, &sql)
+                    {
                         checks.push(Check {
                             what: "The newest stored message per channel".into(),
                             command,
@@ -239,18 +252,13 @@ fn checks(stack: &Stack, alert: &Alert) -> Vec<Check> {
                 .and_then(|b| b.stats.as_ref())
             {
                 let password = stack.secret_env(&stats.password.secret);
-                if let Some(s) = service
-                    && let Some(endpoint) = stack.from_host(service_name, s.port, s.publish)
+                let sql = "SHOW POOLS";
+                if let Some(command) =
+                    psql(stack, service_name, "pgbouncer", &stats.user, password, sql)
                 {
-                    let env = password
-                        .map(|e| format!("PGPASSWORD=\"${e}\" "))
-                        .unwrap_or_default();
                     checks.push(Check {
                         what: "Clients waiting (cl_waiting) and server connections per pool".into(),
-                        command: format!(
-                            "{env}psql \"host={} port={} dbname=pgbouncer user={}\" -c \"SHOW POOLS\"",
-                            endpoint.host, endpoint.port, stats.user
-                        ),
+                        command,
                     });
                 }
             }
@@ -301,7 +309,8 @@ fn checks(stack: &Stack, alert: &Alert) -> Vec<Check> {
                     let sql = format!(
                         "SELECT blks_hit, blks_read, round(blks_hit::numeric / nullif(blks_hit + blks_read, 0), 3) AS hit_rate FROM pg_stat_database WHERE datname = '{database}'"
                     );
-                    if let Some(command) = psql(stack, via, &role, stack.secret_env(&secret), &sql)
+                    if let Some(command) =
+                        psql_data(stack, via, &role, stack.secret_env(&secret), &sql)
                     {
                         checks.push(Check {
                             what: "The buffer cache hit rate since the statistics were reset"

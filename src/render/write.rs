@@ -73,6 +73,13 @@ fn walk(
 /// swapped in. On any error `out` is left exactly as it was and no temporary directory
 /// remains. The caller checks [`foreign_entries`] first: the old tree is replaced whole.
 pub fn write_tree(tree: &Tree, out: &Path) -> io::Result<()> {
+    write_tree_over(tree, out, &Tree::new())
+}
+
+/// [`write_tree`], reusing the files of `previous` (what `out` holds now, as the caller
+/// read it) whose bytes did not change: they are hard-linked into the new tree, so they
+/// keep their inode and mtime and tools that watch files (and `make`) see only what changed.
+pub fn write_tree_over(tree: &Tree, out: &Path, previous: &Tree) -> io::Result<()> {
     // `.` or `dir/..` have no usable parent or name: work on the absolute path.
     let out = std::path::absolute(out)?;
     let out = normalize(&out);
@@ -93,13 +100,12 @@ pub fn write_tree(tree: &Tree, out: &Path) -> io::Result<()> {
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        // A file whose bytes did not change is the old file, hard-linked: same inode, same
-        // mtime, so tools that watch files (and `make`) see only what changed.
-        let previous = out.join(path);
-        let regular = std::fs::symlink_metadata(&previous).is_ok_and(|m| m.file_type().is_file());
-        let same = regular && std::fs::read(&previous).is_ok_and(|old| old == *bytes);
-        if same && std::fs::hard_link(&previous, &target).is_ok() {
-            continue;
+        if previous.get(path) == Some(bytes) {
+            let old = out.join(path);
+            let regular = std::fs::symlink_metadata(&old).is_ok_and(|m| m.file_type().is_file());
+            if regular && std::fs::hard_link(&old, &target).is_ok() {
+                continue;
+            }
         }
         std::fs::write(&target, bytes)?;
         if path.ends_with(".sh") {

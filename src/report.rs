@@ -100,13 +100,13 @@ pub fn github(findings: &[Finding], base: &SarifBase) -> String {
     for finding in findings {
         let mut properties = Vec::new();
         if let Some(location) = &finding.location {
-            let file = base.relative(std::path::Path::new(&location.file));
+            let file = base.model_uri(location);
             properties.push(format!("file={}", github_property(&file)));
             properties.push(format!("line={}", location.line));
             properties.push(format!("col={}", location.column));
             properties.push(format!("endColumn={}", location.column + location.width));
         } else if let Some(artifact) = &finding.artifact {
-            let file = base.relative(&base.generated.join(&artifact.file));
+            let file = base.artifact_uri(artifact);
             properties.push(format!("file={}", github_property(&file)));
             if let Some(line) = artifact.line {
                 properties.push(format!("line={line}"));
@@ -170,6 +170,16 @@ impl SarifBase {
         }
     }
 
+    /// The model file of a location, relative to the root.
+    fn model_uri(&self, location: &crate::source::Location) -> String {
+        self.relative(std::path::Path::new(&location.file))
+    }
+
+    /// A rendered file, relative to the root (wherever `--generated` points).
+    fn artifact_uri(&self, artifact: &crate::finding::ArtifactLocation) -> String {
+        self.relative(&self.generated.join(&artifact.file))
+    }
+
     /// `path` relative to the root, `/`-separated; as given when it lies outside.
     fn relative(&self, path: &std::path::Path) -> String {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -202,7 +212,7 @@ fn fingerprint(finding: &Finding, base: &SarifBase) -> String {
     let file = finding
         .location
         .as_ref()
-        .map(|l| base.relative(std::path::Path::new(&l.file)))
+        .map(|l| base.model_uri(l))
         .unwrap_or_default();
     let digest = sha2::Sha256::digest(format!(
         "{}\0{}\0{file}\0{artifact}",
@@ -241,7 +251,7 @@ pub fn sarif(findings: &[Finding], base: &SarifBase) -> String {
                 locations.push(serde_json::json!({
                     "physicalLocation": {
                         "artifactLocation": {
-                            "uri": base.relative(std::path::Path::new(&location.file)),
+                            "uri": base.model_uri(location),
                             "uriBaseId": "SRCROOT",
                         },
                         "region": {
@@ -254,7 +264,7 @@ pub fn sarif(findings: &[Finding], base: &SarifBase) -> String {
                 }));
             }
             if let Some(artifact) = &f.artifact {
-                let uri = base.relative(&base.generated.join(&artifact.file));
+                let uri = base.artifact_uri(artifact);
                 let mut physical = serde_json::json!({ "artifactLocation": { "uri": uri, "uriBaseId": "SRCROOT" } });
                 if let Some(line) = artifact.line {
                     physical["region"] = serde_json::json!({ "startLine": line });

@@ -364,18 +364,6 @@ impl CacheWriter {
         self.target.ttl.as_millis().max(1) as u64
     }
 
-    async fn invoke<T: redis::FromRedisValue>(
-        &mut self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T> {
-        let mut connection = self.link.connection().await?;
-        let answer = redis_link::within(invocation.invoke_async(&mut connection)).await;
-        if answer.is_err() {
-            self.link.failed();
-        }
-        answer
-    }
-
     /// A write failed or the lease is gone: readers stop trusting the cache once the lease
     /// runs out, and nothing commits before that.
     fn lost(&mut self, why: &str) {
@@ -413,7 +401,7 @@ impl CacheWriter {
                 invocation.key(keys.meta(*channel));
             }
             invocation.arg(&self.token).arg(self.ttl_ms());
-            match self.invoke::<i64>(&invocation).await {
+            match self.link.invoke::<i64>(&invocation).await {
                 Ok(1) => return Some(Marked { channels }),
                 Ok(_) => self.lost("lease taken over"),
                 Err(error) => self.lost(&format!("{error:#}")),
@@ -469,7 +457,7 @@ impl CacheWriter {
                 invocation.arg(&row.member).arg(row.score).arg(&row.value);
             }
         }
-        match self.invoke::<i64>(&invocation).await {
+        match self.link.invoke::<i64>(&invocation).await {
             Ok(1) => {}
             Ok(_) => self.lost("lease taken over"),
             Err(error) => self.lost(&format!("{error:#}")),
@@ -524,7 +512,7 @@ impl CacheWriter {
             .key(self.keys().writers())
             .arg(&self.token)
             .arg(sent + LEASE.as_millis() as u64);
-        match self.invoke::<i64>(&invocation).await {
+        match self.link.invoke::<i64>(&invocation).await {
             Ok(1) => self.lease_end_ms = sent + LEASE.as_millis() as u64,
             Ok(_) => {
                 self.lost("lease taken over");
@@ -578,7 +566,7 @@ impl CacheWriter {
             .arg(sent + LEASE.as_millis() as u64);
         // Whatever the answer, the new token may hold a lease until then.
         self.lease_end_ms = self.lease_end_ms.max(sent + LEASE.as_millis() as u64);
-        match self.invoke::<i64>(&invocation).await {
+        match self.link.invoke::<i64>(&invocation).await {
             Ok(_) => {
                 self.token = token;
                 self.synced = true;
@@ -639,7 +627,7 @@ impl CacheWriter {
                     .arg(entry.score)
                     .arg(&entry.value);
             }
-            match self.invoke::<i64>(&invocation).await {
+            match self.link.invoke::<i64>(&invocation).await {
                 Ok(1) => return,
                 Ok(2) => continue,
                 Ok(_) => return self.lost("lease taken over"),
@@ -655,7 +643,7 @@ impl CacheWriter {
         }
         let mut invocation = SCRIPTS.leave.prepare_invoke();
         invocation.key(self.keys().writers()).arg(&self.token);
-        let _ = self.invoke::<i64>(&invocation).await;
+        let _ = self.link.invoke::<i64>(&invocation).await;
     }
 }
 

@@ -87,6 +87,20 @@ impl RedisLink {
         }
         answer
     }
+
+    /// Runs a Lua script within TIMEOUT (loading it first if the server lacks it); a
+    /// failure drops the connection.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &mut self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let mut connection = self.connection().await?;
+        let answer = within(invocation.invoke_async(&mut connection)).await;
+        if answer.is_err() {
+            self.failed();
+        }
+        answer
+    }
 }
 
 /// A Redis round trip bounded by TIMEOUT, its error in words.

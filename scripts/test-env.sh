@@ -39,6 +39,20 @@ if ! "$TOOLS/bin/taplo" --version 2>/dev/null | grep -qF "$TAPLO_VERSION"; then
   [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"
   "$TOOLS/bin/pip" install -q --disable-pip-version-check "taplo==$TAPLO_VERSION"
 fi
+# The SARIF 2.1.0 JSON Schema (OASIS, errata 01 / rtm.5) as Microsoft's @microsoft/jest-sarif
+# npm package ships it: the SARIF output test (tests/cli.rs) validates against it.
+SARIF_PACKAGE=@microsoft/jest-sarif@1.0.0-beta.0
+SARIF_SCHEMA=$TOOLS/sarif/sarif-2.1.0-rtm.5.json
+if [ ! -s "$SARIF_SCHEMA" ]; then
+  echo "installing: the SARIF 2.1.0 schema from $SARIF_PACKAGE into $TOOLS/sarif"
+  command -v npm >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+  scratch=$(mktemp -d)
+  (cd "$scratch" && npm pack --silent "$SARIF_PACKAGE" >/dev/null)
+  tar -xzf "$scratch"/*.tgz -C "$scratch" package/lib/schemas/sarif-2.1.0-rtm.5.json
+  mkdir -p "$TOOLS/sarif"
+  mv "$scratch/package/lib/schemas/sarif-2.1.0-rtm.5.json" "$SARIF_SCHEMA"
+  rm -rf "$scratch"
+fi
 # Debian starts these services on install; the tests start private instances instead.
 for svc in pgbouncer prometheus redis-sentinel; do
   pkill -f "^/usr/(s)?bin/$svc" 2>/dev/null || true

@@ -1211,72 +1211,6 @@ fn the_model_is_found_upwards_named_by_the_environment_or_read_from_stdin() {
     assert!(out.contains("more than once"), "{out}");
 }
 
-/// docs/getting-started.md, run as written: every `$` line of its console blocks in one
-/// shell, in a fresh directory, with the built tgstack on PATH (`cargo install` is what put
-/// it there for a reader); the lines under a command are output it must print.
-#[test]
-fn getting_started_runs_verbatim() {
-    let doc = std::fs::read_to_string(root().join("docs/getting-started.md")).unwrap();
-    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
-    let mut in_console = false;
-    for line in doc.lines() {
-        match line.trim_end() {
-            "```console" => in_console = true,
-            "```" => in_console = false,
-            text if in_console => match text.strip_prefix("$ ") {
-                Some(command) => commands.push((command.to_string(), Vec::new())),
-                None if !text.is_empty() => {
-                    let (_, expected) = commands.last_mut().expect("output after a command");
-                    expected.push(text.to_string());
-                }
-                None => {}
-            },
-            _ => {}
-        }
-    }
-    let install = commands
-        .iter()
-        .position(|(c, _)| c.starts_with("cargo install"))
-        .expect("the guide installs tgstack");
-    commands.remove(install);
-    assert!(commands.len() > 10, "{commands:?}");
-    let repo = root().display().to_string();
-    let mut script = String::new();
-    for (index, (command, _)) in commands.iter().enumerate() {
-        let command = command.replace("/path/to/tgstack", &repo);
-        script.push_str(&format!(
-            "echo '@@ {index}'\n{command} 2>&1 || {{ echo \"@@ failed {index}\"; exit 1; }}\n"
-        ));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_tgstack"));
-    let path = format!(
-        "{}:{}",
-        binary.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .env_remove("TGSTACK_MODEL")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "a step failed:\n{text}");
-    let segments: Vec<&str> = text.split("@@ ").skip(1).collect();
-    assert_eq!(segments.len(), commands.len(), "{text}");
-    for ((command, expected), segment) in commands.iter().zip(segments) {
-        for fragment in expected {
-            assert!(
-                segment.contains(fragment.as_str()),
-                "`{command}` did not print `{fragment}`:\n{segment}"
-            );
-        }
-    }
-}
-
 #[test]
 fn plan_shows_files_and_deploy_steps_and_render_touches_only_changed_files() {
     use std::os::unix::fs::MetadataExt as _;
@@ -1512,6 +1446,73 @@ fn shell_completions_and_the_manual_page() {
         text.contains("SUBCOMMANDS") && text.contains("validate") && text.contains("completions"),
         "{text}"
     );
+}
+
+/// Installed by scripts/test-env.sh from the npm package @microsoft/jest-sarif, which ships
+/// the OASIS SARIF 2.1.0 schema (rtm.5).
+const SARIF_SCHEMA: &str = "/opt/tgstack-tools/sarif/sarif-2.1.0-rtm.5.json";
+
+/// Replaces every `language` pattern of the SARIF schema that has the stray `]` with its
+/// escaped equivalent; returns how many it replaced.
+fn escape_stray_bracket(schema: &mut serde_json::Value) -> usize {
+    const STRAY: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+    match schema {
+        serde_json::Value::String(text) if text == STRAY => {
+            *text = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}\\]?$".into();
+            1
+        }
+        serde_json::Value::Array(items) => items.iter_mut().map(escape_stray_bracket).sum(),
+        serde_json::Value::Object(map) => map.values_mut().map(escape_stray_bracket).sum(),
+        _ => 0,
+    }
+}
+
+/// Every shape of SARIF output (results with regions and logical locations, a rendered
+/// file's line, warnings, an I/O error as a tool notification, a clean run) is valid SARIF
+/// 2.1.0 by the OASIS schema.
+#[test]
+fn sarif_output_is_valid_by_the_sarif_2_1_0_schema() {
+    let text = std::fs::read_to_string(SARIF_SCHEMA).unwrap_or_else(|e| {
+        panic!("{SARIF_SCHEMA}: {e}: run `bash scripts/test-env.sh`, which installs it")
+    });
+    let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // The `language` patterns (of run and toolComponent) have a stray `]`, a literal in
+    // ECMA-262 (Annex B) that the Rust regex engine refuses: escaped, same meaning.
+    let escaped = escape_stray_bracket(&mut schema);
+    assert_eq!(escaped, 2, "the SARIF schema's language patterns changed");
+    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    let (project, code, out) = validate_port_clash("sarif");
+    assert_eq!(code, 1, "{out}");
+    assert_valid(&validator, &out, "a model finding");
+    // A hand edit in a rendered file: a result located in generated/.
+    let ini = project.path().join("generated/pgbouncer/pgbouncer.ini");
+    let edited = std::fs::read_to_string(&ini)
+        .unwrap()
+        .replace("pool_mode = transaction", "pool_mode = session");
+    std::fs::write(&ini, edited).unwrap();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["validate", "--format", "sarif"], 1, "a rendered file's finding"),
+        (&["validate", "-f", "missing.toml", "--format", "sarif"], 2, "an I/O error"),
+        (&["validate", "-f", "syntax.toml", "--format", "sarif"], 1, "a TOML syntax error"),
+        (&["validate", "-f", "stack.toml", "-f", "warn.toml", "--format", "sarif"], 1, "warnings"),
+    ];
+    project.write("syntax.toml", "name = [\n");
+    project.write("warn.toml", "[services.redis-master]\nimage = \"redis:latest\"\n");
+    for (args, expected, what) in cases {
+        let (code, out, err) = project.run(args);
+        assert_eq!(code, expected, "{what}: {out}{err}");
+        assert_valid(&validator, &out, what);
+    }
+    let clean = Project::new();
+    let (code, out, _) = clean.run(&["validate", "--format", "sarif"]);
+    assert_eq!(code, 0, "{out}");
+    assert_valid(&validator, &out, "a clean run");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["runs"][0]["results"].as_array().map(Vec::len), Some(0));
+    // The schema is strict enough to catch a broken log (so this test can fail).
+    let mut broken = doc.clone();
+    broken["runs"][0]["results"] = serde_json::json!([{ "ruleId": "TG203", "level": "fatal" }]);
+    assert!(!validator.is_valid(&broken), "the schema accepted an invalid level");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod support;
 mod architecture;
 mod cli;
 mod data_layer;
+mod getting_started;
 mod loader_robustness;
 mod monitoring;
 mod native;

@@ -2,8 +2,10 @@
 # Builds the images of the end-to-end test once per machine and prints them as
 # `NAME=IMAGE` lines: the Debian base (debootstrap, rootfs cached), every stand-in, the
 # systemd image and (with --gateway-binary PATH) the gateway image from gateway/Dockerfile.
+# With --newcomer: the base and the newcomer image only (a bare Debian with a C linker, in
+# which tests/getting_started.rs follows docs/getting-started.md).
 # Each image is tagged by a hash of its inputs and rebuilt only when they change.
-#   bash deploy/e2e/images.sh [--gateway-binary PATH]
+#   bash deploy/e2e/images.sh [--gateway-binary PATH | --newcomer]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -13,9 +15,13 @@ SUITE=bookworm
 STANDINS=(timescaledb pgbouncer redis rabbitmq prometheus postgres-exporter redis-exporter pgbouncer-exporter node-exporter systemd)
 
 gateway_binary=""
-if [ "${1:-}" = --gateway-binary ]; then
-  gateway_binary=$2
-fi
+newcomer=0
+case "${1:-}" in
+  --gateway-binary) gateway_binary=$2 ;;
+  --newcomer) newcomer=1 ;;
+  "") ;;
+  *) echo "usage: images.sh [--gateway-binary PATH | --newcomer]" >&2; exit 2 ;;
+esac
 
 log() { printf 'images: %s\n' "$*" >&2; }
 has_image() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -46,6 +52,17 @@ if ! has_image "$base"; then
   docker import - "$base" <"$tarball" >/dev/null
 fi
 echo "base=$base"
+
+if [ "$newcomer" = 1 ]; then
+  image="$PREFIX/newcomer:$(hash_of "$here/newcomer.Dockerfile" <(echo "$base"))"
+  if ! has_image "$image"; then
+    log "building $image"
+    docker build --build-arg BASE="$base" -t "$image" -f "$here/newcomer.Dockerfile" "$here" \
+      >"$CACHE/build-newcomer.log" 2>&1 || { tail -n 30 "$CACHE/build-newcomer.log" >&2; exit 1; }
+  fi
+  echo "newcomer=$image"
+  exit 0
+fi
 
 # 2. The stand-ins and the systemd image: targets of one Dockerfile.
 standin_hash=$(cd "$here/standins" && hash_of Dockerfile bin/* <(echo "$base"))

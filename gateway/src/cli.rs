@@ -55,6 +55,38 @@ pub enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// Move the message history of the database this stack replaces into the new one:
+    /// duplicates collapsed, resumable (a checkpoint per channel), the old database only
+    /// read. See docs/legacy-import.md.
+    ImportLegacy {
+        /// Where the legacy database's URL is: `env:NAME` or `secret:ID` (a secret of the
+        /// model). Never the URL itself.
+        // A String parsed after clap: clap's errors would repeat a URL typed here.
+        #[arg(long, default_value = "env:TGSTACK_LEGACY_URL")]
+        from: String,
+        /// The schema of the legacy tables.
+        #[arg(long, default_value = "public")]
+        legacy_schema: String,
+        /// Messages per stored batch (one transaction and checkpoint each).
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+        /// Also queue the imported (not deleted) messages in the outbox, so the running
+        /// gateway publishes the backlog to RabbitMQ.
+        #[arg(long)]
+        publish: bool,
+        /// Compare both sides instead of importing; exit 1 on any mismatch.
+        #[arg(long, conflicts_with_all = ["publish", "channels"])]
+        verify: bool,
+        /// Only list the active legacy channels the model lacks, as TOML to add.
+        #[arg(long, conflicts_with = "publish")]
+        channels: bool,
+        /// Run even when the legacy role could write there (the import still reads in a
+        /// read-only transaction).
+        #[arg(long)]
+        allow_writable_source: bool,
+        #[arg(long, value_parser = ["human", "json"], default_value = "human")]
+        format: String,
+    },
     /// Exit 0 when URL answers with a 2xx status (container healthchecks).
     Healthcheck {
         url: String,

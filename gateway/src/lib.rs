@@ -11,6 +11,7 @@ pub mod dedup;
 pub mod health;
 pub mod healthcheck;
 pub mod http;
+pub mod legacy;
 pub mod metrics;
 pub mod pipeline;
 pub mod publish;
@@ -121,6 +122,56 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportLegacy {
+            from,
+            legacy_schema,
+            batch,
+            publish,
+            verify,
+            channels,
+            allow_writable_source,
+            format,
+        } => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Gateway,
+            )?;
+            let from =
+                legacy::UrlSource::parse(&from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+            let options = legacy::Options {
+                from,
+                schema: legacy_schema,
+                batch: batch as usize,
+                publish,
+                allow_writable_source,
+            };
+            let json = format == "json";
+            let print = |human: String, value: serde_json::Value| {
+                if json {
+                    println!("{value:#}");
+                } else {
+                    print!("{human}");
+                }
+            };
+            if verify {
+                let report = legacy::verify(&config, &options).await?;
+                print(report.human(), serde_json::to_value(&report)?);
+                return Ok(if report.ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            if channels {
+                let report = legacy::channels(&config, &options).await?;
+                print(report.human(), serde_json::to_value(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let summary = legacy::import(&config, &options).await?;
+            print(summary.human(), serde_json::to_value(&summary)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {

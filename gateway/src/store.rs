@@ -60,6 +60,12 @@ struct Statements {
     outbox_depth: String,
     cache_rows: String,
     cache_window: String,
+    legacy_create_temp: String,
+    legacy_copy_in: String,
+    legacy_insert: String,
+    legacy_checkpoint: String,
+    legacy_checkpoints: String,
+    legacy_verify_rows: String,
 }
 
 impl Statements {
@@ -79,8 +85,33 @@ impl Statements {
             outbox_depth: prepare(sql::OUTBOX_DEPTH),
             cache_rows: prepare(sql::CACHE_ROWS),
             cache_window: prepare(sql::CACHE_WINDOW),
+            legacy_create_temp: prepare(sql::LEGACY_CREATE_TEMP),
+            legacy_copy_in: prepare(sql::LEGACY_COPY_IN),
+            legacy_insert: prepare(sql::LEGACY_INSERT),
+            legacy_checkpoint: prepare(sql::LEGACY_CHECKPOINT),
+            legacy_checkpoints: prepare(sql::LEGACY_CHECKPOINTS),
+            legacy_verify_rows: prepare(sql::LEGACY_VERIFY_ROWS),
         }
     }
+}
+
+/// How far one channel got in a batch of `import-legacy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegacyProgress {
+    pub channel_id: i64,
+    pub last_message_id: i64,
+    pub rows_read: i64,
+    pub messages: i64,
+    pub duplicates_collapsed: i64,
+}
+
+/// What one batch of `import-legacy` stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegacyStored {
+    /// New rows (messages already present are kept as they were).
+    pub stored: i64,
+    /// Outbox rows written for them (`--publish`).
+    pub queued: i64,
 }
 
 /// The gateway's database.
@@ -376,6 +407,128 @@ impl Store {
     }
 
     /// Outbox rows not yet confirmed by the broker.
+    /// One batch of collapsed legacy messages and the progress of each channel in it, in
+    /// one transaction: a run killed anywhere resumes from the last committed checkpoint
+    /// with the same rows. With `publish`, every stored message that is not deleted also
+    /// gets its outbox row (the live gateway publishes them).
+    pub async fn import_legacy_batch(
+        &self,
+        rows: &[crate::legacy::Imported],
+        progress: &[LegacyProgress],
+        publish: bool,
+    ) -> Result<LegacyStored> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut outcome = LegacyStored::default();
+        if !rows.is_empty() {
+            tx.batch_execute(&self.sql.legacy_create_temp).await?;
+            let sink = tx.copy_in(&self.sql.legacy_copy_in).await?;
+            let types = [
+                Type::INT8,
+                Type::INT8,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::INT8,
+                Type::INT8,
+                Type::TEXT,
+                Type::JSONB,
+                Type::TIMESTAMPTZ,
+                Type::BOOL,
+                Type::TIMESTAMPTZ,
+                Type::JSONB,
+            ];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            pin_mut!(writer);
+            for m in rows {
+                let payload = (publish && !m.deleted)
+                    .then(|| message_payload("new", &crate::legacy::incoming(m)));
+                let row: [&(dyn ToSql + Sync); 12] = [
+                    &m.channel_id,
+                    &m.message_id,
+                    &m.posted_at,
+                    &m.text,
+                    &m.sender_id,
+                    &m.reply_to_message_id,
+                    &m.media_type,
+                    &m.raw,
+                    &m.edit_date,
+                    &m.deleted,
+                    &m.received_at,
+                    &payload,
+                ];
+                writer.as_mut().write(&row).await?;
+            }
+            writer.finish().await?;
+            let counts = tx.query_typed_one(&self.sql.legacy_insert, &[]).await?;
+            outcome = LegacyStored {
+                stored: counts.try_get(0)?,
+                queued: counts.try_get(1)?,
+            };
+        }
+        let column = |f: fn(&LegacyProgress) -> i64| progress.iter().map(f).collect::<Vec<i64>>();
+        let (channels, last, read, messages, collapsed) = (
+            column(|p| p.channel_id),
+            column(|p| p.last_message_id),
+            column(|p| p.rows_read),
+            column(|p| p.messages),
+            column(|p| p.duplicates_collapsed),
+        );
+        tx.query_typed(
+            &self.sql.legacy_checkpoint,
+            &[
+                (&channels, Type::INT8_ARRAY),
+                (&last, Type::INT8_ARRAY),
+                (&read, Type::INT8_ARRAY),
+                (&messages, Type::INT8_ARRAY),
+                (&collapsed, Type::INT8_ARRAY),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Every channel's `import-legacy` checkpoint: (channel, last message id imported).
+    pub async fn legacy_checkpoints(&self) -> Result<Vec<(i64, i64)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query_typed(&self.sql.legacy_checkpoints, &[])
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The stored messages of `channels` in (channel, message) order, `chunk` rows at a
+    /// time, handed to `each` (for `import-legacy --verify`). One transaction: the portal
+    /// and its statement live and die inside it, as PgBouncer's transaction mode requires.
+    pub async fn each_stored_message(
+        &self,
+        channels: &[i64],
+        chunk: i32,
+        mut each: impl FnMut(&tokio_postgres::Row) -> Result<()>,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_typed(&self.sql.legacy_verify_rows, &[Type::INT8_ARRAY])
+            .await?;
+        let portal = tx.bind(&statement, &[&channels]).await?;
+        loop {
+            let rows = tx.query_portal(&portal, chunk).await?;
+            for row in &rows {
+                each(row)?;
+            }
+            if rows.len() < chunk as usize {
+                break;
+            }
+        }
+        drop(portal);
+        drop(statement);
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn outbox_depth(&self) -> Result<i64> {
         let client = self.client().await?;
         let row = client.query_typed_one(&self.sql.outbox_depth, &[]).await?;

@@ -7,6 +7,7 @@ mod api;
 mod api_openapi;
 mod api_timeout;
 mod e2e_stack;
+mod legacy;
 mod pipeline;
 mod read_cache;
 mod session;

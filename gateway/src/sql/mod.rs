@@ -32,6 +32,12 @@ statements! {
     DATABASE_EXISTS => "database_exists.sql",
     RELATION_EXISTS => "relation_exists.sql",
     APPLIED_MIGRATIONS => "applied_migrations.sql",
+    LEGACY_CREATE_TEMP => "legacy_create_temp.sql",
+    LEGACY_COPY_IN => "legacy_copy_in.sql",
+    LEGACY_INSERT => "legacy_insert.sql",
+    LEGACY_CHECKPOINT => "legacy_checkpoint.sql",
+    LEGACY_CHECKPOINTS => "legacy_checkpoints.sql",
+    LEGACY_VERIFY_ROWS => "legacy_verify_rows.sql",
 }
 
 /// `"name"` with embedded quotes doubled.

@@ -44,5 +44,17 @@ CREATE TABLE IF NOT EXISTS "telegram".outbox (
     published_at timestamptz
 );
 
+-- `tg-gateway import-legacy`: how far the history of each channel has been moved in from
+-- the database this stack replaces. Written in the transaction that stores the rows, so an
+-- import killed at any point resumes exactly where its last commit ended.
+CREATE TABLE IF NOT EXISTS "telegram".legacy_import (
+    channel_id bigint PRIMARY KEY,
+    last_message_id bigint NOT NULL,
+    rows_read bigint NOT NULL DEFAULT 0,
+    messages bigint NOT NULL DEFAULT 0,
+    duplicates_collapsed bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
 INSERT INTO "telegram".schema_migrations (version) VALUES ('002_tables')
 ON CONFLICT (version) DO NOTHING;

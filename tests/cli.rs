@@ -1491,13 +1491,40 @@ fn sarif_output_is_valid_by_the_sarif_2_1_0_schema() {
         .replace("pool_mode = transaction", "pool_mode = session");
     std::fs::write(&ini, edited).unwrap();
     let cases: [(&[&str], i32, &str); 4] = [
-        (&["validate", "--format", "sarif"], 1, "a rendered file's finding"),
-        (&["validate", "-f", "missing.toml", "--format", "sarif"], 2, "an I/O error"),
-        (&["validate", "-f", "syntax.toml", "--format", "sarif"], 1, "a TOML syntax error"),
-        (&["validate", "-f", "stack.toml", "-f", "warn.toml", "--format", "sarif"], 1, "warnings"),
+        (
+            &["validate", "--format", "sarif"],
+            1,
+            "a rendered file's finding",
+        ),
+        (
+            &["validate", "-f", "missing.toml", "--format", "sarif"],
+            2,
+            "an I/O error",
+        ),
+        (
+            &["validate", "-f", "syntax.toml", "--format", "sarif"],
+            1,
+            "a TOML syntax error",
+        ),
+        (
+            &[
+                "validate",
+                "-f",
+                "stack.toml",
+                "-f",
+                "warn.toml",
+                "--format",
+                "sarif",
+            ],
+            1,
+            "warnings",
+        ),
     ];
     project.write("syntax.toml", "name = [\n");
-    project.write("warn.toml", "[services.redis-master]\nimage = \"redis:latest\"\n");
+    project.write(
+        "warn.toml",
+        "[services.redis-master]\nimage = \"redis:latest\"\n",
+    );
     for (args, expected, what) in cases {
         let (code, out, err) = project.run(args);
         assert_eq!(code, expected, "{what}: {out}{err}");
@@ -1512,7 +1539,10 @@ fn sarif_output_is_valid_by_the_sarif_2_1_0_schema() {
     // The schema is strict enough to catch a broken log (so this test can fail).
     let mut broken = doc.clone();
     broken["runs"][0]["results"] = serde_json::json!([{ "ruleId": "TG203", "level": "fatal" }]);
-    assert!(!validator.is_valid(&broken), "the schema accepted an invalid level");
+    assert!(
+        !validator.is_valid(&broken),
+        "the schema accepted an invalid level"
+    );
 }
 
 #[test]

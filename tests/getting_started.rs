@@ -126,7 +126,12 @@ fn copy_crate_cache(to: &Path) {
             from.display()
         );
         std::fs::create_dir_all(to.join("registry")).unwrap();
-        run_ok(Command::new("cp").arg("-a").arg(&from).arg(to.join("registry")));
+        run_ok(
+            Command::new("cp")
+                .arg("-a")
+                .arg(&from)
+                .arg(to.join("registry")),
+        );
     }
 }
 
@@ -202,5 +207,8 @@ fn getting_started_runs_verbatim_in_a_fresh_container() {
     }
     // The reader's own machine: tgstack came from `cargo install`, not from this build.
     let installed = cargo.join("bin/tgstack");
-    assert!(installed.is_file(), "cargo install put no tgstack in ~/.cargo/bin");
+    assert!(
+        installed.is_file(),
+        "cargo install put no tgstack in ~/.cargo/bin"
+    );
 }

@@ -35,6 +35,8 @@ fn scripts_are_shellcheck_clean() {
         names,
         [
             "backup.sh",
+            "cutover-rollback.sh",
+            "cutover.sh",
             "health.sh",
             "migrate.sh",
             "rollback.sh",

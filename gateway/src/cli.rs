@@ -87,6 +87,19 @@ pub enum Command {
         #[arg(long, value_parser = ["human", "json"], default_value = "human")]
         format: String,
     },
+    /// The way back after a cutover: writes every message stored since the import (above
+    /// its per-channel checkpoints) into the legacy database, in its shape. Idempotent.
+    ExportLegacy {
+        /// Where the URL of a role that can write the legacy tables is: `env:NAME` or
+        /// `secret:ID`. Never the URL itself.
+        #[arg(long, default_value = "env:TGSTACK_LEGACY_WRITE_URL")]
+        to: String,
+        /// The schema of the legacy tables.
+        #[arg(long, default_value = "public")]
+        legacy_schema: String,
+        #[arg(long, value_parser = ["human", "json"], default_value = "human")]
+        format: String,
+    },
     /// Exit 0 when URL answers with a 2xx status (container healthchecks).
     Healthcheck {
         url: String,

@@ -174,6 +174,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print(summary.human(), serde_json::to_value(&summary)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::ExportLegacy {
+            to,
+            legacy_schema,
+            format,
+        } => {
+            let config = config::Config::load(
+                &cli.models,
+                cli.service.as_deref(),
+                tgstack::model::Kind::Gateway,
+            )?;
+            let to = legacy::UrlSource::parse(&to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+            let options = legacy::Options {
+                from: to,
+                schema: legacy_schema,
+                batch: 1,
+                publish: false,
+                allow_writable_source: true,
+            };
+            let summary = legacy::export::export(&config, &options).await?;
+            if format == "json" {
+                println!("{:#}", serde_json::to_value(&summary)?);
+            } else {
+                print!("{}", summary.human());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             file,
             drain_timeout,

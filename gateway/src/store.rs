@@ -62,6 +62,7 @@ struct Statements {
     cache_window: String,
     legacy_create_temp: String,
     legacy_copy_in: String,
+    legacy_analyze: String,
     legacy_insert: String,
     legacy_checkpoint: String,
     legacy_checkpoints: String,
@@ -87,6 +88,7 @@ impl Statements {
             cache_window: prepare(sql::CACHE_WINDOW),
             legacy_create_temp: prepare(sql::LEGACY_CREATE_TEMP),
             legacy_copy_in: prepare(sql::LEGACY_COPY_IN),
+            legacy_analyze: prepare(sql::LEGACY_ANALYZE),
             legacy_insert: prepare(sql::LEGACY_INSERT),
             legacy_checkpoint: prepare(sql::LEGACY_CHECKPOINT),
             legacy_checkpoints: prepare(sql::LEGACY_CHECKPOINTS),
@@ -459,6 +461,7 @@ impl Store {
                 writer.as_mut().write(&row).await?;
             }
             writer.finish().await?;
+            tx.batch_execute(&self.sql.legacy_analyze).await?;
             let counts = tx.query_typed_one(&self.sql.legacy_insert, &[]).await?;
             outcome = LegacyStored {
                 stored: counts.try_get(0)?,

@@ -555,3 +555,120 @@ fn unknown_shapes_writable_roles_and_urls_on_the_command_line_are_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("NO_SUCH_LEGACY_URL"), "{err}");
 }
+
+/// The rendered cutover.sh and cutover-rollback.sh, run for real against this stack: the
+/// gateway's commands through TGSTACK_GATEWAY_COMMAND, systemctl through a stand-in that
+/// records what it was asked.
+#[test]
+fn cutover_moves_ingestion_in_and_the_rollback_takes_it_back() {
+    let stack = TestStack::start("legacy_cutover", Wiring::default());
+    let data = generate(30);
+    let legacy = legacy_db("cutover", &shape_a_sql(&data));
+    let database = legacy.url.rsplit('/').next().unwrap().to_string();
+    let writer = format!("postgresql://postgres:{URL_PASSWORD}@127.0.0.1:5432/{database}");
+    let dir = stack.tmp.path();
+    let systemctl = dir.join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}/systemctl.log\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &systemctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let script = |name: &str, args: &[&str]| {
+        let output = Command::new("bash")
+            .arg(dir.join("generated/scripts").join(name))
+            .args(args)
+            .envs(stack.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("TGSTACK_SYSTEMCTL", &systemctl)
+            .env(
+                "TGSTACK_GATEWAY_COMMAND",
+                format!("{BINARY} --model {}", stack.model_arg()),
+            )
+            .env("TGSTACK_LEGACY_URL", &legacy.url)
+            .env("TGSTACK_LEGACY_WRITE_URL", &writer)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !text.contains(URL_PASSWORD),
+            "a password was printed:\n{text}"
+        );
+        (output.status.code().unwrap_or(-1), text)
+    };
+    let systemctl_log = || std::fs::read_to_string(dir.join("systemctl.log")).unwrap_or_default();
+
+    let stopped = dir.join("legacy-stopped");
+    let stop = format!("touch {}", stopped.display());
+    let (code, out) = script("cutover.sh", &["--stop-legacy", &stop]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        stopped.exists(),
+        "the legacy ingestion was not stopped:\n{out}"
+    );
+    assert_stored_as_expected(&stack, &data);
+    assert!(out.contains("verified"), "{out}");
+    assert_eq!(systemctl_log(), "start tg-gateway.service\n");
+
+    // A mismatch stops a cutover before the gateway starts.
+    let alpha = model_id(CHANNELS[0]);
+    stack.sql(&format!(
+        "UPDATE telegram.messages SET text = 'tampered' WHERE channel_id = {alpha} AND message_id = 5"
+    ));
+    let (code, out) = script("cutover.sh", &["--legacy-stopped"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is not started"), "{out}");
+    assert_eq!(systemctl_log(), "start tg-gateway.service\n");
+    stack.sql(&format!(
+        "UPDATE telegram.messages SET text = 'c{}m5-reproc' WHERE channel_id = {alpha} AND message_id = 5",
+        CHANNELS[0]
+    ));
+
+    // The new gateway ingests: two messages above the checkpoint, one in a channel the
+    // legacy database never had.
+    let gamma = -1_001_234_567_892_i64;
+    stack.sql(&format!(
+        "INSERT INTO telegram.messages (channel_id, message_id, posted_at, text, received_at) VALUES \
+         ({alpha}, 31, '2026-02-01T00:00:00Z', 'after cutover 31', '2026-02-01T00:00:01Z'), \
+         ({alpha}, 32, '2026-02-01T00:01:00Z', 'after cutover 32', '2026-02-01T00:01:01Z'), \
+         ({gamma}, 1, '2026-02-01T00:02:00Z', 'new channel', '2026-02-01T00:02:01Z')"
+    ));
+    let started = dir.join("legacy-started");
+    let start = format!("touch {}", started.display());
+    let (code, out) = script("cutover-rollback.sh", &["--start-legacy", &start]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 written"), "{out}");
+    assert!(started.exists(), "{out}");
+    assert_eq!(
+        systemctl_log(),
+        "start tg-gateway.service\nstop tg-gateway.service\n"
+    );
+    let exported = psql(
+        &database,
+        "SELECT channel_id, message_id, status, text, telegram_date = created_at - interval '1 second' \
+         FROM messages WHERE metadata->>'exported_from' = 'tgstack' ORDER BY 1, 2",
+    );
+    assert_eq!(
+        exported,
+        format!(
+            "{alpha}|31|published|after cutover 31|t\n{alpha}|32|published|after cutover 32|t\n\
+             {gamma}|1|published|new channel|t"
+        )
+    );
+    // Idempotent, and the legacy database now agrees with the stack.
+    let (code, out) = script("cutover-rollback.sh", &["--no-start-legacy"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 written"), "{out}");
+    let (code, out, err) = import(&stack, &legacy.url, &["--verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

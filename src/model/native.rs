@@ -41,6 +41,23 @@ pub fn user(service_name: &str, service: &Service) -> String {
         .unwrap_or_else(|| service_name.to_string())
 }
 
+/// The `EnvironmentFile` of a native service's unit, in `deploy.secrets_dir`.
+pub fn env_file(stack: &Stack, service: &str) -> String {
+    format!(
+        "{}/{}",
+        stack.deploy.secrets_dir.trim_end_matches('/'),
+        super::secret_files::native_env_name(service)
+    )
+}
+
+/// Where a native service reads the model (`TGSTACK_MODEL` of its unit).
+pub fn model_path(stack: &Stack) -> String {
+    format!(
+        "{}/model/stack.toml",
+        stack.deploy.config_dir.trim_end_matches('/')
+    )
+}
+
 /// The program a native service's unit starts.
 pub fn binary(service: &Service) -> String {
     service

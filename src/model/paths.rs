@@ -102,6 +102,11 @@ pub fn runbook(alert: &str) -> String {
     format!("runbooks/{alert}.md")
 }
 
+/// The runbook of moving the legacy history in and cutting over (`tg-gateway import-legacy`).
+pub fn cutover_runbook() -> String {
+    "runbooks/cutover.md".into()
+}
+
 /// The index of the runbooks.
 pub fn runbook_index() -> String {
     "runbooks/README.md".into()

@@ -44,14 +44,53 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             },
         ));
     }
-    if !index.is_empty() {
+    let cutover = cutover(stack);
+    if let Some(page) = &cutover {
+        out.push(Output::new(
+            paths::cutover_runbook(),
+            "runbooks/cutover.md.j2",
+            page.clone(),
+        ));
+    }
+    if !index.is_empty() || cutover.is_some() {
         out.push(Output::new(
             paths::runbook_index(),
             "runbooks/index.md.j2",
-            context! { stack => &stack.name, alerts => index },
+            context! { stack => &stack.name, alerts => index, cutover => cutover.is_some() },
         ));
     }
     out
+}
+
+/// The cutover page: moving the legacy history in through the first gateway (by name), as
+/// cutover.sh does, with the checks an operator runs on the way.
+fn cutover(stack: &Stack) -> Option<minijinja::Value> {
+    let (name, service) = stack
+        .services
+        .iter()
+        .find(|(_, s)| s.kind == Kind::Gateway)?;
+    let gateway = service.gateway.as_ref()?;
+    let (_, pg) = stack.database_of(&gateway.database)?;
+    let password_env = pg
+        .roles
+        .get(&gateway.db_role)
+        .and_then(|r| stack.secret_env(&r.password.secret));
+    let checkpoints = psql_data(
+        stack,
+        &gateway.database,
+        &gateway.db_role,
+        password_env,
+        &format!(
+            "SELECT channel_id, last_message_id, messages, duplicates_collapsed, updated_at FROM {}.legacy_import ORDER BY 1",
+            pg.schema
+        ),
+    );
+    Some(context! {
+        gateway => name,
+        native => service.deploy == Deploy::Native,
+        scripts => format!("{}/scripts", stack.deploy.config_dir.trim_end_matches('/')),
+        checkpoints,
+    })
 }
 
 /// An annotation as prose: Prometheus's `{{ $labels.channel }}` becomes `<channel>`, and

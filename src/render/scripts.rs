@@ -20,6 +20,11 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("scripts/backup.sh", "scripts/backup.sh.j2"),
     ("scripts/migrate.sh", "scripts/migrate.sh.j2"),
     ("scripts/rollback.sh", "scripts/rollback.sh.j2"),
+    ("scripts/cutover.sh", "scripts/cutover.sh.j2"),
+    (
+        "scripts/cutover-rollback.sh",
+        "scripts/cutover-rollback.sh.j2",
+    ),
 ];
 
 /// Compose services in start order: every service after what it depends on (ties by
@@ -112,6 +117,7 @@ fn context(stack: &Stack) -> Result<Value, String> {
         .map(|(name, _)| name.clone())
         .collect();
     Ok(context! {
+        gateway => cutover_gateway(stack),
         project => &stack.name,
         config_dir => stack.deploy.config_dir.trim_end_matches('/'),
         secrets_dir => stack.deploy.secrets_dir.trim_end_matches('/'),
@@ -123,6 +129,24 @@ fn context(stack: &Stack) -> Result<Value, String> {
         migrate_first,
         redis,
         rabbitmq,
+    })
+}
+
+/// The gateway service cutover.sh and cutover-rollback.sh run `tg-gateway` as (the first
+/// by name), and how: as its unit runs it, or in its compose service.
+fn cutover_gateway(stack: &Stack) -> Option<Value> {
+    let (name, service) = stack
+        .services
+        .iter()
+        .find(|(_, s)| s.kind == Kind::Gateway)?;
+    Some(context! {
+        name,
+        native => service.deploy == Deploy::Native,
+        unit => format!("{name}.service"),
+        user => native::user(name, service),
+        binary => native::binary(service),
+        env_file => native::env_file(stack, name),
+        model_path => native::model_path(stack),
     })
 }
 

@@ -10,9 +10,8 @@ use crate::model::native::{
     DEFAULT_STOP_TIMEOUT, SYSTEMD_STATE_ROOT, binary, session_file, state_directory, subcommand,
     user,
 };
-use crate::model::secret_files::native_env_name;
 use crate::model::units::ByteSize;
-use crate::model::{Deploy, Model, Service, Stack, paths};
+use crate::model::{Deploy, Model, Service, Stack, native, paths};
 
 /// systemd size with binary units (`300M`, `2G`).
 pub fn systemd_size(bytes: u64) -> String {
@@ -55,10 +54,8 @@ fn unit_context(stack: &Stack, name: &str, service: &Service) -> Result<Value, S
     }
     let state_directory =
         state_directory(stack, name).map_err(|e| format!("services.{name}: {e}"))?;
-    let config_dir = stack.deploy.config_dir.trim_end_matches('/').to_string();
-    let secrets_dir = stack.deploy.secrets_dir.trim_end_matches('/').to_string();
-    let env_file = format!("{secrets_dir}/{}", native_env_name(name));
-    let model_path = format!("{config_dir}/model/stack.toml");
+    let env_file = native::env_file(stack, name);
+    let model_path = native::model_path(stack);
     for (what, value) in [
         ("user", user.as_str()),
         ("binary", binary.as_str()),

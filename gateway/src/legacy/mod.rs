@@ -6,6 +6,7 @@
 //! as the pipeline's, with a per-channel checkpoint in the same transaction.
 
 pub mod collapse;
+pub mod export;
 pub mod report;
 pub mod shape;
 
@@ -126,6 +127,15 @@ const FETCH: i32 = 2000;
 impl Legacy {
     /// Connects, finds the shape and refuses a role that could write there (unless allowed).
     pub async fn open(config: &Config, options: &Options) -> Result<Legacy> {
+        Self::connect(config, options, false).await
+    }
+
+    /// Connects for `export-legacy`, the one command that writes there.
+    pub async fn open_for_writing(config: &Config, options: &Options) -> Result<Legacy> {
+        Self::connect(config, options, true).await
+    }
+
+    async fn connect(config: &Config, options: &Options, write: bool) -> Result<Legacy> {
         let url = options.from.resolve(config)?;
         let pg: tokio_postgres::Config = url.expose().parse().map_err(|_| {
             anyhow!(
@@ -149,16 +159,18 @@ impl Legacy {
             .query_one(shape::WRITABLE_QUERY, &[&table])
             .await?
             .try_get(0)?;
-        if writable && !options.allow_writable_source {
+        if writable && !options.allow_writable_source && !write {
             bail!(
                 "the legacy database's role can write to {table}: connect as a role that can \
                  only read it (GRANT SELECT), or pass --allow-writable-source (the import still \
                  reads in a read-only transaction)"
             );
         }
-        client
-            .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            .await?;
+        if !write {
+            client
+                .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                .await?;
+        }
         Ok(Legacy {
             client,
             schema: options.schema.clone(),

@@ -34,6 +34,7 @@ statements! {
     APPLIED_MIGRATIONS => "applied_migrations.sql",
     LEGACY_CREATE_TEMP => "legacy_create_temp.sql",
     LEGACY_COPY_IN => "legacy_copy_in.sql",
+    LEGACY_ANALYZE => "legacy_analyze.sql",
     LEGACY_INSERT => "legacy_insert.sql",
     LEGACY_CHECKPOINT => "legacy_checkpoint.sql",
     LEGACY_CHECKPOINTS => "legacy_checkpoints.sql",

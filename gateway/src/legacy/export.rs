@@ -1,0 +1,223 @@
+//! `tg-gateway export-legacy`: the way back after a cutover. Every message this stack
+//! stored above the import's per-channel checkpoints (what the new gateway ingested since;
+//! all of a channel the import never saw) is written into the legacy database in its own
+//! shape, so the old service can take over again without losing them. Idempotent: a
+//! message the legacy table already has (in either channel id form) is left alone.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::shape::{Columns, Shape, table};
+use super::{Legacy, Options};
+use crate::config::Config;
+use crate::sql::quote_ident;
+
+/// What an export wrote, per channel.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportSummary {
+    pub shape: String,
+    /// Messages above the checkpoints, per channel.
+    pub candidates: BTreeMap<i64, u64>,
+    /// Of those, written into the legacy table (the rest were there).
+    pub written: u64,
+}
+
+impl ExportSummary {
+    pub fn human(&self) -> String {
+        let total: u64 = self.candidates.values().sum();
+        format!(
+            "export-legacy: shape {}; {} messages stored since the import in {} channels; \
+             {} written into the legacy database, {} were there\n",
+            self.shape,
+            total,
+            self.candidates.len(),
+            self.written,
+            total - self.written
+        )
+    }
+}
+
+/// A message stored by this stack, as the export writes it.
+struct Stored {
+    channel_id: i64,
+    message_id: i64,
+    posted_at: DateTime<Utc>,
+    text: String,
+    media_type: Option<String>,
+    received_at: DateTime<Utc>,
+    edit_date: Option<DateTime<Utc>>,
+    deleted: bool,
+    sender_id: Option<i64>,
+}
+
+/// The INSERT into the legacy table from unnest'ed arrays: `$1` channel (model form),
+/// `$2` message, `$3` text, `$4` media type, `$5` Telegram date, `$6` received, `$7` edited,
+/// `$8` deleted, `$9` metadata. Only columns the table has are written; a message whose
+/// id is already there under either channel form is skipped.
+fn insert_query(schema: &str, shape: Shape, columns: &Columns) -> String {
+    let (channel, message, same_channel, same_message) = match shape {
+        Shape::A => (
+            "x.channel::text",
+            "x.message",
+            "m.channel_id IN (x.channel::text, (-x.channel - 1000000000000)::text)",
+            "m.message_id = x.message",
+        ),
+        Shape::B => (
+            "x.channel",
+            "x.message::text",
+            "m.channel_id IN (x.channel, -x.channel - 1000000000000)",
+            "m.message_id = x.message::text",
+        ),
+    };
+    let mut targets = vec!["channel_id", "message_id"];
+    let mut values = vec![channel.to_string(), message.to_string()];
+    let mut add = |names: &[&'static str], value: &str| {
+        if let Some(name) = names.iter().find(|n| columns.contains_key(**n)) {
+            targets.push(name);
+            values.push(value.to_string());
+        }
+    };
+    add(&["text", "message_text", "content"], "x.text");
+    add(&["media_type"], "x.media");
+    add(&["telegram_date", "date", "message_date"], "x.posted");
+    add(&["received_at"], "x.received");
+    add(&["created_at"], "x.received");
+    add(&["updated_at", "edited_at"], "x.edited");
+    add(
+        &["status"],
+        "CASE WHEN x.deleted THEN 'deleted' ELSE 'published' END",
+    );
+    add(
+        &["deleted_at"],
+        "CASE WHEN x.deleted THEN coalesce(x.edited, x.received) END",
+    );
+    add(&["is_deleted"], "x.deleted");
+    add(&["source"], "'telegram'");
+    add(&["metadata"], "x.meta");
+    let targets: Vec<String> = targets.iter().map(|t| quote_ident(t)).collect();
+    format!(
+        "WITH written AS (INSERT INTO {table} ({targets}) SELECT {values} \
+         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
+         $6::timestamptz[], $7::timestamptz[], $8::boolean[], $9::jsonb[]) \
+         AS x(channel, message, text, media, posted, received, edited, deleted, meta) \
+         WHERE NOT EXISTS (SELECT 1 FROM {table} m WHERE {same_channel} AND {same_message}) \
+         RETURNING 1) SELECT count(*) FROM written",
+        table = table(schema, "messages"),
+        targets = targets.join(", "),
+        values = values.join(", "),
+    )
+}
+
+/// What this stack stored above the import's checkpoints.
+const SINCE_IMPORT: &str = "SELECT m.channel_id, m.message_id, m.posted_at, m.text, m.media_type, \
+     m.received_at, m.edit_date, m.deleted, m.sender_id FROM {schema}.messages m \
+     LEFT JOIN {schema}.legacy_import l USING (channel_id) \
+     WHERE l.last_message_id IS NULL OR m.message_id > l.last_message_id \
+     ORDER BY m.channel_id, m.message_id";
+
+/// Rows per INSERT into the legacy database.
+const CHUNK: usize = 2000;
+
+pub async fn export(config: &Config, options: &Options) -> Result<ExportSummary> {
+    let gateway = config.gateway()?;
+    let (client, connection) = gateway
+        .database
+        .config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("cannot connect to the stack's database")?;
+    let connection = tokio::spawn(connection);
+    // Unnamed (query_typed): the connection goes through PgBouncer's transaction mode.
+    let rows = client
+        .query_typed(
+            &SINCE_IMPORT.replace("{schema}", &quote_ident(&gateway.database.schema)),
+            &[],
+        )
+        .await?;
+    drop(client);
+    let _ = connection.await;
+    let stored: Vec<Stored> = rows
+        .iter()
+        .map(|r| {
+            Ok(Stored {
+                channel_id: r.try_get(0)?,
+                message_id: r.try_get(1)?,
+                posted_at: r.try_get(2)?,
+                text: r.try_get(3)?,
+                media_type: r.try_get(4)?,
+                received_at: r.try_get(5)?,
+                edit_date: r.try_get(6)?,
+                deleted: r.try_get(7)?,
+                sender_id: r.try_get(8)?,
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let legacy = Legacy::open_for_writing(config, options).await?;
+    let query = insert_query(&legacy.schema, legacy.shape, &legacy.columns);
+    let mut summary = ExportSummary {
+        shape: legacy.shape.name().into(),
+        ..Default::default()
+    };
+    for m in &stored {
+        *summary.candidates.entry(m.channel_id).or_default() += 1;
+    }
+    for chunk in stored.chunks(CHUNK) {
+        let column = |f: fn(&Stored) -> i64| chunk.iter().map(f).collect::<Vec<i64>>();
+        let channels = column(|m| m.channel_id);
+        let messages = column(|m| m.message_id);
+        let texts: Vec<&str> = chunk.iter().map(|m| m.text.as_str()).collect();
+        let media: Vec<Option<&str>> = chunk.iter().map(|m| m.media_type.as_deref()).collect();
+        let posted: Vec<DateTime<Utc>> = chunk.iter().map(|m| m.posted_at).collect();
+        let received: Vec<DateTime<Utc>> = chunk.iter().map(|m| m.received_at).collect();
+        let edited: Vec<Option<DateTime<Utc>>> = chunk.iter().map(|m| m.edit_date).collect();
+        let deleted: Vec<bool> = chunk.iter().map(|m| m.deleted).collect();
+        let meta: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|m| json!({ "exported_from": "tgstack", "sender_id": m.sender_id }))
+            .collect();
+        let written: i64 = legacy
+            .client
+            .query_one(
+                &query,
+                &[
+                    &channels, &messages, &texts, &media, &posted, &received, &edited, &deleted,
+                    &meta,
+                ],
+            )
+            .await
+            .context("cannot write into the legacy database")?
+            .try_get(0)?;
+        summary.written += written as u64;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_columns_the_table_has_are_written() {
+        let columns: Columns = [
+            ("channel_id", "bigint"),
+            ("message_id", "text"),
+            ("text", "text"),
+            ("date", "timestamp with time zone"),
+            ("is_deleted", "boolean"),
+        ]
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+        let query = insert_query("public", Shape::B, &columns);
+        assert!(
+            query.contains(r#"("channel_id", "message_id", "text", "date", "is_deleted")"#),
+            "{query}"
+        );
+        assert!(query.contains("m.message_id = x.message::text"), "{query}");
+        assert!(!query.contains("status"), "{query}");
+    }
+}

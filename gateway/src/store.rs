@@ -64,6 +64,7 @@ struct Statements {
     legacy_copy_in: String,
     legacy_analyze: String,
     legacy_insert: String,
+    legacy_insert_quiet: String,
     legacy_checkpoint: String,
     legacy_checkpoints: String,
     legacy_verify_rows: String,
@@ -90,6 +91,7 @@ impl Statements {
             legacy_copy_in: prepare(sql::LEGACY_COPY_IN),
             legacy_analyze: prepare(sql::LEGACY_ANALYZE),
             legacy_insert: prepare(sql::LEGACY_INSERT),
+            legacy_insert_quiet: prepare(sql::LEGACY_INSERT_QUIET),
             legacy_checkpoint: prepare(sql::LEGACY_CHECKPOINT),
             legacy_checkpoints: prepare(sql::LEGACY_CHECKPOINTS),
             legacy_verify_rows: prepare(sql::LEGACY_VERIFY_ROWS),
@@ -461,8 +463,15 @@ impl Store {
                 writer.as_mut().write(&row).await?;
             }
             writer.finish().await?;
-            tx.batch_execute(&self.sql.legacy_analyze).await?;
-            let counts = tx.query_typed_one(&self.sql.legacy_insert, &[]).await?;
+            // Only the publishing insert joins its rows back to the batch (for payloads):
+            // it needs the batch's statistics, the plain one needs neither.
+            let insert = if publish {
+                tx.batch_execute(&self.sql.legacy_analyze).await?;
+                &self.sql.legacy_insert
+            } else {
+                &self.sql.legacy_insert_quiet
+            };
+            let counts = tx.query_typed_one(insert, &[]).await?;
             outcome = LegacyStored {
                 stored: counts.try_get(0)?,
                 queued: counts.try_get(1)?,

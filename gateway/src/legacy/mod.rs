@@ -340,6 +340,9 @@ pub async fn import(config: &Config, options: &Options) -> Result<report::Import
         unplaceable_examples: examples,
         ..Default::default()
     };
+    // Reading and collapsing overlap with storing: one writer commits the batches in the
+    // order they were read, while the next one is read.
+    let (batches, writer) = Writer::start(store, options.publish);
     let mut reader = legacy.reader(&checkpoints).await?;
     let mut batch: Vec<Imported> = Vec::new();
     let mut progress: BTreeMap<i64, LegacyProgress> = BTreeMap::new();
@@ -365,46 +368,66 @@ pub async fn import(config: &Config, options: &Options) -> Result<report::Import
             None => summary.undated.push((channel_id, message_id)),
         }
         if batch.len() >= options.batch {
-            flush(
-                &store,
-                &mut batch,
-                &mut progress,
-                options.publish,
-                &mut summary,
-            )
-            .await?;
+            let full = (std::mem::take(&mut batch), std::mem::take(&mut progress));
+            if batches.send(full).await.is_err() {
+                break; // the writer failed: its error is returned below
+            }
         }
     }
-    flush(
-        &store,
-        &mut batch,
-        &mut progress,
-        options.publish,
-        &mut summary,
-    )
-    .await?;
     drop(reader);
+    if !progress.is_empty() {
+        let _ = batches.send((batch, progress)).await;
+    }
+    drop(batches);
+    let written = writer
+        .await
+        .map_err(|e| anyhow!("the writer task failed: {e}"))??;
+    summary.stored = written.stored;
+    summary.queued = written.queued;
+    summary.batches = written.batches;
     summary.channels = report::channels_against_model(config, &legacy.channels().await?);
     Ok(summary)
 }
 
-async fn flush(
-    store: &Store,
-    batch: &mut Vec<Imported>,
-    progress: &mut BTreeMap<i64, LegacyProgress>,
-    publish: bool,
-    summary: &mut report::ImportSummary,
-) -> Result<()> {
-    if progress.is_empty() {
-        return Ok(());
+/// A batch of collapsed messages and each channel's progress in it.
+type Batch = (Vec<Imported>, BTreeMap<i64, LegacyProgress>);
+
+/// What the writer stored.
+#[derive(Debug, Default)]
+struct Written {
+    stored: u64,
+    queued: u64,
+    batches: u64,
+}
+
+/// The task that stores the batches, one transaction each, in order.
+struct Writer;
+
+impl Writer {
+    fn start(
+        store: Store,
+        publish: bool,
+    ) -> (
+        tokio::sync::mpsc::Sender<Batch>,
+        tokio::task::JoinHandle<Result<Written>>,
+    ) {
+        // One batch waiting while one is stored: the reader stays a batch ahead.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Batch>(1);
+        let task = tokio::spawn(async move {
+            let mut written = Written::default();
+            while let Some((batch, progress)) = receiver.recv().await {
+                let progress: Vec<LegacyProgress> = progress.into_values().collect();
+                let stored = store
+                    .import_legacy_batch(&batch, &progress, publish)
+                    .await?;
+                written.stored += stored.stored as u64;
+                written.queued += stored.queued as u64;
+                written.batches += 1;
+            }
+            Ok(written)
+        });
+        (sender, task)
     }
-    let rows: Vec<LegacyProgress> = std::mem::take(progress).into_values().collect();
-    let stored = store.import_legacy_batch(batch, &rows, publish).await?;
-    summary.stored += stored.stored as u64;
-    summary.queued += stored.queued as u64;
-    summary.batches += 1;
-    batch.clear();
-    Ok(())
 }
 
 /// `import-legacy --verify`: both sides compared message by message.

@@ -74,6 +74,11 @@ pub enum Command {
         /// gateway publishes the backlog to RabbitMQ.
         #[arg(long)]
         publish: bool,
+        /// Read the whole legacy table again, not only past the checkpoints, and update
+        /// the messages an earlier run stored to what it holds now (a later copy, an edit or
+        /// a deletion since). The final import of a cutover.
+        #[arg(long, conflicts_with = "publish")]
+        refresh: bool,
         /// Compare both sides instead of importing; exit 1 on any mismatch.
         #[arg(long, conflicts_with_all = ["publish", "channels"])]
         verify: bool,

@@ -129,6 +129,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             legacy_schema,
             batch,
             publish,
+            refresh,
             verify,
             channels,
             allow_writable_source,
@@ -146,6 +147,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 schema: legacy_schema,
                 batch: batch as usize,
                 publish,
+                refresh,
                 allow_writable_source,
             };
             let json = format == "json";
@@ -190,6 +192,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 schema: legacy_schema,
                 batch: 1,
                 publish: false,
+                refresh: false,
                 allow_writable_source: true,
             };
             let summary = legacy::export::export(&config, &options).await?;

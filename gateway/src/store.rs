@@ -65,6 +65,7 @@ struct Statements {
     legacy_analyze: String,
     legacy_insert: String,
     legacy_insert_quiet: String,
+    legacy_refresh: String,
     legacy_checkpoint: String,
     legacy_checkpoints: String,
     legacy_verify_rows: String,
@@ -92,6 +93,7 @@ impl Statements {
             legacy_analyze: prepare(sql::LEGACY_ANALYZE),
             legacy_insert: prepare(sql::LEGACY_INSERT),
             legacy_insert_quiet: prepare(sql::LEGACY_INSERT_QUIET),
+            legacy_refresh: prepare(sql::LEGACY_REFRESH),
             legacy_checkpoint: prepare(sql::LEGACY_CHECKPOINT),
             legacy_checkpoints: prepare(sql::LEGACY_CHECKPOINTS),
             legacy_verify_rows: prepare(sql::LEGACY_VERIFY_ROWS),
@@ -116,6 +118,19 @@ pub struct LegacyStored {
     pub stored: i64,
     /// Outbox rows written for them (`--publish`).
     pub queued: i64,
+    /// Messages an earlier import stored that took the values read now (`--refresh`).
+    pub updated: i64,
+}
+
+/// How `import_legacy_batch` stores a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyWrite {
+    /// New messages only.
+    Insert,
+    /// New messages, each with its outbox row.
+    Publish,
+    /// New messages, and the import's earlier rows updated to what was read now.
+    Refresh,
 }
 
 /// The gateway's database.
@@ -419,8 +434,9 @@ impl Store {
         &self,
         rows: &[crate::legacy::Imported],
         progress: &[LegacyProgress],
-        publish: bool,
+        mode: LegacyWrite,
     ) -> Result<LegacyStored> {
+        let publish = mode == LegacyWrite::Publish;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut outcome = LegacyStored::default();
@@ -465,16 +481,24 @@ impl Store {
             writer.finish().await?;
             // Only the publishing insert joins its rows back to the batch (for payloads):
             // it needs the batch's statistics, the plain one needs neither.
-            let insert = if publish {
-                tx.batch_execute(&self.sql.legacy_analyze).await?;
-                &self.sql.legacy_insert
-            } else {
-                &self.sql.legacy_insert_quiet
+            let insert = match mode {
+                LegacyWrite::Publish => {
+                    tx.batch_execute(&self.sql.legacy_analyze).await?;
+                    &self.sql.legacy_insert
+                }
+                LegacyWrite::Insert => &self.sql.legacy_insert_quiet,
+                LegacyWrite::Refresh => &self.sql.legacy_refresh,
             };
             let counts = tx.query_typed_one(insert, &[]).await?;
+            let second: i64 = counts.try_get(1)?;
             outcome = LegacyStored {
                 stored: counts.try_get(0)?,
-                queued: counts.try_get(1)?,
+                queued: if publish { second } else { 0 },
+                updated: if mode == LegacyWrite::Refresh {
+                    second
+                } else {
+                    0
+                },
             };
         }
         let column = |f: fn(&LegacyProgress) -> i64| progress.iter().map(f).collect::<Vec<i64>>();

@@ -423,6 +423,15 @@ fn shape_a_is_imported_as_documented_resumes_after_a_kill_and_verifies() {
         "{out}"
     );
     assert_stored_as_expected(&stack, &data);
+    // The other columns of one message with three copies (received, published, failed):
+    // the earliest receipt, the metadata's sender, the legacy row and its copies in raw.
+    let one = stack.sql(&format!(
+        "SELECT sender_id, extract(epoch FROM received_at - timestamptz '2026-01-01 00:00:00+00')::bigint, \
+         raw->'legacy'->'row'->>'status', jsonb_array_length(raw->'legacy'->'ids') \
+         FROM telegram.messages WHERE channel_id = {} AND message_id = 7",
+        model_id(CHANNELS[1])
+    ));
+    assert_eq!(one, format!("42|{}|published|3", telegram_second(7)));
     assert_eq!(
         stack.count("SELECT count(*) FROM telegram.outbox"),
         0,
@@ -459,6 +468,40 @@ fn shape_a_is_imported_as_documented_resumes_after_a_kill_and_verifies() {
     assert_eq!(collapsed.len(), duplicated);
     let channel = &report["channels"][0];
     assert_eq!(channel["legacy"]["checksum"], channel["stored"]["checksum"]);
+
+    // The legacy service goes on after the import: a later copy of message 12 (an edit),
+    // and message 13 deleted. A plain import does not see changes at or below the
+    // checkpoints; --refresh (the cutover's final import) does.
+    let legacy_database = legacy.url.rsplit('/').next().unwrap();
+    let alpha = CHANNELS[0];
+    psql(
+        legacy_database,
+        &format!(
+            "INSERT INTO messages (channel_id, message_id, status, text, telegram_date, created_at, updated_at) \
+             VALUES ('-100{alpha}', 12, 'published', 'late edit', \
+             timestamptz '2026-01-01 00:00:00+00' + interval '720 seconds', \
+             timestamptz '2026-01-01 00:00:00+00' + interval '725 seconds', now()); \
+             UPDATE messages SET status = 'deleted', deleted_at = now() \
+             WHERE message_id = 13 AND status = 'received' AND channel_id IN ('{alpha}', '-100{alpha}')"
+        ),
+    );
+    let (code, out, _) = import(&stack, &legacy.url, &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = import(&stack, &legacy.url, &["--verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("different: 2 (ids 12, 13)"), "{out}");
+    let (code, out, err) = import(&stack, &legacy.url, &["--refresh"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(2 updated)"), "{out}");
+    let (code, out, _) = import(&stack, &legacy.url, &["--verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        stack.sql(&format!(
+            "SELECT text, deleted FROM telegram.messages WHERE channel_id = {} AND message_id IN (12, 13) ORDER BY message_id",
+            model_id(alpha)
+        )),
+        format!("late edit|f\nc{alpha}m13-published|t")
+    );
 
     // The REST API serves the history.
     let api = crate::api::start_api(&stack);
@@ -620,18 +663,20 @@ fn cutover_moves_ingestion_in_and_the_rollback_takes_it_back() {
     assert!(out.contains("verified"), "{out}");
     assert_eq!(systemctl_log(), "start tg-gateway.service\n");
 
-    // A mismatch stops a cutover before the gateway starts.
+    // A mismatch the final import cannot repair (a message the legacy database never had,
+    // within its range) stops a cutover before the gateway starts.
     let alpha = model_id(CHANNELS[0]);
     stack.sql(&format!(
-        "UPDATE telegram.messages SET text = 'tampered' WHERE channel_id = {alpha} AND message_id = 5"
+        "INSERT INTO telegram.messages (channel_id, message_id, posted_at, text) \
+         VALUES ({alpha}, 0, '2026-01-01T00:00:00Z', 'stray')"
     ));
     let (code, out) = script("cutover.sh", &["--legacy-stopped"]);
     assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unexpected: 1 (ids 0)"), "{out}");
     assert!(out.contains("is not started"), "{out}");
     assert_eq!(systemctl_log(), "start tg-gateway.service\n");
     stack.sql(&format!(
-        "UPDATE telegram.messages SET text = 'c{}m5-reproc' WHERE channel_id = {alpha} AND message_id = 5",
-        CHANNELS[0]
+        "DELETE FROM telegram.messages WHERE channel_id = {alpha} AND message_id = 0"
     ));
 
     // The new gateway ingests: two messages above the checkpoint, one in a channel the
@@ -647,7 +692,7 @@ fn cutover_moves_ingestion_in_and_the_rollback_takes_it_back() {
     let start = format!("touch {}", started.display());
     let (code, out) = script("cutover-rollback.sh", &["--start-legacy", &start]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("3 written"), "{out}");
+    assert!(out.contains("; 3 written"), "{out}");
     assert!(started.exists(), "{out}");
     assert_eq!(
         systemctl_log(),
@@ -668,7 +713,15 @@ fn cutover_moves_ingestion_in_and_the_rollback_takes_it_back() {
     // Idempotent, and the legacy database now agrees with the stack.
     let (code, out) = script("cutover-rollback.sh", &["--no-start-legacy"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("0 written"), "{out}");
+    assert!(out.contains("; 0 written"), "{out}");
+    assert_eq!(
+        psql(
+            &database,
+            "SELECT count(*) FROM messages WHERE metadata->>'exported_from' = 'tgstack'"
+        ),
+        "3",
+        "a second rollback wrote duplicates"
+    );
     let (code, out, err) = import(&stack, &legacy.url, &["--verify"]);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -55,8 +55,8 @@ env_value() {
   fi
   printf '%s' "$out"
 }
-# Runs `tg-gateway ARGS` as the gateway service tg-gateway runs, with
-# TGSTACK_LEGACY_URL and TGSTACK_LEGACY_WRITE_URL passed through from this shell.
+# Runs `tg-gateway ARGS` as the gateway service tg-gateway runs, with whichever of
+# TGSTACK_LEGACY_URL and TGSTACK_LEGACY_WRITE_URL this shell has set.
 # TGSTACK_GATEWAY_COMMAND replaces the whole prefix (tests, or a gateway run elsewhere).
 gateway_command() {
   if [ -n "${TGSTACK_GATEWAY_COMMAND:-}" ]; then
@@ -64,11 +64,22 @@ gateway_command() {
     $TGSTACK_GATEWAY_COMMAND "$@"
     return
   fi
+  # The legacy URLs reach the command through a root-only file that systemd reads, never
+  # as properties of the transient unit (any local user can read those: systemctl show).
+  local url_file name status=0
+  url_file=$(mktemp)
+  for name in TGSTACK_LEGACY_URL TGSTACK_LEGACY_WRITE_URL; do
+    if [ -n "${!name:-}" ]; then
+      printf '%s="%s"\n' "$name" "$(printf '%s' "${!name}" | sed 's/[\\"]/\\&/g')" >>"$url_file"
+    fi
+  done
   systemd-run --quiet --wait --pipe --collect --uid='tg-gateway' \
     --property=EnvironmentFile='/etc/tgstack/secrets/tg-gateway.env' \
+    --property=EnvironmentFile="$url_file" \
     --setenv=TGSTACK_MODEL='/etc/tgstack/model/stack.toml' --setenv=TGSTACK_SERVICE='tg-gateway' \
-    --setenv=TGSTACK_LEGACY_URL --setenv=TGSTACK_LEGACY_WRITE_URL \
-    '/usr/local/bin/tg-gateway' "$@"
+    '/usr/local/bin/tg-gateway' "$@" || status=$?
+  rm -f "$url_file"
+  return "$status"
 }
 
 start_gateway() {
@@ -94,6 +105,7 @@ if [ -z "${TGSTACK_LEGACY_WRITE_URL:-}" ]; then
   exit 1
 fi
 export TGSTACK_LEGACY_WRITE_URL
+unset TGSTACK_LEGACY_URL
 log "stopping tg-gateway"
 stop_gateway
 log "writing what this stack ingested since the import into the legacy database"

@@ -3,7 +3,8 @@
 # Moves ingestion from the legacy service to this stack (docs/legacy-import.md):
 #   1. the legacy ingestion stops: `--stop-legacy COMMAND` runs COMMAND, `--legacy-stopped`
 #      says it already has;
-#   2. a final `tg-gateway import-legacy` (it continues from the per-channel checkpoints);
+#   2. a final `tg-gateway import-legacy --refresh` (everything read again: what the legacy
+#      service stored or changed since the last import, duplicates and deletions included);
 #   3. `tg-gateway import-legacy --verify`: on any mismatch the script stops there and the
 #      new gateway is not started;
 #   4. the gateway tg-gateway starts (check the stack with health.sh).
@@ -57,8 +58,8 @@ env_value() {
   fi
   printf '%s' "$out"
 }
-# Runs `tg-gateway ARGS` as the gateway service tg-gateway runs, with
-# TGSTACK_LEGACY_URL and TGSTACK_LEGACY_WRITE_URL passed through from this shell.
+# Runs `tg-gateway ARGS` as the gateway service tg-gateway runs, with whichever of
+# TGSTACK_LEGACY_URL and TGSTACK_LEGACY_WRITE_URL this shell has set.
 # TGSTACK_GATEWAY_COMMAND replaces the whole prefix (tests, or a gateway run elsewhere).
 gateway_command() {
   if [ -n "${TGSTACK_GATEWAY_COMMAND:-}" ]; then
@@ -66,11 +67,22 @@ gateway_command() {
     $TGSTACK_GATEWAY_COMMAND "$@"
     return
   fi
+  # The legacy URLs reach the command through a root-only file that systemd reads, never
+  # as properties of the transient unit (any local user can read those: systemctl show).
+  local url_file name status=0
+  url_file=$(mktemp)
+  for name in TGSTACK_LEGACY_URL TGSTACK_LEGACY_WRITE_URL; do
+    if [ -n "${!name:-}" ]; then
+      printf '%s="%s"\n' "$name" "$(printf '%s' "${!name}" | sed 's/[\\"]/\\&/g')" >>"$url_file"
+    fi
+  done
   systemd-run --quiet --wait --pipe --collect --uid='tg-gateway' \
     --property=EnvironmentFile='/etc/tgstack/secrets/tg-gateway.env' \
+    --property=EnvironmentFile="$url_file" \
     --setenv=TGSTACK_MODEL='/etc/tgstack/model/stack.toml' --setenv=TGSTACK_SERVICE='tg-gateway' \
-    --setenv=TGSTACK_LEGACY_URL --setenv=TGSTACK_LEGACY_WRITE_URL \
-    '/usr/local/bin/tg-gateway' "$@"
+    '/usr/local/bin/tg-gateway' "$@" || status=$?
+  rm -f "$url_file"
+  return "$status"
 }
 
 start_gateway() {
@@ -96,12 +108,14 @@ if [ -z "${TGSTACK_LEGACY_URL:-}" ]; then
   exit 1
 fi
 export TGSTACK_LEGACY_URL
+# The import only reads the legacy database: it never gets the URL that can write there.
+unset TGSTACK_LEGACY_WRITE_URL
 if [ -n "$stop_legacy" ]; then
   log "stopping the legacy ingestion"
   bash -c "$stop_legacy"
 fi
 log "final import from the legacy database"
-gateway_command import-legacy
+gateway_command import-legacy --refresh
 log "verifying both sides"
 if ! gateway_command import-legacy --verify; then
   log "verification failed: tg-gateway is not started; to go back, start the legacy ingestion again"

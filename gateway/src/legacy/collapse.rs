@@ -5,7 +5,8 @@
 //! same normalised channel and message id. The stored row takes its content from the copy
 //! with the most advanced status (published > reprocessed > queued > reprocess_pending >
 //! retrying > received > failed > anything else), then the latest `updated_at`, then the
-//! latest `created_at`, then the greatest legacy id. The message is deleted when any copy
+//! latest `created_at`, then the greatest legacy id (as a number when ids are numbers), then
+//! the row's own text (so the choice never depends on read order). The message is deleted when any copy
 //! is. `posted_at` is that copy's Telegram date, else the earliest Telegram date of any
 //! copy, else the earliest `created_at`; `received_at` is the earliest receipt of any copy.
 
@@ -71,6 +72,49 @@ pub struct Imported {
     pub legacy_ids: Vec<String>,
 }
 
+/// A legacy id ordered as a number when both are numbers (serial ids: 10 after 9), as
+/// text otherwise (UUIDs); a row without an id comes first.
+#[derive(PartialEq, Eq)]
+struct LegacyId<'a>(Option<&'a str>);
+
+impl Ord for LegacyId<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => match (a.parse::<i128>(), b.parse::<i128>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => a.cmp(b),
+            },
+            (a, b) => a.cmp(&b),
+        }
+    }
+}
+
+impl PartialOrd for LegacyId<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What the copy a message takes its content from maximises (see the module comment).
+type ChoiceKey<'a> = (
+    u8,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    LegacyId<'a>,
+    String,
+);
+
+fn choice_key(r: &LegacyRow) -> ChoiceKey<'_> {
+    (
+        status_rank(r.status.as_deref()),
+        r.updated_at,
+        r.created_at,
+        LegacyId(r.legacy_id.as_deref()),
+        // Last: the whole row, so even identical keys do not depend on read order.
+        r.row.to_string(),
+    )
+}
+
 /// How far a status got in the legacy pipeline (higher: further).
 pub fn status_rank(status: Option<&str>) -> u8 {
     match status {
@@ -88,17 +132,9 @@ pub fn status_rank(status: Option<&str>) -> u8 {
 /// The copies of one message as one row; `None` when no copy has any date to store it at.
 /// `copies` must be non-empty and share channel and message id.
 pub fn collapse(copies: &[LegacyRow], shape: &str) -> Option<Imported> {
-    let content = copies.iter().max_by(|a, b| {
-        let key = |r: &LegacyRow| {
-            (
-                status_rank(r.status.as_deref()),
-                r.updated_at,
-                r.created_at,
-                r.legacy_id.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    })?;
+    let content = copies
+        .iter()
+        .max_by(|a, b| choice_key(a).cmp(&choice_key(b)))?;
     let posted_at = content
         .telegram_date
         .or_else(|| copies.iter().filter_map(|r| r.telegram_date).min())
@@ -231,6 +267,15 @@ mod tests {
         let mut caption = copy("a", "received", "", 1);
         caption.caption = Some("photo caption".into());
         assert_eq!(collapse(&[caption], "A").unwrap().text, "photo caption");
+    }
+
+    #[test]
+    fn serial_ids_break_ties_as_numbers() {
+        let copies = [
+            copy("9", "queued", "nine", 1),
+            copy("10", "queued", "ten", 1),
+        ];
+        assert_eq!(collapse(&copies, "B").unwrap().text, "ten");
     }
 
     #[test]

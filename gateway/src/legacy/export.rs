@@ -54,59 +54,82 @@ struct Stored {
     sender_id: Option<i64>,
 }
 
+/// `value` as the column `name` holds it: epoch seconds for a date in an integer column, a
+/// cast through text for an enum (`USER-DEFINED:type`) or any other type.
+fn as_column(columns: &Columns, name: &str, value: &str, is_date: bool) -> String {
+    let kind = columns[name].as_str();
+    match kind.strip_prefix("USER-DEFINED:") {
+        Some(type_name) => format!("({value})::text::{type_name}"),
+        None if is_date && super::shape::is_integer(kind) => {
+            format!("extract(epoch FROM {value})::bigint")
+        }
+        None => format!("({value})::{kind}"),
+    }
+}
+
 /// The INSERT into the legacy table from unnest'ed arrays: `$1` channel (model form),
 /// `$2` message, `$3` text, `$4` media type, `$5` Telegram date, `$6` received, `$7` edited,
-/// `$8` deleted, `$9` metadata. Only columns the table has are written; a message whose
-/// id is already there under either channel form is skipped.
+/// `$8` deleted, `$9` metadata. Only columns the table has are written, each converted to
+/// its type. The channel id is written in a form the legacy table already uses for that
+/// channel (the `-100...` form when it has both, which sorts first; the model's form for a
+/// channel it never had); a message already there under either form is skipped.
 fn insert_query(schema: &str, shape: Shape, columns: &Columns) -> String {
-    let (channel, message, same_channel, same_message) = match shape {
+    let messages = table(schema, "messages");
+    let bare = "(-x.channel - 1000000000000)";
+    let (forms, message, same_message) = match shape {
         Shape::A => (
-            "x.channel::text",
+            format!("(x.channel::text, {bare}::text)"),
             "x.message",
-            "m.channel_id IN (x.channel::text, (-x.channel - 1000000000000)::text)",
             "m.message_id = x.message",
         ),
         Shape::B => (
-            "x.channel",
+            format!("(x.channel, {bare})"),
             "x.message::text",
-            "m.channel_id IN (x.channel, -x.channel - 1000000000000)",
             "m.message_id = x.message::text",
         ),
     };
-    let mut targets = vec!["channel_id", "message_id"];
-    let mut values = vec![channel.to_string(), message.to_string()];
-    let mut add = |names: &[&'static str], value: &str| {
-        if let Some(name) = names.iter().find(|n| columns.contains_key(**n)) {
-            targets.push(name);
-            values.push(value.to_string());
+    let model_form = match shape {
+        Shape::A => "x.channel::text",
+        Shape::B => "x.channel",
+    };
+    let channel = format!(
+        "coalesce((SELECT e.channel_id FROM {messages} e WHERE e.channel_id IN {forms} \
+         ORDER BY e.channel_id LIMIT 1), {model_form})"
+    );
+    let mut targets = vec!["channel_id".to_string(), "message_id".to_string()];
+    let mut values = vec![channel, message.to_string()];
+    let mut add = |names: &[&str], value: &str, is_date: bool| {
+        if let Some(name) = super::shape::column(columns, names) {
+            targets.push(quote_ident(name));
+            values.push(as_column(columns, name, value, is_date));
         }
     };
-    add(&["text", "message_text", "content"], "x.text");
-    add(&["media_type"], "x.media");
-    add(&["telegram_date", "date", "message_date"], "x.posted");
-    add(&["received_at"], "x.received");
-    add(&["created_at"], "x.received");
-    add(&["updated_at", "edited_at"], "x.edited");
+    add(&["text", "message_text", "content"], "x.text", false);
+    add(&["media_type"], "x.media", false);
+    add(&["telegram_date", "date", "message_date"], "x.posted", true);
+    add(&["received_at"], "x.received", true);
+    add(&["created_at"], "x.received", true);
+    add(&["updated_at", "edited_at"], "x.edited", true);
     add(
         &["status"],
         "CASE WHEN x.deleted THEN 'deleted' ELSE 'published' END",
+        false,
     );
     add(
         &["deleted_at"],
         "CASE WHEN x.deleted THEN coalesce(x.edited, x.received) END",
+        true,
     );
-    add(&["is_deleted"], "x.deleted");
-    add(&["source"], "'telegram'");
-    add(&["metadata"], "x.meta");
-    let targets: Vec<String> = targets.iter().map(|t| quote_ident(t)).collect();
+    add(&["is_deleted"], "x.deleted", false);
+    add(&["source"], "'telegram'", false);
+    add(&["metadata"], "x.meta", false);
     format!(
-        "WITH written AS (INSERT INTO {table} ({targets}) SELECT {values} \
+        "WITH written AS (INSERT INTO {messages} ({targets}) SELECT {values} \
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
          $6::timestamptz[], $7::timestamptz[], $8::boolean[], $9::jsonb[]) \
          AS x(channel, message, text, media, posted, received, edited, deleted, meta) \
-         WHERE NOT EXISTS (SELECT 1 FROM {table} m WHERE {same_channel} AND {same_message}) \
+         WHERE NOT EXISTS (SELECT 1 FROM {messages} m WHERE m.channel_id IN {forms} AND {same_message}) \
          RETURNING 1) SELECT count(*) FROM written",
-        table = table(schema, "messages"),
         targets = targets.join(", "),
         values = values.join(", "),
     )
@@ -201,12 +224,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_columns_the_table_has_are_written() {
+    fn only_the_columns_the_table_has_are_written_each_as_its_type() {
         let columns: Columns = [
             ("channel_id", "bigint"),
             ("message_id", "text"),
             ("text", "text"),
-            ("date", "timestamp with time zone"),
+            ("date", "integer"),
+            ("status", "USER-DEFINED:\"public\".\"msg_status\""),
             ("is_deleted", "boolean"),
         ]
         .iter()
@@ -214,10 +238,17 @@ mod tests {
         .collect();
         let query = insert_query("public", Shape::B, &columns);
         assert!(
-            query.contains(r#"("channel_id", "message_id", "text", "date", "is_deleted")"#),
+            query.contains(r#"(channel_id, message_id, "text", "date", "status", "is_deleted")"#),
+            "{query}"
+        );
+        assert!(
+            query.contains("extract(epoch FROM x.posted)::bigint"),
+            "{query}"
+        );
+        assert!(
+            query.contains(r#"::text::"public"."msg_status""#),
             "{query}"
         );
         assert!(query.contains("m.message_id = x.message::text"), "{query}");
-        assert!(!query.contains("status"), "{query}");
     }
 }

@@ -20,7 +20,7 @@ use shape::{Columns, Shape};
 
 use crate::config::{Config, Secret};
 use crate::source::IncomingMessage;
-use crate::store::{LegacyProgress, Store};
+use crate::store::{LegacyProgress, LegacyWrite, Store};
 
 /// Where the legacy database's URL comes from: never the command line itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +88,9 @@ pub struct Options {
     /// Messages per stored batch (one transaction, one checkpoint).
     pub batch: usize,
     pub publish: bool,
+    /// Read everything again (not only past the checkpoints) and update the messages an
+    /// earlier run stored to what the legacy database holds now.
+    pub refresh: bool,
     pub allow_writable_source: bool,
 }
 
@@ -166,6 +169,9 @@ impl Legacy {
                  reads in a read-only transaction)"
             );
         }
+        // Naive `timestamp` columns are read (and written back) as UTC, whatever the legacy
+        // server's TimeZone: the import's dates must not move with a server setting.
+        client.batch_execute("SET TIME ZONE 'UTC'").await?;
         if !write {
             client
                 .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
@@ -333,6 +339,11 @@ pub async fn import(config: &Config, options: &Options) -> Result<report::Import
     let (unplaceable, examples) = legacy.unplaceable().await?;
     let checkpoints = store.legacy_checkpoints().await?;
     let shape = legacy.shape;
+    let mode = match (options.publish, options.refresh) {
+        (true, _) => LegacyWrite::Publish,
+        (false, true) => LegacyWrite::Refresh,
+        (false, false) => LegacyWrite::Insert,
+    };
     let mut summary = report::ImportSummary {
         shape: shape.name().to_string(),
         resumed_channels: checkpoints.len(),
@@ -342,8 +353,13 @@ pub async fn import(config: &Config, options: &Options) -> Result<report::Import
     };
     // Reading and collapsing overlap with storing: one writer commits the batches in the
     // order they were read, while the next one is read.
-    let (batches, writer) = Writer::start(store, options.publish);
-    let mut reader = legacy.reader(&checkpoints).await?;
+    let (batches, writer) = Writer::start(store, mode);
+    let from = if options.refresh {
+        &[][..]
+    } else {
+        &checkpoints[..]
+    };
+    let mut reader = legacy.reader(from).await?;
     let mut batch: Vec<Imported> = Vec::new();
     let mut progress: BTreeMap<i64, LegacyProgress> = BTreeMap::new();
     while let Some(copies) = reader.next_message().await? {
@@ -384,6 +400,7 @@ pub async fn import(config: &Config, options: &Options) -> Result<report::Import
         .map_err(|e| anyhow!("the writer task failed: {e}"))??;
     summary.stored = written.stored;
     summary.queued = written.queued;
+    summary.updated = written.updated;
     summary.batches = written.batches;
     summary.channels = report::channels_against_model(config, &legacy.channels().await?);
     Ok(summary)
@@ -397,6 +414,7 @@ type Batch = (Vec<Imported>, BTreeMap<i64, LegacyProgress>);
 struct Written {
     stored: u64,
     queued: u64,
+    updated: u64,
     batches: u64,
 }
 
@@ -406,7 +424,7 @@ struct Writer;
 impl Writer {
     fn start(
         store: Store,
-        publish: bool,
+        mode: LegacyWrite,
     ) -> (
         tokio::sync::mpsc::Sender<Batch>,
         tokio::task::JoinHandle<Result<Written>>,
@@ -417,11 +435,10 @@ impl Writer {
             let mut written = Written::default();
             while let Some((batch, progress)) = receiver.recv().await {
                 let progress: Vec<LegacyProgress> = progress.into_values().collect();
-                let stored = store
-                    .import_legacy_batch(&batch, &progress, publish)
-                    .await?;
+                let stored = store.import_legacy_batch(&batch, &progress, mode).await?;
                 written.stored += stored.stored as u64;
                 written.queued += stored.queued as u64;
+                written.updated += stored.updated as u64;
                 written.batches += 1;
             }
             Ok(written)

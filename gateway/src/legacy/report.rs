@@ -93,6 +93,9 @@ pub struct ImportSummary {
     pub stored: u64,
     /// Outbox rows written (`--publish`).
     pub queued: u64,
+    /// Messages of an earlier run updated to what the legacy database holds now
+    /// (`--refresh`).
+    pub updated: u64,
     pub batches: u64,
     /// Rows whose channel or message id is not a number: not imported.
     pub unplaceable_rows: i64,
@@ -106,7 +109,7 @@ impl ImportSummary {
     pub fn human(&self) -> String {
         let mut text = format!(
             "import-legacy: shape {}{}\nread {} rows: {} messages ({} duplicates collapsed); \
-             stored {} new, {} already present; {} queued for publishing; {} batches\n",
+             stored {} new, {} already present ({} updated); {} queued for publishing; {} batches\n",
             self.shape,
             if self.resumed_channels > 0 {
                 format!(
@@ -121,6 +124,7 @@ impl ImportSummary {
             self.duplicates_collapsed,
             self.stored,
             self.messages.saturating_sub(self.stored),
+            self.updated,
             self.queued,
             self.batches,
         );

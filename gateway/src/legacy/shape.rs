@@ -36,11 +36,11 @@ impl Shape {
 /// The columns of a legacy table: name -> PostgreSQL type name.
 pub type Columns = BTreeMap<String, String>;
 
-fn is_text(t: &str) -> bool {
+pub(crate) fn is_text(t: &str) -> bool {
     matches!(t, "text" | "character varying" | "character")
 }
 
-fn is_integer(t: &str) -> bool {
+pub(crate) fn is_integer(t: &str) -> bool {
     matches!(t, "bigint" | "integer" | "smallint" | "numeric")
 }
 
@@ -68,7 +68,7 @@ pub fn detect(schema: &str, columns: &Columns) -> Result<Shape> {
 }
 
 /// The first of `names` the table has, as `m.<name>`.
-fn column<'a>(columns: &Columns, names: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn column<'a>(columns: &Columns, names: &[&'a str]) -> Option<&'a str> {
     names.iter().copied().find(|n| columns.contains_key(*n))
 }
 
@@ -114,21 +114,22 @@ fn deleted(columns: &Columns) -> String {
 /// The normalised channel id (the model's `-100...` form; NULL when not a number) and the
 /// message id (NULL when not a number), as SQL over `m`.
 fn keys(shape: Shape) -> (String, String) {
-    // Mirrors collapse::normalise_channel_id (tests/legacy.rs checks they agree).
+    // The same rule as collapse::normalise_channel_id; tests/legacy.rs checks the SQL against
+    // ids it computes itself, for both forms and both shapes.
     let bare = "1000000000000";
     match shape {
         Shape::A => (
             format!(
                 "CASE WHEN btrim(m.channel_id) ~ '^-[0-9]{{1,18}}$' THEN btrim(m.channel_id)::bigint \
-                 WHEN btrim(m.channel_id) ~ '^[0-9]{{1,12}}$' THEN -({bare} + btrim(m.channel_id)::bigint) \
+                 WHEN btrim(m.channel_id) ~ '^[1-9][0-9]{{0,11}}$' THEN -({bare} + btrim(m.channel_id)::bigint) \
                  WHEN btrim(m.channel_id) ~ '^[0-9]{{13,18}}$' THEN btrim(m.channel_id)::bigint END"
             ),
             "m.message_id::bigint".into(),
         ),
         Shape::B => (
             format!(
-                "CASE WHEN m.channel_id > 0 AND m.channel_id < {bare} THEN -({bare} + m.channel_id) \
-                 ELSE m.channel_id::bigint END"
+                "(CASE WHEN m.channel_id > 0 AND m.channel_id < {bare} THEN -({bare} + m.channel_id) \
+                 ELSE m.channel_id END)::bigint"
             ),
             "CASE WHEN btrim(m.message_id) ~ '^[0-9]{1,18}$' THEN btrim(m.message_id)::bigint END"
                 .into(),
@@ -188,13 +189,14 @@ pub fn channels_query(schema: &str, columns: &Columns) -> Option<String> {
     let id_column = column(columns, &["channel_id", "telegram_id"])?;
     let id = if is_integer(&columns[id_column]) {
         format!(
-            "CASE WHEN m.{c} > 0 AND m.{c} < 1000000000000 THEN -(1000000000000 + m.{c}) ELSE m.{c}::bigint END",
+            "(CASE WHEN m.{c} > 0 AND m.{c} < 1000000000000 THEN -(1000000000000 + m.{c}) ELSE m.{c} END)::bigint",
             c = quote_ident(id_column)
         )
     } else {
         format!(
             "CASE WHEN btrim(m.{c}) ~ '^-[0-9]{{1,18}}$' THEN btrim(m.{c})::bigint \
-             WHEN btrim(m.{c}) ~ '^[0-9]{{1,12}}$' THEN -(1000000000000 + btrim(m.{c})::bigint) END",
+             WHEN btrim(m.{c}) ~ '^[1-9][0-9]{{0,11}}$' THEN -(1000000000000 + btrim(m.{c})::bigint) \
+             WHEN btrim(m.{c}) ~ '^[0-9]{{13,18}}$' THEN btrim(m.{c})::bigint END",
             c = quote_ident(id_column)
         )
     };
@@ -212,8 +214,12 @@ pub fn channels_query(schema: &str, columns: &Columns) -> Option<String> {
 }
 
 /// The columns of `schema.name` (empty when there is no such table). `$1` schema, `$2` table.
-pub const COLUMNS_QUERY: &str = "SELECT column_name::text, data_type::text \
-     FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2";
+/// A user-defined type (an enum) is named `USER-DEFINED:"schema"."type"`, so a value
+/// written into it can be cast.
+pub const COLUMNS_QUERY: &str = "SELECT column_name::text, CASE WHEN data_type = 'USER-DEFINED' \
+     THEN 'USER-DEFINED:' || quote_ident(udt_schema) || '.' || quote_ident(udt_name) \
+     ELSE data_type::text END FROM information_schema.columns \
+     WHERE table_schema = $1 AND table_name = $2";
 
 /// True when the current role could change the legacy messages table. `$1` the table.
 pub const WRITABLE_QUERY: &str = "SELECT r.rolsuper \

@@ -37,6 +37,7 @@ statements! {
     LEGACY_ANALYZE => "legacy_analyze.sql",
     LEGACY_INSERT => "legacy_insert.sql",
     LEGACY_INSERT_QUIET => "legacy_insert_quiet.sql",
+    LEGACY_REFRESH => "legacy_refresh.sql",
     LEGACY_CHECKPOINT => "legacy_checkpoint.sql",
     LEGACY_CHECKPOINTS => "legacy_checkpoints.sql",
     LEGACY_VERIFY_ROWS => "legacy_verify_rows.sql",

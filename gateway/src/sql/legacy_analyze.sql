@@ -1,4 +1,4 @@
--- Statistics for the batch just copied in (`--publish`, before legacy_insert.sql): without them the planner guesses a few rows
--- and joins the inserted rows to the batch by nested loop, quadratic in the batch size
--- (a 1M-row import took 200 s instead of a few dozen).
+-- Statistics for the batch just copied in (`--publish`, before legacy_insert.sql): that
+-- insert joins the inserted rows back to the batch, and without statistics the planner
+-- knows nothing of the temp table's size. Not measured separately (BENCHMARKS.md).
 ANALYZE gw_legacy

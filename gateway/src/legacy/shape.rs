@@ -111,26 +111,38 @@ fn deleted(columns: &Columns) -> String {
     }
 }
 
-/// The normalised channel id (the model's `-100...` form; NULL when not a number) and the
-/// message id (NULL when not a number), as SQL over `m`.
-fn keys(shape: Shape) -> (String, String) {
-    // The same rule as collapse::normalise_channel_id; tests/legacy.rs checks the SQL against
-    // ids it computes itself, for both forms and both shapes.
+/// The channel id in `column` (SQL) in the model's `-100...` form: a bare id gets the
+/// prefix, a negative one stays; NULL when a text id is not a number. The one place the
+/// legacy tables' channel ids are normalised (messages and registry, both shapes); the same
+/// rule as collapse::normalise_channel_id, and tests/legacy.rs checks the SQL against ids it
+/// computes itself.
+fn normalised_channel(column: &str, is_text: bool) -> String {
     let bare = "1000000000000";
+    if is_text {
+        let c = format!("btrim({column})");
+        format!(
+            "CASE WHEN {c} ~ '^-[0-9]{{1,18}}$' THEN {c}::bigint \
+             WHEN {c} ~ '^[1-9][0-9]{{0,11}}$' THEN -({bare} + {c}::bigint) \
+             WHEN {c} ~ '^[0-9]{{13,18}}$' THEN {c}::bigint END"
+        )
+    } else {
+        format!(
+            "(CASE WHEN {column} > 0 AND {column} < {bare} THEN -({bare} + {column}) \
+             ELSE {column} END)::bigint"
+        )
+    }
+}
+
+/// The normalised channel id (NULL when not a number) and the message id (NULL when not a
+/// number), as SQL over `m`.
+fn keys(shape: Shape) -> (String, String) {
     match shape {
         Shape::A => (
-            format!(
-                "CASE WHEN btrim(m.channel_id) ~ '^-[0-9]{{1,18}}$' THEN btrim(m.channel_id)::bigint \
-                 WHEN btrim(m.channel_id) ~ '^[1-9][0-9]{{0,11}}$' THEN -({bare} + btrim(m.channel_id)::bigint) \
-                 WHEN btrim(m.channel_id) ~ '^[0-9]{{13,18}}$' THEN btrim(m.channel_id)::bigint END"
-            ),
+            normalised_channel("m.channel_id", true),
             "m.message_id::bigint".into(),
         ),
         Shape::B => (
-            format!(
-                "(CASE WHEN m.channel_id > 0 AND m.channel_id < {bare} THEN -({bare} + m.channel_id) \
-                 ELSE m.channel_id END)::bigint"
-            ),
+            normalised_channel("m.channel_id", false),
             "CASE WHEN btrim(m.message_id) ~ '^[0-9]{1,18}$' THEN btrim(m.message_id)::bigint END"
                 .into(),
         ),
@@ -187,19 +199,10 @@ pub fn table(schema: &str, name: &str) -> String {
 /// username, active. `None` when the legacy database has no channels table.
 pub fn channels_query(schema: &str, columns: &Columns) -> Option<String> {
     let id_column = column(columns, &["channel_id", "telegram_id"])?;
-    let id = if is_integer(&columns[id_column]) {
-        format!(
-            "(CASE WHEN m.{c} > 0 AND m.{c} < 1000000000000 THEN -(1000000000000 + m.{c}) ELSE m.{c} END)::bigint",
-            c = quote_ident(id_column)
-        )
-    } else {
-        format!(
-            "CASE WHEN btrim(m.{c}) ~ '^-[0-9]{{1,18}}$' THEN btrim(m.{c})::bigint \
-             WHEN btrim(m.{c}) ~ '^[1-9][0-9]{{0,11}}$' THEN -(1000000000000 + btrim(m.{c})::bigint) \
-             WHEN btrim(m.{c}) ~ '^[0-9]{{13,18}}$' THEN btrim(m.{c})::bigint END",
-            c = quote_ident(id_column)
-        )
-    };
+    let id = normalised_channel(
+        &format!("m.{}", quote_ident(id_column)),
+        !is_integer(&columns[id_column]),
+    );
     let active = match column(columns, &["is_active", "enabled", "active"]) {
         Some(name) => format!("coalesce(m.{}, true)", quote_ident(name)),
         None => "true".into(),

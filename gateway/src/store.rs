@@ -69,6 +69,7 @@ struct Statements {
     legacy_checkpoint: String,
     legacy_checkpoints: String,
     legacy_verify_rows: String,
+    legacy_since_import: String,
 }
 
 impl Statements {
@@ -97,6 +98,7 @@ impl Statements {
             legacy_checkpoint: prepare(sql::LEGACY_CHECKPOINT),
             legacy_checkpoints: prepare(sql::LEGACY_CHECKPOINTS),
             legacy_verify_rows: prepare(sql::LEGACY_VERIFY_ROWS),
+            legacy_since_import: prepare(sql::LEGACY_SINCE_IMPORT),
         }
     }
 }
@@ -522,6 +524,14 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// The messages stored above the `import-legacy` checkpoints (for `export-legacy`).
+    pub async fn stored_since_legacy_import(&self) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_typed(&self.sql.legacy_since_import, &[])
+            .await?)
     }
 
     /// Every channel's `import-legacy` checkpoint: (channel, last message id imported).

@@ -135,34 +135,14 @@ fn insert_query(schema: &str, shape: Shape, columns: &Columns) -> String {
     )
 }
 
-/// What this stack stored above the import's checkpoints.
-const SINCE_IMPORT: &str = "SELECT m.channel_id, m.message_id, m.posted_at, m.text, m.media_type, \
-     m.received_at, m.edit_date, m.deleted, m.sender_id FROM {schema}.messages m \
-     LEFT JOIN {schema}.legacy_import l USING (channel_id) \
-     WHERE l.last_message_id IS NULL OR m.message_id > l.last_message_id \
-     ORDER BY m.channel_id, m.message_id";
-
 /// Rows per INSERT into the legacy database.
 const CHUNK: usize = 2000;
 
 pub async fn export(config: &Config, options: &Options) -> Result<ExportSummary> {
-    let gateway = config.gateway()?;
-    let (client, connection) = gateway
-        .database
-        .config
-        .connect(tokio_postgres::NoTls)
+    let rows = super::store(config)?
+        .stored_since_legacy_import()
         .await
-        .context("cannot connect to the stack's database")?;
-    let connection = tokio::spawn(connection);
-    // Unnamed (query_typed): the connection goes through PgBouncer's transaction mode.
-    let rows = client
-        .query_typed(
-            &SINCE_IMPORT.replace("{schema}", &quote_ident(&gateway.database.schema)),
-            &[],
-        )
-        .await?;
-    drop(client);
-    let _ = connection.await;
+        .context("cannot read the stack's messages")?;
     let stored: Vec<Stored> = rows
         .iter()
         .map(|r| {

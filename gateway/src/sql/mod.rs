@@ -41,6 +41,7 @@ statements! {
     LEGACY_CHECKPOINT => "legacy_checkpoint.sql",
     LEGACY_CHECKPOINTS => "legacy_checkpoints.sql",
     LEGACY_VERIFY_ROWS => "legacy_verify_rows.sql",
+    LEGACY_SINCE_IMPORT => "legacy_since_import.sql",
 }
 
 /// `"name"` with embedded quotes doubled.

@@ -13,11 +13,26 @@ for dir in /proc/[0-9]*; do
         left+=("$pid $cmdline")
     fi
 done
+# The swarm test's nodes (deploy/swarm/nodes.sh): their namespaces and their runs' state
+# (which records the daemons and the swarm the run made). Listed, taken down by the run's
+# own script, and a failure.
+for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^tgs-/ {print $1}'); do
+    left+=("netns $ns")
+done
+for dir in "${TGSTACK_SWARM_STATE:-/var/lib/tgstack-swarm}"/*/; do
+    [ -d "$dir" ] || continue
+    run=$(basename "$dir")
+    left+=("swarm run $run")
+    bash "$(dirname "$0")/../deploy/swarm/nodes.sh" down "$run" >/dev/null 2>&1 || true
+done
 if ((${#left[@]} > 0)); then
     echo "daemons left running by the tests (stopped now):" >&2
     for entry in "${left[@]}"; do
         echo "  $entry" >&2
-        kill -9 "${entry%% *}" 2>/dev/null || true
+        case $entry in
+            netns* | swarm*) ;;
+            *) kill -9 "${entry%% *}" 2>/dev/null || true ;;
+        esac
     done
     exit 1
 fi

@@ -198,6 +198,34 @@ pub enum Command {
         #[arg(long)]
         templates: Option<PathBuf>,
     },
+    /// Check a directory of hand-written stack files with no model: every dialect rule and
+    /// every cross-file rule that needs no model; exit 1 on findings.
+    Audit {
+        /// The directory (compose files, configs, rules, units, SQL, scripts).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Read a hand-written stack (compose files, configs, rules, units, SQL) into a model:
+    /// `tgstack import DIR > stack.toml`. Guessed values carry a `# guessed:` comment; what
+    /// the model cannot say is listed at the end. No secret value is copied.
+    Import {
+        /// The directory of the stack.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Write the model to this file (it must not exist yet) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also render the imported model and compare it with the original files: every
+        /// difference with its reason (a model default, a rule, or what was not imported).
+        #[arg(long)]
+        compare: bool,
+    },
     /// Print the JSON Schema of stack.toml.
     Schema {
         /// As the Markdown reference of every key (docs/model.md).
@@ -315,6 +343,12 @@ pub fn run(cli: Cli) -> i32 {
             ),
             Err(code) => code,
         },
+        Command::Audit {
+            dir,
+            format,
+            deny_warnings,
+        } => audit_command(&dir, format, deny_warnings),
+        Command::Import { dir, out, compare } => import_command(&dir, out.as_deref(), compare),
         Command::Plan {
             model,
             out,
@@ -824,6 +858,106 @@ fn validate_command(
     std::mem::forget(model);
     std::mem::forget(read);
     if report.fails(deny_warnings) { 1 } else { 0 }
+}
+
+/// `tgstack audit DIR`: exit 2 when the directory cannot be read, 1 on findings (errors, or
+/// warnings with --deny-warnings), else 0.
+fn audit_command(dir: &Path, format: Format, deny_warnings: bool) -> i32 {
+    let base = report::SarifBase::find(Path::new("."), dir);
+    let findings = match check::audit::audit(dir) {
+        Ok(findings) => findings,
+        Err(error) => {
+            emit(
+                &[Finding::io(format!(
+                    "cannot read {}: {error}",
+                    dir.display()
+                ))],
+                format,
+                &base,
+            );
+            return 2;
+        }
+    };
+    emit(&findings, format, &base);
+    let fails = findings.iter().any(|f| f.is_error() || deny_warnings);
+    if fails { 1 } else { 0 }
+}
+
+fn import_command(dir: &Path, out: Option<&Path>, compare: bool) -> i32 {
+    if !dir.is_dir() {
+        eprintln!("error: {}: not a directory", dir.display());
+        return 1;
+    }
+    let imported = match crate::import::import(dir) {
+        Ok(imported) => imported,
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", dir.display());
+            return 1;
+        }
+    };
+    match out {
+        Some(path) => {
+            // create_new: never through a symlink, never over a file (even one that
+            // appears between a check and the write).
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .and_then(|mut file| {
+                    std::io::Write::write_all(&mut file, imported.toml.as_bytes())
+                });
+            if let Err(error) = written {
+                let why = if error.kind() == std::io::ErrorKind::AlreadyExists {
+                    "exists; tgstack import writes a new file only".to_owned()
+                } else {
+                    error.to_string()
+                };
+                eprintln!("error: cannot write {}: {why}", path.display());
+                return 1;
+            }
+        }
+        None => out!("{}", imported.toml),
+    }
+    progress!(
+        "imported {}: {} guessed values (`# guessed:`), {} things not represented (listed at the end)",
+        dir.display(),
+        imported.guesses,
+        imported.unrepresented.len()
+    );
+    if compare {
+        return compare_import(dir, &imported);
+    }
+    0
+}
+
+/// Renders the imported model and explains how it differs from the original files.
+fn compare_import(dir: &Path, imported: &crate::import::Imported) -> i32 {
+    let texts = vec![(dir.join("stack.toml"), imported.toml.clone())];
+    let model = match crate::model::load_texts(texts) {
+        Ok(model) => model,
+        Err(findings) => {
+            eprintln!("the imported model does not load; fix it before comparing:");
+            eprint!("{}", report::human(&findings));
+            return 1;
+        }
+    };
+    let rendered = match crate::render(&model, None) {
+        Ok(rendered) => rendered.tree,
+        Err(findings) => {
+            eprintln!("the imported model does not render; fix it before comparing:");
+            eprint!("{}", report::human(&findings));
+            return 1;
+        }
+    };
+    let original = match crate::tree::read_tree(dir) {
+        Ok(tree) => tree,
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", dir.display());
+            return 1;
+        }
+    };
+    eprint!("{}", crate::import::compare(&original, &rendered, imported));
+    0
 }
 
 /// SARIF paths are relative to the repository that holds the model.

@@ -2,6 +2,9 @@
 //! a severity, the model path and stack.toml location, and a fix hint.
 
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use serde::Serialize;
 
@@ -113,6 +116,84 @@ impl Finding {
     }
 }
 
+/// Whether a setting or variable named `name` holds a credential (`password`,
+/// `PGPASSWORD`, `api_key`, `JWT_SECRET`, ...; not `password_encryption`, `secrets_dir`, a
+/// `*_FILE` path or a reference's `secret`). The model loader, the app rules and the audit
+/// all ask this one question.
+pub fn is_credential_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    const EXACT: &[&str] = &[
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "api_hash",
+        "api_key",
+        "apikey",
+        "token",
+        "private_key",
+        "secret_key",
+        "access_key",
+        "requirepass",
+        "masterauth",
+        "auth_pass",
+    ];
+    const SUFFIXES: &[&str] = &[
+        "password",
+        "passwd",
+        "_pass",
+        "_token",
+        "_api_key",
+        "_api_hash",
+        "_secret_key",
+        "_secret",
+        "_private_key",
+        "_access_key",
+    ];
+    EXACT.contains(&name.as_str()) || SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// Excerpt maskers: (pattern, replacement). The value after a credential's name, a URL's
+/// password, SQL `PASSWORD '...'`, a userlist's second field.
+static MASKS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        (r"(?i)(\b(?:requirepass|masterauth|sentinel-pass)\s+)\S+", "${1}<redacted>"),
+        (r"(?i)(\bauth-pass\s+\S+\s+)\S+", "${1}<redacted>"),
+        (r#"(?i)(\b[\w.-]*(?:pass|password|passwd|secret|token|api_?key)["']?\s*[=:]\s*)("[^"]*"|'[^']*'|\S+)"#, "${1}<redacted>"),
+        (r"(?i)(\bPASSWORD\s+)'[^']*'", "${1}'<redacted>'"),
+        (r#"^(\s*"[^"]*"\s+)"[^"]*""#, "${1}\"<redacted>\""),
+        // Redis ACL rules: `>password` adds a password (`#<sha256>` is a hash).
+        (r"(\s)>\S+", "${1}><redacted>"),
+    ]
+    .into_iter()
+    .map(|(pattern, with)| (Regex::new(pattern).unwrap(), with))
+    .collect()
+});
+
+/// `line` with every credential-looking value replaced by `<redacted>`.
+pub fn mask_credentials(line: &str) -> String {
+    let mut out = line.to_owned();
+    // Every URL's password, replaced from the right so earlier offsets stay valid.
+    let mut ranges: Vec<_> = line
+        .match_indices("://")
+        .filter_map(|(at, _)| {
+            let start = line[..at]
+                .rfind(|c: char| c.is_whitespace() || "\"'=".contains(c))
+                .map_or(0, |i| i + 1);
+            url_password(&line[start..]).map(|r| r.start + start..r.end + start)
+        })
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    ranges.dedup();
+    for range in ranges.into_iter().rev() {
+        out.replace_range(range, "<redacted>");
+    }
+    for (pattern, with) in MASKS.iter() {
+        out = pattern.replace_all(&out, *with).into_owned();
+    }
+    out
+}
+
 /// Where the password of a `scheme://user:password@host` URL in `text` is (the first
 /// one). The loader, the compose rules and the diff redactor all ask this one question.
 pub fn url_password(text: &str) -> Option<Range<usize>> {
@@ -161,4 +242,35 @@ fn redact_line(
         }
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_never_show_a_credential() {
+        for (line, hidden) in [
+            ("requirepass s3cret", "s3cret"),
+            ("sentinel auth-pass mymaster s3cret", "s3cret"),
+            ("default_pass = s3cret", "s3cret"),
+            ("app = host=db password=s3cret", "s3cret"),
+            ("CREATE ROLE app LOGIN PASSWORD 's3cret';", "s3cret"),
+            ("      POSTGRES_PASSWORD: s3cret", "s3cret"),
+            (
+                "Environment=DATABASE_URL=postgres://app:s3cret@127.0.0.1:6432/app",
+                "s3cret",
+            ),
+            ("\"app\" \"s3cret\"", "s3cret"),
+        ] {
+            let masked = mask_credentials(line);
+            assert!(!masked.contains(hidden), "{line} -> {masked}");
+            assert!(masked.contains("<redacted>"), "{line} -> {masked}");
+        }
+        assert_eq!(mask_credentials("maxmemory 256mb"), "maxmemory 256mb");
+        let two = mask_credentials("A=redis://:one@r:6379 B=amqp://u:two@q:5672/v");
+        assert!(!two.contains("one") && !two.contains("two"), "{two}");
+        let acl = mask_credentials("user app on >s3cret ~* +@all");
+        assert!(!acl.contains("s3cret"), "{acl}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod finding;
+pub mod import;
 pub mod model;
 pub mod parallel;
 mod pipeline;

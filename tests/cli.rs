@@ -5,22 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::root;
-
-fn tgstack(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tgstack"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("TGSTACK_MODEL")
-        .output()
-        .expect("run tgstack");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::support::{root, tgstack};
 
 /// A temp project: the reference stack.toml, a rendered generated/, and an overlay.
 struct Project {

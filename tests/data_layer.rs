@@ -72,11 +72,32 @@ struct Ports {
     sentinel: u16,
 }
 
-#[test]
-fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres() {
+/// A database of its own on the local PostgreSQL with the rendered roles, and the real
+/// PgBouncer in front of it with the rendered config, for the reference model with
+/// `extra` merged over the native data layer.
+struct Pooled {
+    tmp: tempfile::TempDir,
+    model: tgstack::model::Model,
+    secrets: std::collections::BTreeMap<String, String>,
+    bouncer: Daemon,
+    database: String,
+    port: String,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.bouncer.kill();
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        );
+    }
+}
+
+fn pooled_database(name: &str, extra: &str) -> Pooled {
     require_local_postgres();
     let tmp = daemon_temp_dir("tgstack-test-");
-    let database = format!("tgstack_pgb_{}", std::process::id());
+    let database = format!("tgstack_{name}_{}", std::process::id());
     let ports = Ports {
         postgres: 5432,
         pgbouncer: free_port(),
@@ -84,7 +105,8 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
         replica: free_port(),
         sentinel: free_port(),
     };
-    let model = load(&native_overlay(tmp.path(), &ports, &database));
+    let overlay = format!("{}\n{extra}", native_overlay(tmp.path(), &ports, &database));
+    let model = load(&overlay);
     let generated = tmp.path().join("generated");
     render_into(&model, &generated);
     let secrets = write_secrets(&model);
@@ -138,20 +160,38 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
         Some("postgres"),
     );
     wait_for_port(&mut bouncer, ports.pgbouncer, Duration::from_secs(15));
+    Pooled {
+        tmp,
+        model,
+        secrets,
+        bouncer,
+        database,
+        port: ports.pgbouncer.to_string(),
+    }
+}
 
+#[test]
+fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres() {
+    let pooled = pooled_database("pgb", "");
+    let (secrets, database, bouncer, port) = (
+        &pooled.secrets,
+        &pooled.database,
+        &pooled.bouncer,
+        &pooled.port,
+    );
+    let app_password = &secrets["db_app"];
     // The rendered auth method (SCRAM) with the deploy-time userlist: right password works...
-    let port = ports.pgbouncer.to_string();
     let (ok, out) = run(
         "psql",
         &[
             "-h",
             "127.0.0.1",
             "-p",
-            &port,
+            port,
             "-U",
             "tg_app",
             "-d",
-            &database,
+            database,
             "-X",
             "-t",
             "-A",
@@ -178,11 +218,11 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
             "-h",
             "127.0.0.1",
             "-p",
-            &port,
+            port,
             "-U",
             "tg_app",
             "-d",
-            &database,
+            database,
             "-X",
             "-c",
             "SELECT 1",
@@ -202,7 +242,7 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
             "-h",
             "127.0.0.1",
             "-p",
-            &port,
+            port,
             "-U",
             "pgbouncer_admin",
             "-d",
@@ -216,13 +256,150 @@ fn pgbouncer_with_rendered_config_authenticates_with_scram_and_pools_to_postgres
         &[("PGPASSWORD".into(), secrets["pgbouncer_admin"].clone())],
     );
     assert!(ok, "admin console refused: {out}");
-    assert!(out.contains(&database), "no pool for {database}: {out}");
-
-    drop(bouncer);
-    psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+    assert!(
+        out.contains(database.as_str()),
+        "no pool for {database}: {out}"
     );
+}
+
+/// The words of a systemd `ExecStart=` value as systemd reads them: double-quoted words
+/// with `\\` and `\"` escapes, `%%` and `$$` for a literal `%`/`$`.
+fn exec_words(line: &str) -> Vec<String> {
+    systemd_words(&line.replace("$$", "\u{0}"))
+        .into_iter()
+        .map(|w| w.replace('\u{0}', "$"))
+        .collect()
+}
+
+/// The words of an `Environment=` value or an EnvironmentFile value: as ExecStart, but `$`
+/// is literal there.
+fn systemd_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut chars) =
+        (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\\' if quoted => word.extend(chars.next()),
+            '%' if chars.peek() == Some(&c) => {
+                chars.next();
+                word.push(c);
+            }
+            ' ' if !quoted => words.extend((!word.is_empty()).then(|| std::mem::take(&mut word))),
+            _ => word.push(c),
+        }
+    }
+    words.extend((!word.is_empty()).then_some(word));
+    words
+}
+
+/// `NAME="value"` lines of an EnvironmentFile as tgstack writes it (backslash escapes).
+fn environment_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(name, value)| (name.to_string(), systemd_words(value).concat()))
+        .collect()
+}
+
+/// An app on the host, rendered from links alone, reaches the real PgBouncer: its unit's
+/// ExecStart and Environment= (host, port and URL resolved for a native process) and the
+/// EnvironmentFile with its password, run as systemd would run them.
+#[test]
+fn a_native_app_reaches_pgbouncer_through_its_links() {
+    let app = r#"
+[services.report]
+kind = "app"
+deploy = "native"
+port = 8090
+cpus = 0.1
+memory = "64MiB"
+
+[services.report.native]
+binary = "/usr/bin/psql"
+
+[services.report.app]
+command = ["-X", "-t", "-A", "-c", "SELECT current_user || ':' || current_database() || ' ' || current_setting('application_name') || ' 100%'"]
+env = { PGUSER = "tg_app", PGAPPNAME = "report $1 50%" }
+
+[services.report.app.links]
+PGHOST = { host = "pgbouncer" }
+PGPORT = { port = "pgbouncer" }
+PGPASSWORD = { secret = "db_app" }
+DATABASE_URL = { url = "pgbouncer", user = "tg_app" }
+"#;
+    let pooled = pooled_database("app", app);
+    let unit = render_tree(&pooled.model)
+        .get("systemd/report.service")
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .expect("the app's unit is rendered");
+    // systemd itself accepts the unit.
+    let unit_path = pooled.tmp.path().join("report.service");
+    std::fs::write(&unit_path, &unit).unwrap();
+    let verify = std::process::Command::new("systemd-analyze")
+        .args(["verify", unit_path.to_str().unwrap()])
+        .output()
+        .expect("systemd-analyze (run: bash scripts/test-env.sh)");
+    let complaints = String::from_utf8_lossy(&verify.stderr).into_owned();
+    assert!(
+        !complaints.contains("Unknown") && !complaints.contains("Failed to parse"),
+        "{complaints}"
+    );
+    let value = |key: &'static str| unit.lines().filter_map(move |l| l.strip_prefix(key));
+    let exec = exec_words(value("ExecStart=").next().expect("ExecStart"));
+    let mut env: Vec<(String, String)> = value("Environment=")
+        .flat_map(systemd_words)
+        .filter_map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    assert!(
+        !env.iter().any(|(k, _)| k == "PGPASSWORD"),
+        "a secret inline: {unit}"
+    );
+    let env_file = value("EnvironmentFile=").next().expect("EnvironmentFile");
+    env.extend(environment_file(
+        &std::fs::read_to_string(env_file).unwrap(),
+    ));
+    assert!(
+        env.contains(&("PGPORT".into(), pooled.port.clone())),
+        "{env:?}"
+    );
+    env.push(("PGDATABASE".into(), pooled.database.clone()));
+    let (ok, out) = run(
+        &exec[0],
+        &exec[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+        &env,
+    );
+    assert!(ok, "the app's command failed: {out}\n{unit}");
+    assert_eq!(
+        out.trim(),
+        format!("tg_app:{} report $1 50% 100%", pooled.database)
+    );
+    // The URL link names the same pooler, role and database.
+    let url = &env
+        .iter()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .expect("DATABASE_URL")
+        .1;
+    assert_eq!(
+        *url,
+        format!(
+            "postgres://tg_app@127.0.0.1:{}/{}",
+            pooled.port, pooled.database
+        )
+    );
+    let password = env
+        .iter()
+        .find(|(k, _)| k == "PGPASSWORD")
+        .unwrap()
+        .1
+        .clone();
+    let (ok, out) = run(
+        "psql",
+        &[url, "-X", "-t", "-A", "-c", "SELECT 1"],
+        &[("PGPASSWORD".into(), password)],
+    );
+    assert!(ok && out.trim() == "1", "{out}");
 }
 
 #[test]
@@ -623,10 +800,22 @@ fn percent_encode(text: &str) -> String {
 fn rendered_compose_file_matches_the_compose_specification() {
     let model =
         tgstack::model::load_files(&[root().join("stack.toml")]).expect("reference model loads");
-    let tree = tgstack::render::render(&model, None).expect("renders");
-    let yaml = std::str::from_utf8(&tree["docker-compose.yml"]).unwrap();
-    let document: serde_json::Value =
-        serde_saphyr::from_str(yaml).expect("compose YAML parses (no duplicate keys)");
+    // The reference, and the model with app services (commands, links, `$` escaped).
+    let apps = tgstack::model::load_files(&[
+        root().join("stack.toml"),
+        root().join("tests/fixtures/models/apps.overlay.toml"),
+    ])
+    .expect("the apps overlay loads");
+    let compose = |model: &tgstack::model::Model| -> serde_json::Value {
+        let tree = tgstack::render::render(model, None).expect("renders");
+        let yaml = std::str::from_utf8(&tree["docker-compose.yml"])
+            .unwrap()
+            .to_string();
+        serde_saphyr::from_str(&yaml).expect("compose YAML parses (no duplicate keys)")
+    };
+    let document = compose(&model);
+    let with_apps = compose(&apps);
+    assert!(with_apps["services"]["signal-consumer"].is_object());
     let schema_path = root().join("../shared/oracles/schemas/compose-spec.json");
     let schema_text = std::fs::read_to_string(&schema_path).unwrap_or_else(|e| {
         panic!(
@@ -643,6 +832,15 @@ fn rendered_compose_file_matches_the_compose_specification() {
     assert!(
         errors.is_empty(),
         "compose file violates the spec:\n{}",
+        errors.join("\n")
+    );
+    let errors: Vec<String> = validator
+        .iter_errors(&with_apps)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "compose file with apps violates the spec:\n{}",
         errors.join("\n")
     );
     // The oracle is not a rubber stamp: a broken document is rejected.

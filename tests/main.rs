@@ -4,9 +4,12 @@
 mod support;
 
 mod architecture;
+mod audit;
 mod cli;
 mod data_layer;
+mod dialects;
 mod getting_started;
+mod import;
 mod loader_robustness;
 mod monitoring;
 mod native;
@@ -15,3 +18,4 @@ mod ops;
 mod rules;
 mod snapshots_render;
 mod sql;
+mod swarm;

@@ -256,3 +256,62 @@ fn native_rule_catches_two_places_and_shared_sessions() {
         "{found:?}"
     );
 }
+
+/// A native app's unit as found on disk: a secret link written inline is TG104, a
+/// variable the model does not declare is TG605; the unit as rendered is clean.
+#[test]
+fn an_app_unit_keeps_secrets_in_its_environment_file_and_only_declared_variables() {
+    let model = load(
+        r#"
+[services.report]
+kind = "app"
+deploy = "native"
+port = 8090
+cpus = 0.1
+memory = "64MiB"
+
+[services.report.native]
+binary = "/usr/local/bin/report"
+
+[services.report.app]
+env = { LOG_LEVEL = "info" }
+
+[services.report.app.links]
+PGHOST = { host = "pgbouncer" }
+PGPASSWORD = { secret = "db_app" }
+"#,
+    );
+    let mut tree = render_tree(&model);
+    let unit = text(&tree, "systemd/report.service");
+    assert!(
+        unit.contains("EnvironmentFile=/etc/tgstack/secrets/report.env"),
+        "{unit}"
+    );
+    let rules_at_unit = |tree: &Tree| -> Vec<String> {
+        let files = tgstack::check::Files::new(tree);
+        let dir = Path::new("generated");
+        let report = tgstack::validate(&model, None, tgstack::Against::Disk { dir, files: &files });
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule != "TG013")
+            .filter(|f| {
+                f.artifact
+                    .as_ref()
+                    .is_some_and(|a| a.file == "systemd/report.service")
+            })
+            .map(|f| f.rule.clone())
+            .collect()
+    };
+    assert_eq!(rules_at_unit(&tree), Vec::<String>::new());
+    let edited = unit.replace(
+        "Environment=\"LOG_LEVEL=info\"\n",
+        "Environment=\"LOG_LEVEL=info\"\nEnvironment=PGPASSWORD=hunter2\nEnvironment=DEBUG=1\n",
+    );
+    assert_ne!(edited, unit, "the rendered unit sets LOG_LEVEL: {unit}");
+    tree.insert("systemd/report.service".into(), edited.into_bytes());
+    assert_eq!(
+        rules_at_unit(&tree),
+        vec!["TG104".to_string(), "TG605".to_string()]
+    );
+}

@@ -65,13 +65,18 @@ fn base() -> (PathBuf, String) {
     (path, text)
 }
 
-/// Model fixture: the overlay merged over the reference model, then validate as the CLI does.
+/// Model fixture: the overlay merged over the reference model (and over the overlay its
+/// `# over: FILE` line names, e.g. the swarm example), then validate as the CLI does.
 fn validate_overlay(name: &str, overlay: &str) -> Vec<Finding> {
     let (path, text) = base();
-    let model = match model::load_texts(vec![
-        (path, text),
-        (PathBuf::from(name), overlay.to_string()),
-    ]) {
+    let mut texts = vec![(path, text)];
+    for over in overlay.lines().filter_map(|l| l.strip_prefix("# over:")) {
+        let over = crate::support::root().join(over.trim());
+        let text = std::fs::read_to_string(&over).unwrap();
+        texts.push((over, text));
+    }
+    texts.push((PathBuf::from(name), overlay.to_string()));
+    let model = match model::load_texts(texts) {
         Ok(model) => model,
         Err(findings) => return findings,
     };
@@ -98,6 +103,9 @@ fn model_fixtures_report_their_rules() {
 
 #[derive(serde::Deserialize)]
 struct EditFixture {
+    /// An overlay file of the repository applied before `overlay`, e.g. the swarm example.
+    #[serde(default)]
+    over: Option<String>,
     #[serde(default)]
     overlay: String,
     edit: Vec<Edit>,
@@ -117,11 +125,13 @@ fn edit_fixtures_report_their_rules_at_the_rendered_line() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let fixture: EditFixture = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (base_path, base_text) = base();
-        let model = model::load_texts(vec![
-            (base_path, base_text),
-            (PathBuf::from("overlay.toml"), fixture.overlay.clone()),
-        ])
-        .expect("fixture overlay loads");
+        let mut texts = vec![(base_path, base_text)];
+        if let Some(over) = &fixture.over {
+            let over = crate::support::root().join(over);
+            texts.push((over.clone(), std::fs::read_to_string(&over).unwrap()));
+        }
+        texts.push((PathBuf::from("overlay.toml"), fixture.overlay.clone()));
+        let model = model::load_texts(texts).expect("fixture overlay loads");
         let mut on_disk = tgstack::render(&model, None).expect("renders").tree;
         for edit in &fixture.edit {
             let bytes = on_disk
@@ -176,6 +186,16 @@ fn reference_model_and_its_rendered_tree_are_clean() {
     assert!(
         findings.is_empty(),
         "the reference stack must pass clean:\n{}",
+        describe(&findings)
+    );
+}
+
+#[test]
+fn swarm_example_is_clean() {
+    let findings = validate_overlay("clean.toml", "# over: examples/swarm.toml\n");
+    assert!(
+        findings.is_empty(),
+        "the reference stack on three nodes must pass clean:\n{}",
         describe(&findings)
     );
 }

@@ -155,8 +155,13 @@ redis.call('PEXPIRE', KEYS[4], ARGV[3])
 return 1
 ";
 
-/// Extends this writer's lease to ARGV[2] (its wall clock), if it still holds one.
+/// Extends this writer's lease to ARGV[2] (its wall clock), if it still holds one and the
+/// new end is still ahead (a renewal that waited in a frozen server must not set a past
+/// end, which readers would take for a lost writer).
 const RENEW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(ARGV[2]) <= now then return 0 end
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1
@@ -166,9 +171,13 @@ return 1
 /// ARGV: new token, old token or '', lease end). Writers whose lease ran out (a crashed
 /// process, or one cut off from Redis) may have stored what the cache lacks, and so may
 /// this one under its old token: every window is dropped and read again from the database.
+/// A call whose lease already ended is stale (sent to a frozen server, run after it
+/// thawed, its writer long gone): it changes nothing, for an expired lease left behind
+/// would keep every reader off the cache while the live writer only renews its own.
 const RESYNC: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(ARGV[3]) <= now then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now))
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[1], ARGV[2]) end
 for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
@@ -567,11 +576,16 @@ impl CacheWriter {
         // Whatever the answer, the new token may hold a lease until then.
         self.lease_end_ms = self.lease_end_ms.max(sent + LEASE.as_millis() as u64);
         match self.link.invoke::<i64>(&invocation).await {
-            Ok(_) => {
+            Ok(1) => {
                 self.token = token;
                 self.synced = true;
                 tracing::info!("read cache in step: warming from the database");
                 true
+            }
+            // The lease ran out before Redis ran it (a slow round trip): try again.
+            Ok(_) => {
+                self.token = token;
+                false
             }
             Err(_) => {
                 // Should it have been applied after all, the stale token is replaced at

@@ -253,20 +253,43 @@ impl Config {
         &self.model.stack.services[&self.name]
     }
 
-    /// The value of a secret, from the environment variable the model names.
+    /// The value of a secret, from the environment variable the model names, or else
+    /// from the file `<VAR>_FILE` names (a Docker Swarm secret under /run/secrets).
     pub fn secret(&self, reference: &SecretRef) -> Result<Secret> {
         let spec =
             self.stack().secrets.get(&reference.secret).ok_or_else(|| {
                 anyhow!("secret `{}` is not declared in [secrets]", reference.secret)
             })?;
-        match (self.lookup)(&spec.env) {
-            Some(value) if !value.is_empty() => Ok(Secret(value)),
-            _ => bail!(
-                "environment variable {} (secret `{}`) is not set",
+        if let Some(value) = (self.lookup)(&spec.env).filter(|v| !v.is_empty()) {
+            return Ok(Secret(value));
+        }
+        let file_var = format!("{}_FILE", spec.env);
+        let Some(path) = (self.lookup)(&file_var).filter(|p| !p.is_empty()) else {
+            bail!(
+                "environment variable {} (secret `{}`) is not set, nor {file_var}",
                 spec.env,
                 reference.secret
-            ),
+            );
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {path} ({file_var}, secret `{}`)",
+                reference.secret
+            )
+        })?;
+        // A secret file written by `echo` or an editor ends in a newline that is not part
+        // of the value.
+        let value = text
+            .strip_suffix('\n')
+            .map(|v| v.strip_suffix('\r').unwrap_or(v))
+            .unwrap_or(&text);
+        if value.is_empty() {
+            bail!(
+                "{path} ({file_var}, secret `{}`) is empty",
+                reference.secret
+            );
         }
+        Ok(Secret(value.to_string()))
     }
 
     /// How this service reaches `target`.
@@ -500,6 +523,50 @@ mod tests {
             kind,
             Arc::new(|name| Some(format!("value-of-{name} /@:"))),
         )
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_else_from_the_file_var_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("api_key");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let model = || {
+            tgstack::model::load_texts(vec![(PathBuf::from("stack.toml"), ROOT_MODEL.into())])
+                .unwrap()
+        };
+        let key = SecretRef {
+            secret: "api_key".into(),
+        };
+        let from_file = Config::from_model(
+            model(),
+            None,
+            Kind::Api,
+            Arc::new(move |name| (name == "TG_API_KEY_FILE").then(|| path.clone())),
+        )
+        .unwrap();
+        assert_eq!(from_file.secret(&key).unwrap().0, "from-the-file");
+        let both = Config::from_model(
+            model(),
+            None,
+            Kind::Api,
+            Arc::new(|name| Some(format!("{name}-value"))),
+        )
+        .unwrap();
+        assert_eq!(both.secret(&key).unwrap().0, "TG_API_KEY-value");
+        let missing = dir.path().join("absent").to_string_lossy().into_owned();
+        let unreadable = Config::from_model(
+            model(),
+            None,
+            Kind::Api,
+            Arc::new(move |name| (name == "TG_API_KEY_FILE").then(|| missing.clone())),
+        )
+        .unwrap();
+        let error = format!("{:#}", unreadable.secret(&key).unwrap_err());
+        assert!(error.contains("TG_API_KEY_FILE"), "{error}");
+        let none = Config::from_model(model(), None, Kind::Api, Arc::new(|_| None)).unwrap();
+        let error = format!("{:#}", none.secret(&key).unwrap_err());
+        assert!(error.contains("nor TG_API_KEY_FILE"), "{error}");
     }
 
     #[test]

@@ -37,16 +37,16 @@ const GATEWAY_NATIVE: &str = "172.17.0.1:28007";
 /// The alert the failover stage waits for (its `for` comes from the effective model).
 const REDIS_DOWN: &str = "RedisDown";
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(ROOT).canonicalize().expect("workspace root")
 }
 
-fn log(message: impl AsRef<str>) {
+pub(crate) fn log(message: impl AsRef<str>) {
     eprintln!("e2e: {}", message.as_ref());
 }
 
 /// Runs a command; error with its stderr tail unless it exits 0.
-fn run(command: &mut Command) -> Result<String> {
+pub(crate) fn run(command: &mut Command) -> Result<String> {
     let output = output(command)?;
     if !output.status.success() {
         bail!(
@@ -60,14 +60,14 @@ fn run(command: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn output(command: &mut Command) -> Result<Output> {
+pub(crate) fn output(command: &mut Command) -> Result<Output> {
     command
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {command:?}"))
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let mut out = all[all.len().saturating_sub(lines)..].join("\n");
     if !out.is_empty() {
@@ -76,12 +76,12 @@ fn tail(text: &str, lines: usize) -> String {
     out
 }
 
-fn docker(args: &[&str]) -> Result<String> {
+pub(crate) fn docker(args: &[&str]) -> Result<String> {
     run(Command::new("docker").args(args))
 }
 
 /// Polls `check` every `every` until it returns Some or `limit` passes.
-fn wait_for<T>(
+pub(crate) fn wait_for<T>(
     what: &str,
     limit: Duration,
     every: Duration,
@@ -234,7 +234,7 @@ impl Drop for Stack {
     }
 }
 
-fn list(args: &[&str]) -> Vec<String> {
+pub(crate) fn list(args: &[&str]) -> Vec<String> {
     docker(args)
         .map(|out| out.split_whitespace().map(String::from).collect())
         .unwrap_or_default()
@@ -385,7 +385,7 @@ impl Stack {
     }
 }
 
-fn docker_ready() {
+pub(crate) fn docker_ready() {
     let ok = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .stdout(Stdio::null())
@@ -406,7 +406,7 @@ fn docker_ready() {
     );
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     let mut bytes = [0u8; 18];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -422,22 +422,29 @@ const SECRET_OWNERS: &[(&str, u32)] = &[
     ("rabbitmq-users.json", 100),
 ];
 
-fn prepare() -> Stack {
-    docker_ready();
+/// A run's scratch directory, and the suffix (process id and time) that makes the names
+/// of what the run creates in Docker unique on the machine.
+pub(crate) fn run_scratch(prefix: &str) -> (tempfile::TempDir, String) {
     let tmp = tempfile::Builder::new()
-        .prefix("tgstack-e2e-")
+        .prefix(prefix)
         .tempdir()
         .expect("temp dir");
-    let dir = tmp.path().to_path_buf();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    (tmp, format!("{}x{}", std::process::id(), stamp % 100_000))
+}
+
+fn prepare() -> Stack {
+    docker_ready();
+    let (tmp, suffix) = run_scratch("tgstack-e2e-");
+    let dir = tmp.path().to_path_buf();
     let binary = dir.join("tg-gateway");
     std::fs::copy(BINARY, &binary).expect("copy the tg-gateway binary");
     Stack {
         binary,
-        project: format!("tge2e{}x{}", std::process::id(), stamp % 100_000),
+        project: format!("tge2e{suffix}"),
         generated: dir.join("generated"),
         secrets: dir.join("secrets"),
         state_root: dir.join("native-root"),
@@ -467,21 +474,25 @@ fn stage_images(s: &mut Stack) -> Result<()> {
     Ok(())
 }
 
+/// The stand-in image (a name of images.sh's output) of each container service the
+/// end-to-end models keep (Grafana and cAdvisor have none).
+pub(crate) const STANDIN_IMAGES: &[(&str, &str)] = &[
+    ("timescaledb", "timescaledb"),
+    ("pgbouncer", "pgbouncer"),
+    ("redis-master", "redis"),
+    ("redis-replica", "redis"),
+    ("sentinel", "redis"),
+    ("rabbitmq", "rabbitmq"),
+    ("gateway-api", "tg-gateway"),
+    ("prometheus", "prometheus"),
+    ("postgres-exporter", "postgres-exporter"),
+    ("redis-exporter", "redis-exporter"),
+    ("pgbouncer-exporter", "pgbouncer-exporter"),
+    ("node-exporter", "node-exporter"),
+];
+
 fn stage_render(s: &mut Stack) -> Result<()> {
-    let services = [
-        ("timescaledb", "timescaledb"),
-        ("pgbouncer", "pgbouncer"),
-        ("redis-master", "redis"),
-        ("redis-replica", "redis"),
-        ("sentinel", "redis"),
-        ("rabbitmq", "rabbitmq"),
-        ("gateway-api", "tg-gateway"),
-        ("prometheus", "prometheus"),
-        ("postgres-exporter", "postgres-exporter"),
-        ("redis-exporter", "redis-exporter"),
-        ("pgbouncer-exporter", "pgbouncer-exporter"),
-        ("node-exporter", "node-exporter"),
-    ];
+    let services = STANDIN_IMAGES.iter().copied();
     let mut overlay = format!(
         "name = \"{}\"\n\n[deploy]\nsecrets_dir = \"{}\"\n",
         s.project,
@@ -606,7 +617,7 @@ fn stage_migrate(s: &mut Stack) -> Result<()> {
     Ok(())
 }
 
-fn event_lines(first: i64, count: i64) -> String {
+pub(crate) fn event_lines(first: i64, count: i64) -> String {
     let channels = [-1001234567890_i64, -1001234567891, -1001234567892];
     let mut lines = String::new();
     for id in first..first + count {
@@ -671,7 +682,7 @@ fn replay_in_container(s: &Stack, name: &str, lines: &str) -> Result<String> {
     Ok(out)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -680,12 +691,23 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Rows per (channel, message) in the ids range, read through PgBouncer's published port.
 fn stored_counts(s: &Stack, first: i64, count: i64) -> Result<BTreeMap<(i64, i64), i64>> {
-    let password = s.secret("TG_DB_APP_PASSWORD").to_string();
+    stored_counts_at(PGBOUNCER, s.secret("TG_DB_APP_PASSWORD"), first, count)
+}
+
+/// Rows per (channel, message) in the ids range, as `tg_app` through PgBouncer at `port`
+/// of 127.0.0.1.
+pub(crate) fn stored_counts_at(
+    port: u16,
+    password: &str,
+    first: i64,
+    count: i64,
+) -> Result<BTreeMap<(i64, i64), i64>> {
+    let password = password.to_string();
     runtime().block_on(async move {
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
-            .port(PGBOUNCER)
+            .port(port)
             .user("tg_app")
             .password(password)
             .dbname("telegram")
@@ -711,11 +733,18 @@ fn stored_counts(s: &Stack, first: i64, count: i64) -> Result<BTreeMap<(i64, i64
 
 /// Drains `queue` through RabbitMQ's published port; counts per (channel, message).
 fn consumed_counts(s: &Stack, queue: &str) -> Result<BTreeMap<(i64, i64), i64>> {
+    consumed_counts_at(RABBITMQ, s.secret("TG_RABBITMQ_ADMIN_PASSWORD"), queue)
+}
+
+/// Drains `queue` as `admin` through RabbitMQ at `port` of 127.0.0.1; counts per
+/// (channel, message).
+pub(crate) fn consumed_counts_at(
+    port: u16,
+    admin_password: &str,
+    queue: &str,
+) -> Result<BTreeMap<(i64, i64), i64>> {
     use lapin::options::BasicGetOptions;
-    let uri = format!(
-        "amqp://admin:{}@127.0.0.1:{RABBITMQ}/telegram",
-        s.secret("TG_RABBITMQ_ADMIN_PASSWORD")
-    );
+    let uri = format!("amqp://admin:{admin_password}@127.0.0.1:{port}/telegram");
     let queue = queue.to_string();
     runtime().block_on(async move {
         let connection =
@@ -1471,8 +1500,13 @@ fn stage_failover(s: &mut Stack) -> Result<()> {
     Ok(())
 }
 
+/// The whole-stack tests take the engine one at a time: each loads the 2-core machine
+/// alone, and their stacks never meet.
+pub(crate) static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn whole_stack_end_to_end() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let total = Instant::now();
     let mut s = prepare();
     s.stage("images", stage_images);

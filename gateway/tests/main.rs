@@ -13,3 +13,4 @@ mod read_cache;
 mod session;
 mod shutdown;
 mod sql;
+mod swarm_stack;

@@ -158,7 +158,7 @@ fn killed_mid_replay_then_restarted_loses_and_duplicates_nothing() {
     let total = per_channel * CHANNELS.len() as i64;
 
     let mut gateway = stack.spawn_gateway(&["replay", file.to_str().unwrap()], "first.log");
-    stack.wait_stored_over(1000);
+    stack.wait_stored_over(&mut gateway, 1000);
     gateway.kill(); // SIGKILL
     let stored_at_kill = stack.count("SELECT count(*) FROM telegram.messages");
     assert!(
@@ -206,7 +206,7 @@ fn redis_killed_mid_run_keeps_ingesting_without_duplicates_and_health_shows_it()
     let total = per_channel * CHANNELS.len() as i64;
 
     let mut gateway = stack.spawn_replay(&file, "60s", true);
-    stack.wait_stored_over(1000);
+    stack.wait_stored_over(&mut gateway, 1000);
     stack.redis.kill(); // the private instance, by PID
     let health = stack.wait_health(
         "/health reporting redis down",
@@ -265,7 +265,7 @@ fn dedup_follows_a_sentinel_failover_to_the_promoted_replica() {
     };
 
     let mut gateway = stack.spawn_replay(&file, "60s", true);
-    stack.wait_stored_over(1000);
+    stack.wait_stored_over(&mut gateway, 1000);
     stack.redis.kill(); // the master, by PID
     let killed_at = std::time::Instant::now();
     stack.wait_health(
@@ -380,7 +380,7 @@ fn postgres_path_cut_mid_run_retries_without_loss_or_duplicates() {
     let (file, total) = stack.replay_file("big.jsonl", per_channel, 6);
 
     let mut gateway = stack.spawn_replay(&file, "60s", true);
-    stack.wait_stored_over(1000);
+    stack.wait_stored_over(&mut gateway, 1000);
     proxy.cut();
     let health = stack.wait_health(
         "/health reporting postgres down",
@@ -416,7 +416,7 @@ fn rabbitmq_cut_mid_publish_recovers_and_delivers_everything_in_first_seen_order
     let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
 
     let mut gateway = stack.spawn_replay(&file, "120s", false);
-    stack.wait_published_over(1000);
+    stack.wait_published_over(&mut gateway, 1000);
     proxy.cut();
     assert!(
         stack.count("SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL") < total,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -30,7 +30,7 @@ const EDITED: std::ops::RangeInclusive<i64> = 101..=120;
 /// A replay reading a FIFO: lines written to `feed` are ingested while the process runs.
 struct Writer {
     feed: Option<std::fs::File>,
-    _replay: Daemon,
+    replay: Daemon,
 }
 
 impl Writer {
@@ -72,7 +72,7 @@ impl Writer {
         let feed = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         Writer {
             feed: Some(feed),
-            _replay: replay,
+            replay,
         }
     }
 
@@ -190,7 +190,7 @@ fn fill(stack: &TestStack, mut writer: Writer) -> (Writer, Api) {
         .flat_map(|id| CHANNELS.map(|channel| new_message(channel, id)))
         .collect();
     writer.send(&lines);
-    stack.wait_stored_over(PER_CHANNEL * CHANNELS.len() as i64 - 1);
+    stack.wait_stored_over(&mut writer.replay, PER_CHANNEL * CHANNELS.len() as i64 - 1);
     eventually(
         "pages served from the cache",
         Duration::from_secs(30),
@@ -235,7 +235,7 @@ fn cached_pages_are_the_database_pages_byte_for_byte() {
     let far = serde_json::json!({"kind": "new", "channel_id": CHANNELS[2], "message_id": 9999,
         "posted_at": "2300-01-01T00:00:00.000001Z", "text": "far future"});
     writer.send(&[far.to_string()]);
-    stack.wait_stored_over(PER_CHANNEL * CHANNELS.len() as i64);
+    stack.wait_stored_over(&mut writer.replay, PER_CHANNEL * CHANNELS.len() as i64);
     for _ in 0..3 {
         let hits = counter(&api, "tg_api_cache_hits_total");
         let (cached, database) = both_paths(&api, CHANNELS[2], 15, None);
@@ -257,10 +257,16 @@ fn edits_and_deletes_under_concurrent_reads_never_show_an_old_version() {
     let api = Arc::new(api);
     let done = Arc::new(AtomicBool::new(false));
     let hits_before = counter(&api, "tg_api_cache_hits_total");
+    // Each reader counts its checked pages; the writer waits for every reader to check at
+    // least one page after each round, so on a loaded machine the reads still interleave
+    // with all 60 rounds instead of a few slow pages covering the whole write phase.
+    let progress: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let readers: Vec<_> = [false, true]
         .into_iter()
-        .map(|include_deleted| {
+        .enumerate()
+        .map(|(reader, include_deleted)| {
             let (stack, api, done) = (stack.clone(), api.clone(), done.clone());
+            let progress = progress.clone();
             std::thread::spawn(move || {
                 let mut checked = 0;
                 while !done.load(Ordering::SeqCst) && checked < 5_000 {
@@ -272,6 +278,7 @@ fn edits_and_deletes_under_concurrent_reads_never_show_an_old_version() {
                     let page = api.json(&path);
                     assert_not_older(&before, &page, include_deleted);
                     checked += 1;
+                    progress[reader].store(checked, Ordering::SeqCst);
                 }
                 checked
             })
@@ -287,8 +294,21 @@ fn edits_and_deletes_under_concurrent_reads_never_show_an_old_version() {
         if version == 40 {
             lines.push(delete(CHANNELS[0], &[101, 103, 105, 107, 109]));
         }
+        let seen: Vec<usize> = progress.iter().map(|p| p.load(Ordering::SeqCst)).collect();
         writer.send(&lines);
         std::thread::sleep(Duration::from_millis(50));
+        // A reader that stopped (it saw an old version) ends the wait: its join reports it.
+        eventually(
+            "every reader checking a page",
+            Duration::from_secs(30),
+            || {
+                let moved = progress
+                    .iter()
+                    .zip(&seen)
+                    .all(|(now, seen)| now.load(Ordering::SeqCst) > *seen);
+                (moved || readers.iter().any(|r| r.is_finished())).then_some(())
+            },
+        );
     }
     eventually("the last edits stored", Duration::from_secs(30), || {
         let last = chrono::DateTime::from_timestamp(1_800_000_060, 0)
@@ -311,7 +331,7 @@ fn edits_and_deletes_under_concurrent_reads_never_show_an_old_version() {
     done.store(true, Ordering::SeqCst);
     for reader in readers {
         let checked = reader.join().expect("a reader saw an old version");
-        assert!(checked > 20, "only {checked} pages checked");
+        assert!(checked >= 60, "only {checked} pages checked");
     }
     let hits = counter(&api, "tg_api_cache_hits_total") - hits_before;
     assert!(

@@ -60,7 +60,7 @@ fn sigterm_mid_replay_stops_within_the_budget_and_a_rerun_completes_exactly_once
     let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
 
     let mut gateway = stack.spawn_gateway(&["replay", file.to_str().unwrap()], "first.log");
-    stack.wait_stored_over(1000);
+    stack.wait_stored_over(&mut gateway, 1000);
     assert_quick_clean_exit(&mut gateway);
     let stored = stack.count("SELECT count(*) FROM telegram.messages");
     assert!(
@@ -227,7 +227,7 @@ fn a_frozen_broker_mid_publish_is_reported_down_within_five_seconds_and_nothing_
     let per_channel = 15_000;
     let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
     let mut gateway = stack.spawn_replay(&file, "120s", true);
-    stack.wait_published_over(1000);
+    stack.wait_published_over(&mut gateway, 1000);
     let proxy = stack.rabbitmq_proxy.as_ref().unwrap();
     let noticed = freeze_and_time_until_down(&stack, proxy);
     assert!(
@@ -273,7 +273,7 @@ fn a_frozen_database_is_reported_down_within_five_seconds_and_nothing_is_lost() 
     let per_channel = 15_000;
     let (file, total) = stack.replay_file("big.jsonl", per_channel, 0);
     let mut gateway = stack.spawn_replay(&file, "60s", true);
-    stack.wait_stored_over(1000);
+    stack.wait_stored_over(&mut gateway, 1000);
     proxy.freeze();
     let frozen_at = Instant::now();
     stack.wait_health(

@@ -1,14 +1,18 @@
 //! Checks: rules over the model, the rendered files and their consistency. Every rule
 //! reports all of its findings; nothing stops at the first.
 
+pub mod app_rules;
 pub mod artifacts;
+pub mod audit;
 pub mod catalog;
+pub mod dialect;
 pub mod drift;
 pub mod index;
 pub mod model_rules;
 pub mod monitoring_rules;
 pub mod native_rules;
 pub mod sql;
+pub mod swarm_rules;
 
 use crate::finding::{Finding, Severity};
 use crate::model::{Model, Stack};

@@ -26,7 +26,9 @@ pub fn run(cx: &mut Ctx<'_>) {
     pool_mode(cx);
     timeouts(cx);
     deploy_paths(cx);
+    super::app_rules::run(cx);
     super::native_rules::run(cx);
+    super::swarm_rules::run(cx);
     super::monitoring_rules::run(cx);
 }
 
@@ -99,7 +101,7 @@ fn names(cx: &mut Ctx<'_>) {
 
 fn settings_present(service: &Service) -> Vec<&'static str> {
     let mut present = Vec::new();
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 12] = [
         ("postgres", service.postgres.is_some()),
         ("pgbouncer", service.pgbouncer.is_some()),
         ("redis", service.redis.is_some()),
@@ -111,6 +113,7 @@ fn settings_present(service: &Service) -> Vec<&'static str> {
         ("grafana", service.grafana.is_some()),
         ("exporter", service.exporter.is_some()),
         ("nginx", service.nginx.is_some()),
+        ("app", service.app.is_some()),
     ];
     for (table, is_present) in checks {
         if is_present {
@@ -217,6 +220,9 @@ fn all_secret_refs(cx: &Ctx<'_>) -> Vec<(String, SecretRef)> {
                 g.admin_password.clone(),
             ));
         }
+        for (var, id) in crate::model::app::secret_links(s) {
+            refs.push((format!("{base}.app.links.{var}"), SecretRef { secret: id }));
+        }
     }
     refs
 }
@@ -229,6 +235,8 @@ fn identity(path: &str) -> String {
         [_, _, "redis", "password"] => "redis".into(),
         [_, service, "postgres", "roles", role, _] => format!("{service}/role/{role}"),
         [_, service, "rabbitmq", "users", user, _] => format!("{service}/user/{user}"),
+        // An app's link uses a credential declared elsewhere: a consumer, not an identity.
+        [_, _, "app", "links", _] => String::new(),
         _ => path.to_string(),
     }
 }
@@ -260,8 +268,12 @@ fn secret_refs(cx: &mut Ctx<'_>) {
             .insert(identity(path));
     }
     for (id, identities) in &users {
-        if identities.len() > 1 {
-            let list: Vec<_> = identities.iter().cloned().collect();
+        let list: Vec<_> = identities
+            .iter()
+            .filter(|i| !i.is_empty())
+            .cloned()
+            .collect();
+        if list.len() > 1 {
             reports.push((
                 "TG102",
                 Severity::Warning,
@@ -364,6 +376,13 @@ fn service_references(cx: &Ctx<'_>) -> Vec<Reference> {
             add(format!("{base}.grafana.database"), &g.database, DB);
             if let Some(redis) = &g.redis {
                 add(format!("{base}.grafana.redis"), redis, &[Kind::Redis]);
+            }
+        }
+        if let Some(app) = &s.app {
+            for (var, link) in &app.links {
+                if let Some(target) = link.service() {
+                    add(format!("{base}.app.links.{var}"), target, &[]);
+                }
             }
         }
         if let Some(e) = &s.exporter {
@@ -725,6 +744,10 @@ fn ports(cx: &mut Ctx<'_>) {
 
 fn budget(cx: &mut Ctx<'_>) {
     let stack = cx.stack();
+    // A swarm's budgets are its nodes' (TG802).
+    if stack.is_swarm() {
+        return;
+    }
     let (mut cpus, mut memory) = (0.0_f64, 0_u64);
     for (name, s) in &stack.services {
         let (c, m) = stack.cost(name, s);

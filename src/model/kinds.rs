@@ -228,6 +228,16 @@ pub static KINDS: &[KindSpec] = &[
         metrics: None,
         gateway_subcommand: None,
     },
+    // Its metrics endpoint and families are declared per service (`app.metrics`).
+    KindSpec {
+        kind: Kind::App,
+        name: "app",
+        settings: settings("app", false),
+        deploys: BOTH,
+        layer: Layer::Data,
+        metrics: None,
+        gateway_subcommand: None,
+    },
 ];
 
 impl Kind {
@@ -257,7 +267,10 @@ impl Kind {
 }
 
 /// Where a service serves metrics: port and path.
-pub fn metrics_endpoint(service: &Service) -> Option<(u16, &'static str)> {
+pub fn metrics_endpoint(service: &Service) -> Option<(u16, &str)> {
+    if let Some(metrics) = service.app.as_ref().and_then(|a| a.metrics.as_ref()) {
+        return Some((service.port, metrics.path.as_str()));
+    }
     let spec = service.kind.spec().metrics?;
     let port = match spec.port {
         MetricsPort::Main => service.port,
@@ -266,10 +279,22 @@ pub fn metrics_endpoint(service: &Service) -> Option<(u16, &'static str)> {
     Some((port, spec.path))
 }
 
-/// Where Prometheus scrapes a service: its metrics endpoint, for kinds with a catalog.
-pub fn scrape_endpoint(service: &Service) -> Option<(u16, &'static str)> {
-    service.kind.spec().metrics?.catalog?;
+/// Where Prometheus scrapes a service: its metrics endpoint, for kinds with a catalog
+/// (an app's is the families it declares).
+pub fn scrape_endpoint(service: &Service) -> Option<(u16, &str)> {
+    if service.kind != Kind::App {
+        service.kind.spec().metrics?.catalog?;
+    }
     metrics_endpoint(service)
+}
+
+/// The families Prometheus scrapes from `service`: its kind's catalog, or what an app
+/// declares.
+pub fn service_metrics(service: &Service) -> &'static [Metric] {
+    match service.kind {
+        Kind::App => super::app::catalog(service),
+        kind => kind.metrics(),
+    }
 }
 
 #[cfg(test)]

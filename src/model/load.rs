@@ -62,32 +62,7 @@ impl Model {
 /// Keys whose string values are credentials; a literal string there is never accepted.
 /// (`secret = "id"` inside a reference, `password_encryption`, `secrets_dir` are not.)
 pub(super) fn looks_like_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    const EXACT: &[&str] = &[
-        "password",
-        "passwd",
-        "pass",
-        "pwd",
-        "api_hash",
-        "api_key",
-        "apikey",
-        "token",
-        "private_key",
-        "secret_key",
-        "access_key",
-        "requirepass",
-        "masterauth",
-        "auth_pass",
-    ];
-    const SUFFIXES: &[&str] = &[
-        "_password",
-        "_passwd",
-        "_token",
-        "_api_key",
-        "_api_hash",
-        "_secret_key",
-    ];
-    EXACT.contains(&key.as_str()) || SUFFIXES.iter().any(|s| key.ends_with(s))
+    crate::finding::is_credential_name(key)
 }
 
 /// Loads the base model and overlays, in order; later files override earlier ones.

@@ -1,6 +1,7 @@
 //! The model: stack.toml typed, located and resolved.
 
 pub mod alerting;
+pub mod app;
 pub mod json_schema;
 pub mod kinds;
 mod limits;
@@ -9,6 +10,7 @@ mod monitoring;
 pub mod native;
 pub mod nginx;
 pub mod paths;
+pub mod placement;
 pub mod schema_names;
 pub mod secret_files;
 pub mod text;

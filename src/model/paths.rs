@@ -6,6 +6,17 @@ use super::{AlertSeverity, PostgresVariant};
 
 /// The compose file of the whole stack.
 pub const COMPOSE: &str = "docker-compose.yml";
+/// The stack file of the swarm target, instead of the compose file.
+pub const SWARM_STACK: &str = "swarm/stack.yml";
+
+/// The state directory the tg-gateway image creates for its user (gateway/Dockerfile):
+/// a swarm gateway's session volume must be mounted there to be writable.
+pub const GATEWAY_IMAGE_STATE_DIR: &str = "/var/lib/tg-gateway";
+
+/// Where a swarm mounts secret `id` for a program told its path (`*_FILE`, `$__file{}`).
+pub fn swarm_secret(id: &str) -> String {
+    format!("/run/secrets/{id}")
+}
 /// Every secret variable, with an empty value (operators copy it).
 pub const ENV_EXAMPLE: &str = ".env.example";
 /// The effective model, after overlays.

@@ -96,12 +96,26 @@ pub fn secret_files(stack: &Stack) -> Vec<SecretFile> {
             _ => {}
         }
         // Native units read exactly the secrets their program reads (incident 29).
-        if service.deploy == Deploy::Native && matches!(service.kind, Kind::Gateway | Kind::Api) {
+        let reads_secrets = match service.kind {
+            Kind::Gateway | Kind::Api => true,
+            Kind::App => !super::app::secret_links(service).is_empty(),
+            _ => false,
+        };
+        if service.deploy == Deploy::Native && reads_secrets {
             add(native_env_name(name), name, SecretFileKind::NativeEnv);
         }
     }
     add(ENV_FILE.into(), "", SecretFileKind::ComposeEnv);
     files.into_values().collect()
+}
+
+/// The variables (name -> secret id) of a native service's EnvironmentFile: what
+/// tg-gateway reads for a gateway or api, the secret links of an app.
+pub fn native_env_secrets(stack: &Stack, service: &Service) -> BTreeMap<String, String> {
+    match service.kind {
+        Kind::App => super::app::secret_links(service),
+        _ => gateway_secrets(stack, service),
+    }
 }
 
 /// Environment variables (name -> secret id) a gateway/API process reads its secrets from.

@@ -60,3 +60,14 @@ pub fn text_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "additionalProperties": { "type": "string", "pattern": TEXT }
     })
 }
+
+/// Schema of a map of node labels (`docker node update --label-add KEY=VALUE`): keys and
+/// values are [`NAME`]s, so a label can be written in a constraint and a shell command
+/// as it is.
+pub fn label_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": NAME },
+        "additionalProperties": { "type": "string", "pattern": NAME }
+    })
+}

@@ -11,8 +11,13 @@ pub struct Endpoint {
 }
 
 impl std::fmt::Display for Endpoint {
+    /// `host:port`, with an IPv6 address in brackets (`[::1]:6432`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -28,7 +33,7 @@ pub enum Unreachable {
 
 /// Address the host side uses for a port published on `address`.
 fn host_side(address: &str) -> String {
-    if address == "0.0.0.0" || address.is_empty() {
+    if matches!(address, "0.0.0.0" | "::" | "") {
         "127.0.0.1".into()
     } else {
         address.to_string()
@@ -97,8 +102,9 @@ impl Stack {
                 }),
                 None => Err(Unreachable::NotPublished),
             },
+            // Where the other process listens (a wildcard is reached on loopback).
             (Deploy::Native, Deploy::Native) => Ok(Endpoint {
-                host: "127.0.0.1".into(),
+                host: host_side(&self.listen_address(to)),
                 port,
             }),
             // Containers reach the host through the host-gateway alias compose adds.

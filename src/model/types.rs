@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use super::text;
 use serde::{Deserialize, Serialize};
 
+use super::app::AppSettings;
 use super::nginx::NginxSettings;
 use super::units::{ByteSize, Duration};
 
@@ -23,6 +24,10 @@ pub struct Stack {
     /// Where files live at deploy time.
     #[serde(default)]
     pub deploy: DeploySettings,
+    /// The nodes of a Docker Swarm deploy (`deploy.target = "swarm"`), by node host name.
+    /// Default none: the stack runs on the one `[host]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, SwarmHost>,
     /// Container networks, by name.
     #[serde(default)]
     pub networks: BTreeMap<String, Network>,
@@ -64,6 +69,54 @@ pub struct Host {
     pub reserved_ports: Vec<u16>,
 }
 
+/// One node of a swarm: what it may run and the labels placements select it by.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmHost {
+    /// CPUs the services placed on this node may use (their limits added up).
+    #[schemars(range(min = 0.01, max = 1024.0))]
+    pub cpus: f64,
+    /// Memory the services placed on this node may use.
+    pub memory: ByteSize,
+    /// Node labels (`docker node update --label-add KEY=VALUE`), matched by
+    /// `placement.labels`. Default none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "text::label_map")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where a service runs in a swarm. Ignored by the compose target, which has one host.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// The node the service is pinned to (a key of `[hosts]`). Services with a volume
+    /// must be pinned: a Swarm volume is local to its node. Default: any node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(text::NAME))]
+    pub host: Option<String>,
+    /// Node labels the node must carry, e.g. `{ disk = "ssd" }`. Default none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "text::label_map")]
+    pub labels: BTreeMap<String, String>,
+    /// At most one instance per node: the Sentinels of a set, the replicas of a service.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
+    /// Swarm tasks of the service; more than one only for stateless kinds (api,
+    /// pgbouncer, nginx, app). Default 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 fn default_bind() -> String {
     "127.0.0.1".into()
 }
@@ -87,6 +140,27 @@ pub struct DeploySettings {
     #[serde(default = "default_state_dir")]
     #[schemars(pattern(text::PATH))]
     pub state_dir: String,
+    /// The engine the stack is deployed on: `compose` (one host, default) or `swarm`
+    /// (the nodes of `[hosts]`, `swarm/stack.yml` for `docker stack deploy`).
+    #[serde(default, skip_serializing_if = "Target::is_compose")]
+    pub target: Target,
+}
+
+/// The engine a stack is rendered for.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// `docker compose` on the one `[host]` (default).
+    #[default]
+    Compose,
+    /// `docker stack deploy` on a Docker Swarm of the `[hosts]`.
+    Swarm,
+}
+
+impl Target {
+    pub fn is_compose(&self) -> bool {
+        *self == Target::Compose
+    }
 }
 
 impl Default for DeploySettings {
@@ -95,6 +169,7 @@ impl Default for DeploySettings {
             secrets_dir: default_secrets_dir(),
             config_dir: default_config_dir(),
             state_dir: default_state_dir(),
+            target: Target::Compose,
         }
     }
 }
@@ -176,6 +251,7 @@ pub enum Kind {
     NodeExporter,
     Cadvisor,
     Nginx,
+    App,
 }
 
 /// One service of the stack.
@@ -223,6 +299,9 @@ pub struct Service {
     #[serde(default = "default_restart")]
     #[schemars(pattern(text::WORD))]
     pub restart: String,
+    /// Where the service runs when `deploy.target = "swarm"`. Default: any node, one task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 
     /// Settings of a `postgres` service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +336,9 @@ pub struct Service {
     /// Settings of an `nginx` reverse proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx: Option<NginxSettings>,
+    /// Settings of an `app`: a service of any other kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppSettings>,
     /// How a `native` service runs under systemd. Only valid with `deploy = "native"`.
     /// Default: every field's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -814,7 +896,7 @@ pub struct RabbitmqSettings {
     pub disk_free_limit: ByteSize,
 }
 
-fn default_vhost() -> String {
+pub(crate) fn default_vhost() -> String {
     "telegram".into()
 }
 fn default_exchange() -> String {

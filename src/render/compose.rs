@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Output, rabbitmq};
 use crate::model::secret_files::{self, gateway_secrets, grafana_secrets};
-use crate::model::{Deploy, Kind, Model, Persistence, Service, Stack, nginx, paths};
+use crate::model::{Deploy, Kind, Model, Persistence, Service, Stack, app, nginx, paths};
 
 #[derive(Debug, Serialize)]
 pub struct ComposeService {
@@ -49,25 +49,37 @@ pub struct Healthcheck {
 
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
+    // A swarm deploys swarm/stack.yml (render/swarm.rs), built from the same services.
+    if stack.is_swarm() {
+        return Vec::new();
+    }
     let services = compose_services(stack);
-    let volumes: Vec<String> = services
-        .iter()
-        .flat_map(|s| s.volumes.iter())
-        .filter(|m| m.kind == "volume")
-        .map(|m| m.source.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let networks: Vec<_> = stack
-        .networks
-        .iter()
-        .map(|(name, net)| context! { name, subnet => &net.subnet, internal => net.internal })
-        .collect();
+    let volumes = named_volumes(services.iter().flat_map(|s| s.volumes.iter()));
+    let networks = networks(stack);
     vec![Output::new(
         paths::COMPOSE,
         "docker-compose.yml.j2",
         context! { project => &stack.name, services => super::ser(&services), volumes, networks },
     )]
+}
+
+/// The named volumes the services mount, once each, sorted: the top-level `volumes:`.
+pub fn named_volumes<'a>(mounts: impl Iterator<Item = &'a Mount>) -> Vec<String> {
+    mounts
+        .filter(|m| m.kind == "volume")
+        .map(|m| m.source.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The model's networks as the top-level `networks:` of a compose or stack file prints them.
+pub fn networks(stack: &Stack) -> Vec<minijinja::Value> {
+    stack
+        .networks
+        .iter()
+        .map(|(name, net)| context! { name, subnet => &net.subnet, internal => net.internal })
+        .collect()
 }
 
 /// `${VAR:?message}`: compose refuses to start when a secret variable is unset.
@@ -110,26 +122,32 @@ fn health(test: &[&str], start_period: &str) -> Option<Healthcheck> {
 
 /// Whether the compose service of `name` has a healthcheck (so `service_healthy` works).
 pub fn has_healthcheck(service: &Service) -> bool {
-    !matches!(
-        service.kind,
-        Kind::RedisExporter | Kind::PgbouncerExporter | Kind::Cadvisor
-    )
+    match service.kind {
+        Kind::RedisExporter | Kind::PgbouncerExporter | Kind::Cadvisor => false,
+        Kind::App => service
+            .app
+            .as_ref()
+            .is_some_and(|a| !a.healthcheck.is_empty()),
+        _ => true,
+    }
 }
 
 pub fn compose_services(stack: &Stack) -> Vec<ComposeService> {
+    // Every host port the topology counts as published (the RabbitMQ management port
+    // included), so the rules and the compose file agree on what a service publishes.
+    let published = stack.published_ports();
     let mut out = Vec::new();
     for (name, service) in &stack.services {
         if service.deploy != Deploy::Container {
             continue;
         }
         for instance in stack.instances(name, service) {
-            out.push(compose_service(
-                stack,
-                name,
-                service,
-                &instance.name,
-                instance.publish,
-            ));
+            let ports = published
+                .iter()
+                .filter(|p| &p.service == name && p.instance == instance.name)
+                .map(|p| format!("{}:{}:{}", p.address, p.host_port, p.container_port))
+                .collect();
+            out.push(compose_service(stack, name, service, &instance.name, ports));
         }
     }
     out
@@ -201,7 +219,7 @@ fn compose_service(
     name: &str,
     service: &Service,
     instance: &str,
-    publish: Option<u16>,
+    ports: Vec<String>,
 ) -> ComposeService {
     let inst = Instance {
         stack,
@@ -210,11 +228,6 @@ fn compose_service(
         instance,
     };
     let settings = kind_settings(&inst);
-    let address = stack.publish_address(service);
-    let ports = publish
-        .map(|host_port| format!("{address}:{host_port}:{}", service.port))
-        .into_iter()
-        .collect();
     let (cpus, memory) = (service.cpus, service.memory);
     ComposeService {
         name: instance.to_string(),
@@ -250,7 +263,43 @@ fn kind_settings(inst: &Instance<'_>) -> KindSettings {
         Kind::NodeExporter => node_exporter(inst),
         Kind::Cadvisor => cadvisor(inst),
         Kind::Nginx => nginx(inst),
+        Kind::App => app(inst),
     }
+}
+
+/// An app: its command, literal env (a `$` escaped so compose does not interpolate it),
+/// links resolved from inside the container (secrets through the compose env file),
+/// dependencies on every service it names, its own healthcheck.
+fn app(inst: &Instance<'_>) -> KindSettings {
+    let (stack, service) = (inst.stack, inst.service);
+    let mut out = KindSettings::default();
+    let Some(settings) = &service.app else {
+        return out;
+    };
+    // Compose interpolates `$` everywhere: the model's words are meant literally.
+    let literal = |word: &String| word.replace('$', "$$");
+    out.command = settings.command.iter().map(literal).collect();
+    for (var, value) in app::environment(stack, service) {
+        let value = match value {
+            app::LinkValue::Text(text) => text.replace('$', "$$"),
+            app::LinkValue::Secret(id) => secret_env(stack, &id),
+        };
+        if value.contains("host.docker.internal") && out.extra_hosts.is_empty() {
+            out.extra_hosts
+                .push("host.docker.internal:host-gateway".into());
+        }
+        out.env(&var, value);
+    }
+    for dependency in app::dependencies(service) {
+        out.depends(stack, &dependency);
+    }
+    if !settings.healthcheck.is_empty() {
+        let mut test = vec!["CMD"];
+        let words: Vec<String> = settings.healthcheck.iter().map(literal).collect();
+        test.extend(words.iter().map(String::as_str));
+        out.healthcheck = health(&test, "20s");
+    }
+    out
 }
 
 /// A bind source for a rendered file, relative to the compose file.
@@ -700,5 +749,33 @@ fn cadvisor(inst: &Instance<'_>) -> KindSettings {
             .map(|(source, target)| bind(source.into(), target.into()))
             .collect(),
         ..KindSettings::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::placement::keeps_volume;
+
+    /// The swarm rules read `keeps_volume`; it must say what this file mounts.
+    #[test]
+    fn named_volumes_are_what_the_model_says_a_service_keeps() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = root.join("stack.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let stack = crate::model::load_texts(vec![(path, text)]).unwrap().stack;
+        for compose in super::compose_services(&stack) {
+            let (name, service) = stack
+                .services
+                .iter()
+                .find(|(name, s)| {
+                    stack
+                        .instances(name, s)
+                        .iter()
+                        .any(|i| i.name == compose.name)
+                })
+                .unwrap();
+            let mounts_volume = compose.volumes.iter().any(|m| m.kind == "volume");
+            assert_eq!(mounts_volume, keeps_volume(service), "{name}");
+        }
     }
 }

@@ -78,8 +78,7 @@ pub fn datasources(stack: &Stack, grafana: &Service) -> Vec<Datasource> {
         let password_env = pg
             .roles
             .get(&g.db_role)
-            .and_then(|r| stack.secrets.get(&r.password.secret))
-            .map(|s| format!("${{{}}}", s.env));
+            .and_then(|r| password_reference(stack, &r.password.secret));
         let major = stack
             .service(&g.database)
             .and_then(|s| s.image.as_deref())
@@ -112,8 +111,7 @@ pub fn datasources(stack: &Stack, grafana: &Service) -> Vec<Datasource> {
         let password_env = stack
             .service(redis)
             .and_then(|r| r.redis.as_ref())
-            .and_then(|r| stack.secrets.get(&r.password.secret))
-            .map(|s| format!("${{{}}}", s.env));
+            .and_then(|r| password_reference(stack, &r.password.secret));
         out.push(Datasource {
             name: "Redis".into(),
             uid: REDIS_UID,
@@ -130,6 +128,17 @@ pub fn datasources(stack: &Stack, grafana: &Service) -> Vec<Datasource> {
         });
     }
     out
+}
+
+/// How a datasource names its password: the environment variable Grafana expands
+/// (compose passes it in), or in a swarm the secret file Grafana reads (`$__file{}`).
+fn password_reference(stack: &crate::model::Stack, id: &str) -> Option<String> {
+    let secret = stack.secrets.get(id)?;
+    Some(if stack.is_swarm() {
+        format!("$__file{{{}}}", crate::model::paths::swarm_secret(id))
+    } else {
+        format!("${{{}}}", secret.env)
+    })
 }
 
 /// PostgreSQL major version from an image tag such as `timescaledb:2.17.2-pg16` or

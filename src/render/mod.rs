@@ -16,6 +16,7 @@ mod runbooks;
 mod scripts;
 pub mod secrets;
 pub mod sql;
+pub mod swarm;
 pub mod systemd;
 pub mod write;
 
@@ -96,6 +97,15 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
                 tree.insert(output.path.clone(), text.into_bytes());
             }
             Err(finding) => findings.push(at_owner(model, &output.path, *finding)),
+        }
+    }
+    // The swarm stack names its configs by the rendered files' content: it comes last.
+    for output in swarm::outputs(model, &tree) {
+        match render_file(&env, &output) {
+            Ok(text) => {
+                tree.insert(output.path.clone(), text.into_bytes());
+            }
+            Err(finding) => findings.push(*finding),
         }
     }
     tree.insert(paths::MANIFEST.into(), manifest(&tree).into_bytes());

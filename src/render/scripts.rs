@@ -245,6 +245,11 @@ fn redis_masters(stack: &Stack) -> Vec<Value> {
 }
 
 pub fn outputs(model: &Model) -> Vec<Output> {
+    // The operations scripts drive `docker compose` on one host; a swarm is driven by
+    // `swarm/deploy.sh` instead.
+    if model.stack.is_swarm() {
+        return Vec::new();
+    }
     let ctx = context(&model.stack).unwrap_or_else(|problem| context! { refused => problem });
     SCRIPTS
         .iter()

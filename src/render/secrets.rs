@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::finding::{Finding, Severity};
-use crate::model::secret_files::{SecretFileKind, gateway_secrets, secret_files};
+use crate::model::secret_files::{SecretFileKind, native_env_secrets, secret_files};
 use crate::model::{Model, Service, Stack};
 
 /// A systemd `EnvironmentFile` value: double-quoted, with `\`, `"`, `$` and `` ` `` escaped.
@@ -114,7 +114,7 @@ pub fn files(model: &Model, values: &BTreeMap<String, String>) -> BTreeMap<Strin
                     format!("sentinel auth-pass {} {password}\n", s.master_name)
                 }
                 SecretFileKind::RabbitmqUsers => rabbitmq_users(service?, &value)?,
-                SecretFileKind::NativeEnv => gateway_secrets(stack, service?)
+                SecretFileKind::NativeEnv => native_env_secrets(stack, service?)
                     .iter()
                     .map(|(var, id)| format!("{var}={}\n", systemd_env_quoted(&value(id))))
                     .collect(),

@@ -3,13 +3,15 @@
 //! PostgreSQL and RabbitMQ of `scripts/test-env.sh`, and a TCP proxy that simulates
 //! outages. Nothing here knows the stack model: that stays with each crate's tests.
 
+pub mod catalogs;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,30 +42,37 @@ pub fn daemon_temp_dir(prefix: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A port nothing listens on right now (the OS picks it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
-/// `n` distinct free ports.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+/// The entries of `dir`, sorted by path; panics naming the directory when it cannot be read.
+pub fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
         .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    entries.sort();
+    entries
 }
 
-/// The first of `n` consecutive free ports.
-pub fn free_port_run(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base > u16::MAX - n {
+/// Test ports come from below the kernel's ephemeral range (32768-60999 here), so an
+/// outgoing connection's source port can never take a port between the moment a test
+/// picks it and the moment its daemon binds it (an OS-picked port could: a gateway or
+/// PgBouncer then failed to start under a busy suite). The range also stays clear of the
+/// fixed ports tests and overlays publish (15432, 16432, 26379, the 28xxx of the
+/// end-to-end stack).
+const TEST_PORTS: std::ops::Range<u16> = 17000..26000;
+
+/// Where this process takes its next test port: a start that differs per process, then
+/// each port once, so two tests of one process never pick the same port.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// The first of `n` consecutive ports of [`TEST_PORTS`] nothing listens on right now.
+fn take_ports(n: u16) -> u16 {
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let _ = NEXT_PORT.compare_exchange(0, process_seed(span), Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let offset = NEXT_PORT.fetch_add(n, Ordering::SeqCst) % span;
+        let base = TEST_PORTS.start + offset;
+        if base + n > TEST_PORTS.end {
             continue;
         }
         let held: Result<Vec<TcpListener>, _> = (base..base + n)
@@ -73,7 +82,32 @@ pub fn free_port_run(n: u16) -> u16 {
             return base;
         }
     }
-    panic!("no run of {n} free ports found")
+    panic!("no run of {n} free ports in {TEST_PORTS:?}")
+}
+
+/// A start in `1..span` that differs between processes run one after another.
+fn process_seed(span: u16) -> u16 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mixed = (u64::from(std::process::id()) * 7919 + u64::from(nanos)) % u64::from(span - 1);
+    mixed as u16 + 1
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    take_ports(1)
+}
+
+/// `n` distinct free ports.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    (0..n).map(|_| free_port()).collect()
+}
+
+/// The first of `n` consecutive free ports.
+pub fn free_port_run(n: u16) -> u16 {
+    take_ports(n)
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped.

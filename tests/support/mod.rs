@@ -9,6 +9,22 @@ use tgstack::model::{self, Model};
 use tgstack::render;
 use tgstack::tree::Tree;
 
+/// Runs the tgstack binary in `cwd`: (exit code, stdout, stderr).
+pub fn tgstack(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tgstack"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("TGSTACK_MODEL")
+        .output()
+        .expect("run tgstack");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use testkit::{
     Daemon, Proxy, eventually, free_port, free_port_run, psql, require_local_postgres,
@@ -461,19 +461,41 @@ vhost = "{vhost}"
         })
     }
 
-    /// Waits (60 s at most) until more than `n` outbox rows are published.
-    pub fn wait_published_over(&self, n: i64) {
-        eventually("some messages published", Duration::from_secs(60), || {
-            let sql = "SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL";
-            (self.count(sql) > n).then_some(())
-        });
+    /// Waits (60 s at most) until more than `n` outbox rows are published by `gateway`.
+    pub fn wait_published_over(&self, gateway: &mut Daemon, n: i64) {
+        let sql = "SELECT count(*) FROM telegram.outbox WHERE published_at IS NOT NULL";
+        self.wait_count_over(gateway, "some messages published", sql, n);
     }
 
-    /// Waits (60 s at most) until more than `n` messages are stored: a replay is under way.
-    pub fn wait_stored_over(&self, n: i64) {
-        eventually("some messages stored", Duration::from_secs(60), || {
-            (self.count("SELECT count(*) FROM telegram.messages") > n).then_some(())
-        });
+    /// Waits (60 s at most) until more than `n` messages are stored by `gateway`: a replay
+    /// is under way.
+    pub fn wait_stored_over(&self, gateway: &mut Daemon, n: i64) {
+        let sql = "SELECT count(*) FROM telegram.messages";
+        self.wait_count_over(gateway, "some messages stored", sql, n);
+    }
+
+    /// Waits (60 s at most) until `sql` counts more than `n`; fails at once, with the
+    /// gateway's log, when the gateway exits first, and with its log on the timeout too.
+    fn wait_count_over(&self, gateway: &mut Daemon, what: &str, sql: &str, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.count(sql) > n {
+                return;
+            }
+            if let Ok(Some(status)) = gateway.child.try_wait() {
+                panic!(
+                    "the gateway exited ({status}) before {what}:\n{}",
+                    gateway.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 60 s waiting for {what} (count {}):\n{}",
+                self.count(sql),
+                gateway.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The gateway's `batch_size`: the most a fault may make it publish twice.

@@ -10,16 +10,17 @@ use serde_json::Value;
 use super::Files;
 use super::parse::line_of;
 use crate::check::Ctx;
+use crate::check::dialect;
 use crate::check::index::Index;
 use crate::finding::Severity;
 use crate::model::{Kind, Persistence, paths, secret_files};
 
 pub const FILE: &str = paths::COMPOSE;
 
-// Fields are read only to reject unknown keys; most are not inspected further.
+// The parts the rules read. Keys are checked against the whole Compose Specification
+// (check::dialect), so a valid key these structs do not name is no error here.
 #[allow(dead_code)]
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ComposeFile {
     #[serde(default)]
     name: Option<String>,
@@ -35,10 +36,9 @@ struct ComposeFile {
     configs: Option<Value>,
 }
 
-/// The compose service keys tgstack writes plus the common ones an operator might add.
+/// The compose service keys the rules read.
 #[allow(dead_code)]
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Service {
     #[serde(default)]
     image: Option<String>,
@@ -207,10 +207,27 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
     }
 }
 
-/// The compose file in typed form, or a TG023 finding when it does not fit. The YAML
+/// The compose file in typed form, or a TG023 finding when it does not fit. Every key is
+/// checked against the Compose Specification first (TG023 at the key's line). The YAML
 /// already parsed for the other rules is read first; the text is parsed again only for
 /// the parser's message and line when it does not fit.
 fn parse(cx: &mut Ctx<'_>, files: &Files<'_>, text: &str) -> Option<ComposeFile> {
+    let spec_issues = files
+        .yaml_value(FILE)
+        .map(|value| dialect::compose_file(text, value))
+        .unwrap_or_default();
+    let found = !spec_issues.is_empty();
+    for issue in spec_issues {
+        cx.report_file(
+            "TG023",
+            Severity::Error,
+            "services",
+            FILE,
+            Some(issue.line),
+            format!("{FILE}: {}", issue.message),
+            issue.hint,
+        );
+    }
     if let Some(compose) = files
         .yaml_value(FILE)
         .and_then(|value| ComposeFile::deserialize(value).ok())
@@ -219,6 +236,8 @@ fn parse(cx: &mut Ctx<'_>, files: &Files<'_>, text: &str) -> Option<ComposeFile>
     }
     match serde_saphyr::from_str(text) {
         Ok(compose) => Some(compose),
+        // A type the specification already reported is not reported twice.
+        Err(_) if found => None,
         Err(error) => {
             let message = error.to_string();
             let line = super::parse::error_line(&message);
@@ -386,29 +405,12 @@ fn ports(
         .map(|p| (p.container_port.to_string(), p.host_port.to_string()))
         .collect();
     for port in &service.ports {
-        let text = |v: &Value| {
-            v.as_str()
-                .map(String::from)
-                .unwrap_or_else(|| v.to_string())
-        };
-        let (address, host, container) = match port {
-            Value::String(spec) => {
-                let parts: Vec<&str> = spec.split(':').collect();
-                match parts.as_slice() {
-                    [address, host, container] => {
-                        (address.to_string(), host.to_string(), container.to_string())
-                    }
-                    [host, container] => (String::new(), host.to_string(), container.to_string()),
-                    _ => (String::new(), String::new(), String::new()),
-                }
-            }
-            Value::Object(map) => (
-                map.get("host_ip").map(text).unwrap_or_default(),
-                map.get("published").map(text).unwrap_or_default(),
-                map.get("target").map(text).unwrap_or_default(),
-            ),
-            other => (String::new(), other.to_string(), String::new()),
-        };
+        let dialect::PortSpec {
+            host_ip: address,
+            published: host,
+            target: container,
+            ..
+        } = dialect::port_spec(port);
         if host.is_empty() {
             continue;
         }
@@ -488,41 +490,18 @@ fn mounts(
     let stack = cx.stack();
     let model = model_name.and_then(|n| stack.service(n));
     for mount in &service.volumes {
-        let (kind, source, target, read_only) = match mount {
-            Value::Object(map) => (
-                map.get("type")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("volume")
-                    .to_string(),
-                map.get("source")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string(),
-                map.get("target")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string(),
-                map.get("read_only")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false),
-            ),
-            Value::String(spec) => {
-                let parts: Vec<&str> = spec.split(':').collect();
-                let source = parts.first().copied().unwrap_or("").to_string();
-                let kind = if source.starts_with('.') || source.starts_with('/') {
-                    "bind"
-                } else {
-                    "volume"
-                };
-                (
-                    kind.to_string(),
-                    source,
-                    parts.get(1).copied().unwrap_or("").to_string(),
-                    parts.get(2) == Some(&"ro"),
-                )
-            }
-            _ => continue,
-        };
+        if !(mount.is_object() || mount.is_string()) {
+            continue;
+        }
+        let dialect::Mount {
+            mut kind,
+            source,
+            target,
+            read_only,
+        } = dialect::mount(mount);
+        if kind.is_empty() {
+            kind = "volume".into();
+        }
         // Incident 14: Sentinel rewrites the config it runs from, copied into /data.
         if model.is_some_and(|m| m.kind == Kind::Sentinel) && read_only && target == "/data" {
             let at = line(&format!("\"{target}\"")).or_else(|| line(&target));
@@ -797,7 +776,8 @@ fn healthcheck(
         }
     } else if !joined.is_empty()
         && !joined.contains(&model.port.to_string())
-        && !matches!(model.kind, Kind::Rabbitmq)
+        // An app's healthcheck is its own command, written as the model gives it.
+        && !matches!(model.kind, Kind::Rabbitmq | Kind::App)
     {
         cx.report_file(
             "TG602",

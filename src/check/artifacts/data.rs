@@ -8,263 +8,9 @@ use std::net::Ipv4Addr;
 use super::Files;
 use super::parse::{self, IniEntry, line_of};
 use crate::check::Ctx;
+use crate::check::dialect::{Dialect, Release};
 use crate::finding::Severity;
 use crate::model::{Deploy, Kind, PgbouncerSettings, PostgresSettings, Service, paths};
-use crate::suggest::did_you_mean;
-
-/// PgBouncer 1.18-1.23 settings of the `[pgbouncer]` section.
-const PGBOUNCER_KEYS: &[&str] = &[
-    "listen_addr",
-    "listen_port",
-    "unix_socket_dir",
-    "unix_socket_mode",
-    "unix_socket_group",
-    "user",
-    "pidfile",
-    "logfile",
-    "auth_type",
-    "auth_file",
-    "auth_hba_file",
-    "auth_user",
-    "auth_query",
-    "auth_dbname",
-    "admin_users",
-    "stats_users",
-    "pool_mode",
-    "max_client_conn",
-    "default_pool_size",
-    "min_pool_size",
-    "reserve_pool_size",
-    "reserve_pool_timeout",
-    "max_db_connections",
-    "max_user_connections",
-    "server_round_robin",
-    "ignore_startup_parameters",
-    "disable_pqexec",
-    "application_name_add_host",
-    "conffile",
-    "service_name",
-    "job_name",
-    "stats_period",
-    "max_prepared_statements",
-    "syslog",
-    "syslog_ident",
-    "syslog_facility",
-    "log_connections",
-    "log_disconnections",
-    "log_pooler_errors",
-    "log_stats",
-    "verbose",
-    "server_reset_query",
-    "server_reset_query_always",
-    "server_check_delay",
-    "server_check_query",
-    "server_fast_close",
-    "server_lifetime",
-    "server_idle_timeout",
-    "server_connect_timeout",
-    "server_login_retry",
-    "client_login_timeout",
-    "autodb_idle_timeout",
-    "dns_max_ttl",
-    "dns_nxdomain_ttl",
-    "dns_zone_check_period",
-    "resolv_conf",
-    "query_timeout",
-    "query_wait_timeout",
-    "cancel_wait_timeout",
-    "client_idle_timeout",
-    "idle_transaction_timeout",
-    "suspend_timeout",
-    "pkt_buf",
-    "max_packet_size",
-    "listen_backlog",
-    "sbuf_loopcnt",
-    "so_reuseport",
-    "tcp_defer_accept",
-    "tcp_socket_buffer",
-    "tcp_keepalive",
-    "tcp_keepcnt",
-    "tcp_keepidle",
-    "tcp_keepintvl",
-    "tcp_user_timeout",
-    "client_tls_sslmode",
-    "client_tls_key_file",
-    "client_tls_cert_file",
-    "client_tls_ca_file",
-    "client_tls_protocols",
-    "client_tls_ciphers",
-    "client_tls_ecdhcurve",
-    "client_tls_dheparams",
-    "server_tls_sslmode",
-    "server_tls_ca_file",
-    "server_tls_key_file",
-    "server_tls_cert_file",
-    "server_tls_protocols",
-    "server_tls_ciphers",
-    "peer_id",
-    "track_extra_parameters",
-];
-
-/// postgresql.conf parameters the stack sets or may reasonably set (PostgreSQL 15/16).
-const POSTGRES_KEYS: &[&str] = &[
-    "listen_addresses",
-    "port",
-    "max_connections",
-    "superuser_reserved_connections",
-    "password_encryption",
-    "shared_buffers",
-    "effective_cache_size",
-    "maintenance_work_mem",
-    "work_mem",
-    "wal_buffers",
-    "min_wal_size",
-    "max_wal_size",
-    "checkpoint_completion_target",
-    "checkpoint_timeout",
-    "random_page_cost",
-    "seq_page_cost",
-    "effective_io_concurrency",
-    "statement_timeout",
-    "idle_in_transaction_session_timeout",
-    "lock_timeout",
-    "shared_preload_libraries",
-    "pg_stat_statements.track",
-    "pg_stat_statements.max",
-    "timescaledb.telemetry_level",
-    "timescaledb.max_background_workers",
-    "max_worker_processes",
-    "max_parallel_workers",
-    "max_parallel_workers_per_gather",
-    "log_destination",
-    "log_min_duration_statement",
-    "log_connections",
-    "log_disconnections",
-    "log_line_prefix",
-    "log_statement",
-    "logging_collector",
-    "wal_level",
-    "max_wal_senders",
-    "hot_standby",
-    "ssl",
-    "hba_file",
-    "ident_file",
-    "data_directory",
-    "config_file",
-    "unix_socket_directories",
-    "timezone",
-    "default_statistics_target",
-    "huge_pages",
-    "autovacuum",
-    "autovacuum_max_workers",
-    "autovacuum_naptime",
-    "track_io_timing",
-    "jit",
-];
-
-/// Redis 7 directives of redis.conf and sentinel.conf the stack may use.
-const REDIS_DIRECTIVES: &[&str] = &[
-    "bind",
-    "port",
-    "protected-mode",
-    "dir",
-    "maxmemory",
-    "maxmemory-policy",
-    "maxmemory-samples",
-    "appendonly",
-    "appendfsync",
-    "appendfilename",
-    "save",
-    "dbfilename",
-    "replicaof",
-    "replica-read-only",
-    "replica-announce-ip",
-    "replica-announce-port",
-    "replica-priority",
-    "include",
-    "requirepass",
-    "masterauth",
-    "masteruser",
-    "aclfile",
-    "user",
-    "loglevel",
-    "logfile",
-    "databases",
-    "timeout",
-    "tcp-keepalive",
-    "tcp-backlog",
-    "daemonize",
-    "pidfile",
-    "supervised",
-    "rename-command",
-    "lazyfree-lazy-eviction",
-    "lazyfree-lazy-expire",
-    "io-threads",
-    "latency-monitor-threshold",
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
-    "notify-keyspace-events",
-    "min-replicas-to-write",
-    "min-replicas-max-lag",
-    "repl-diskless-sync",
-    "repl-backlog-size",
-    "sentinel",
-    "announce-hostnames",
-];
-
-const SENTINEL_SUBCOMMANDS: &[&str] = &[
-    "monitor",
-    "down-after-milliseconds",
-    "failover-timeout",
-    "parallel-syncs",
-    "auth-pass",
-    "auth-user",
-    "resolve-hostnames",
-    "announce-hostnames",
-    "announce-ip",
-    "announce-port",
-    "deny-scripts-reconfig",
-    "notification-script",
-    "client-reconfig-script",
-    "myid",
-    "config-epoch",
-    "leader-epoch",
-    "known-replica",
-    "known-sentinel",
-    "current-epoch",
-    "sentinel-user",
-    "sentinel-pass",
-    "master-reboot-down-after-period",
-];
-
-/// rabbitmq.conf keys (prefixes) the stack may use.
-const RABBITMQ_KEY_PREFIXES: &[&str] = &[
-    "listeners.tcp",
-    "listeners.ssl",
-    "management.",
-    "prometheus.",
-    "vm_memory_high_watermark",
-    "disk_free_limit",
-    "definitions.",
-    "loopback_users",
-    "default_user",
-    "default_pass",
-    "default_vhost",
-    "default_permissions",
-    "log.",
-    "cluster_formation.",
-    "queue_master_locator",
-    "collect_statistics_interval",
-    "channel_max",
-    "heartbeat",
-    "total_memory_available_override_value",
-    "consumer_timeout",
-    "max_message_size",
-    "deprecated_features.",
-    "ssl_options.",
-    "auth_backends.",
-    "num_acceptors.",
-];
 
 pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
     let stack = cx.stack();
@@ -280,31 +26,6 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>) {
     }
 }
 
-fn unknown_key(
-    cx: &mut Ctx<'_>,
-    rule_path: &str,
-    file: &str,
-    line: usize,
-    what: &str,
-    key: &str,
-    known: &[&str],
-) {
-    let hint = did_you_mean(key, known.iter().copied());
-    cx.report_file(
-        "TG022",
-        Severity::Error,
-        rule_path,
-        file,
-        Some(line),
-        format!("{file}: unknown {what} `{key}`"),
-        if hint.is_empty() {
-            format!("remove it; the {what}s are listed in the program's documentation")
-        } else {
-            hint
-        },
-    );
-}
-
 fn syntax(cx: &mut Ctx<'_>, path: &str, file: &str, issues: Vec<parse::SyntaxIssue>) {
     for issue in issues {
         cx.report_file(
@@ -315,6 +36,31 @@ fn syntax(cx: &mut Ctx<'_>, path: &str, file: &str, issues: Vec<parse::SyntaxIss
             Some(issue.line),
             format!("{file}: {}", issue.message),
             "fix the line, or re-render".into(),
+        );
+    }
+}
+
+/// The file checked alone in its dialect against the catalog of the release the service
+/// deploys (its image's version, or the installed program): every issue is a TG022.
+fn dialect(
+    cx: &mut Ctx<'_>,
+    base: &str,
+    file: &str,
+    text: &str,
+    service: &Service,
+    dialect: Dialect,
+) {
+    let release = Release::of(service);
+    let name = file.rsplit('/').next().unwrap_or(file);
+    for issue in dialect.check(name, text, release) {
+        cx.report_file(
+            "TG022",
+            Severity::Error,
+            base,
+            file,
+            Some(issue.line),
+            format!("{file}: {}", issue.message),
+            issue.hint,
         );
     }
 }
@@ -443,42 +189,22 @@ fn pgbouncer(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     }
 }
 
-/// Reads the sections of pgbouncer.ini: `[pgbouncer]` settings into `bouncer` (unknown
-/// keys and sections reported); returns the `[databases]` entries.
+/// Reads the sections of pgbouncer.ini, checked in its dialect: `[pgbouncer]` settings
+/// into `bouncer`; returns the `[databases]` entries.
 fn pgbouncer_sections(cx: &mut Ctx<'_>, bouncer: &mut Bouncer<'_>, text: &str) -> Vec<IniEntry> {
     let (file, base) = (bouncer.file.as_str(), bouncer.base.as_str());
-    let (entries, issues) = parse::ini(text);
-    syntax(cx, base, file, issues);
+    dialect(cx, base, file, text, bouncer.service, Dialect::Pgbouncer);
+    let (entries, _) = parse::ini(text);
     let mut databases = Vec::new();
     for entry in entries {
         match entry.section.as_str() {
             "pgbouncer" => {
-                if !PGBOUNCER_KEYS.contains(&entry.key.as_str()) {
-                    unknown_key(
-                        cx,
-                        base,
-                        file,
-                        entry.line,
-                        "PgBouncer setting",
-                        &entry.key,
-                        PGBOUNCER_KEYS,
-                    );
-                }
                 bouncer
                     .settings
                     .insert(entry.key.clone(), (entry.value.clone(), entry.line));
             }
             "databases" => databases.push(entry),
-            "users" | "peers" => {}
-            other => cx.report_file(
-                "TG022",
-                Severity::Error,
-                base,
-                file,
-                Some(entry.line),
-                format!("{file}: unknown section `[{other}]`"),
-                "PgBouncer reads [databases], [users], [peers] and [pgbouncer]".into(),
-            ),
+            _ => {}
         }
     }
     databases
@@ -658,20 +384,9 @@ fn postgresql_conf(
     let conf_file = paths::postgresql_conf(name);
     let mut method = pg.password_encryption.as_str().to_string();
     if let Some(text) = files.text(&conf_file) {
-        let (settings, issues) = parse::settings(text);
-        syntax(cx, &base, &conf_file, issues);
+        dialect(cx, &base, &conf_file, text, service, Dialect::Postgresql);
+        let (settings, _) = parse::settings(text);
         for s in &settings {
-            if !POSTGRES_KEYS.contains(&s.key.as_str()) && !s.key.contains('.') {
-                unknown_key(
-                    cx,
-                    &base,
-                    &conf_file,
-                    s.line,
-                    "PostgreSQL parameter",
-                    &s.key,
-                    POSTGRES_KEYS,
-                );
-            }
             match s.key.as_str() {
                 "port" if s.value != service.port.to_string() => cx.report_file("TG201", Severity::Error, &format!("services.{name}.port"), &conf_file, Some(s.line), format!("{conf_file}: port {} but the model says {}", s.value, service.port), "listen settings use the internal `port`".into()),
                 // Incident 10: in a container the server must listen on the container network.
@@ -799,21 +514,10 @@ fn redis(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     };
     let Some(r) = &service.redis else { return };
     let base = format!("services.{name}.redis");
-    let (directives, issues) = parse::redis_conf(text);
-    syntax(cx, &base, &file, issues);
+    dialect(cx, &base, &file, text, service, Dialect::Redis);
+    let (directives, _) = parse::redis_conf(text);
     for d in &directives {
         let directive = d.name();
-        if !REDIS_DIRECTIVES.contains(&directive.as_str()) {
-            unknown_key(
-                cx,
-                &base,
-                &file,
-                d.line,
-                "Redis directive",
-                &directive,
-                REDIS_DIRECTIVES,
-            );
-        }
         match directive.as_str() {
             "requirepass" | "masterauth" => {
                 literal_secret(cx, &format!("{base}.password"), &file, d.line, &directive)
@@ -920,8 +624,8 @@ fn sentinel(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
         let Some(text) = files.text(&file) else {
             continue;
         };
-        let (directives, issues) = parse::redis_conf(text);
-        syntax(cx, &base, &file, issues);
+        dialect(cx, &base, &file, text, service, Dialect::Sentinel);
+        let (directives, _) = parse::redis_conf(text);
         let mut resolve_hostnames = false;
         for d in &directives {
             let directive = d.name();
@@ -942,31 +646,9 @@ fn sentinel(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
                 );
             }
             if directive != "sentinel" {
-                if !REDIS_DIRECTIVES.contains(&directive.as_str()) {
-                    unknown_key(
-                        cx,
-                        &base,
-                        &file,
-                        d.line,
-                        "Sentinel directive",
-                        &directive,
-                        REDIS_DIRECTIVES,
-                    );
-                }
                 continue;
             }
             let sub = d.arg(0).unwrap_or("").to_ascii_lowercase();
-            if !SENTINEL_SUBCOMMANDS.contains(&sub.as_str()) {
-                unknown_key(
-                    cx,
-                    &base,
-                    &file,
-                    d.line,
-                    "sentinel option",
-                    &sub,
-                    SENTINEL_SUBCOMMANDS,
-                );
-            }
             match sub.as_str() {
                 "resolve-hostnames" => resolve_hostnames = d.arg(1) == Some("yes"),
                 "auth-pass" => literal_secret(
@@ -1058,20 +740,9 @@ fn rabbitmq(cx: &mut Ctx<'_>, files: &Files<'_>, name: &str) {
     let base = format!("services.{name}.rabbitmq");
     let conf = paths::rabbitmq_conf(name);
     if let Some(text) = files.text(&conf) {
-        let (settings, issues) = parse::settings(text);
-        syntax(cx, &base, &conf, issues);
+        dialect(cx, &base, &conf, text, service, Dialect::Rabbitmq);
+        let (settings, _) = parse::settings(text);
         for s in &settings {
-            if !RABBITMQ_KEY_PREFIXES.iter().any(|p| s.key.starts_with(p)) {
-                unknown_key(
-                    cx,
-                    &base,
-                    &conf,
-                    s.line,
-                    "rabbitmq.conf key",
-                    &s.key,
-                    RABBITMQ_KEY_PREFIXES,
-                );
-            }
             match s.key.as_str() {
                 "default_pass" => literal_secret(cx, &base, &conf, s.line, "default_pass"),
                 "listeners.tcp.default"

@@ -15,7 +15,7 @@ use crate::catalog::{self, Metric, MetricType};
 use crate::check::Ctx;
 use crate::check::index::{Index, metrics_port};
 use crate::finding::Severity;
-use crate::model::{Kind, Service, paths};
+use crate::model::{Kind, Service, kinds, paths};
 
 /// A scrape job as rendered: name and the metrics its targets expose.
 struct Job {
@@ -31,19 +31,18 @@ struct Catalogs {
 }
 
 impl Catalogs {
-    fn new(jobs: BTreeMap<String, Job>, kinds: &BTreeSet<Kind>) -> Self {
+    /// Every job's families (each job holds the scrape metrics and its targets' catalogs).
+    fn new(jobs: BTreeMap<String, Job>) -> Self {
         let mut catalogs = Catalogs {
             jobs,
             series: HashSet::new(),
             names: BTreeSet::new(),
         };
-        // Every job exports the scrape metrics, so with no job nothing is exported.
-        if catalogs.jobs.is_empty() {
-            return catalogs;
-        }
-        let metrics = catalog::SCRAPE
-            .iter()
-            .chain(kinds.iter().flat_map(|k| k.metrics()));
+        let metrics: Vec<&'static Metric> = catalogs
+            .jobs
+            .values()
+            .flat_map(|job| job.metrics.iter().copied())
+            .collect();
         for metric in metrics {
             catalogs.names.insert(metric.name);
             catalogs.series.extend(series_names(metric));
@@ -111,7 +110,6 @@ fn scrape_jobs(cx: &mut Ctx<'_>, config: &Config<'_>, index: &Index<'_>) -> Cata
     let (file, path) = (config.file.as_str(), config.path.as_str());
     let quoted = QuotedLines::new(config.text);
     let mut jobs = BTreeMap::new();
-    let mut kinds = BTreeSet::new();
     for job in config
         .doc
         .get("scrape_configs")
@@ -164,20 +162,19 @@ fn scrape_jobs(cx: &mut Ctx<'_>, config: &Config<'_>, index: &Index<'_>) -> Cata
                     if expected != Some(port) {
                         cx.report_file("TG515", Severity::Error, &format!("services.{service_name}"), file, line, format!("{file}: job `{name}` scrapes {target}, but `{service_name}` serves metrics on port {}", expected.map(|p| p.to_string()).unwrap_or_else(|| "(none)".into())), "scrape the internal metrics port".into());
                     }
-                    metrics.extend(service.kind.metrics().iter());
-                    kinds.insert(service.kind);
+                    metrics.extend(kinds::service_metrics(service).iter());
                 }
             }
         }
         jobs.insert(name, Job { metrics });
     }
-    Catalogs::new(jobs, &kinds)
+    Catalogs::new(jobs)
 }
 
 /// Collects every vector selector: metric name and `job` matcher.
 #[derive(Default)]
-struct Selectors {
-    found: Vec<(String, Option<String>)>,
+pub(crate) struct Selectors {
+    pub found: Vec<(String, Option<String>)>,
 }
 
 impl ExprVisitor for Selectors {
@@ -353,7 +350,7 @@ fn loaded_rule_files<'a>(
         .flatten()
         .filter_map(|v| v.as_str());
     let mut loaded = BTreeSet::new();
-    let mounts = prometheus_mounts(files, config.dir);
+    let mounts = rendered_mounts(files, cx.stack().is_swarm(), config.dir);
     for pattern in patterns {
         let line = line_of(config.text, pattern);
         // Relative rule files resolve against the config file's directory.
@@ -363,17 +360,18 @@ fn loaded_rule_files<'a>(
             cx.report_file("TG511", Severity::Error, path, config_path, line, format!("{config_path}: rule_files `{pattern}` matches no rendered file: those alerts never load"), "list the rendered rule files (re-render)".into());
         }
         if !mounts.is_empty() {
-            let container_path = if pattern.starts_with('/') {
+            let container_pattern = if pattern.starts_with('/') {
                 pattern.to_string()
             } else {
                 format!("/etc/prometheus/{pattern}")
             };
-            let mounted = mounts.iter().any(|(source, target)| {
-                container_path.starts_with(target.as_str())
-                    && matched.iter().all(|m| m.starts_with(source.as_str()))
-            });
+            // Every matched rule file is in the container where the pattern looks.
+            let mounted = !matched.is_empty()
+                && matched.iter().all(|m| {
+                    container_path(&mounts, m).is_some_and(|c| glob_match(&container_pattern, &c))
+                });
             if !mounted {
-                cx.report_file("TG511", Severity::Error, path, config_path, line, format!("{config_path}: rule file {container_path} is not mounted into the Prometheus container"), "mount the rules directory where rule_files point".into());
+                cx.report_file("TG511", Severity::Error, path, config_path, line, format!("{config_path}: rule file {container_pattern} is not mounted into the Prometheus container"), "mount the rules directory where rule_files point".into());
             }
         }
         loaded.extend(matched);
@@ -440,8 +438,13 @@ fn alert_rules(
     }
 }
 
-/// Compose bind mounts of the Prometheus container: (tree path prefix, container target).
-fn prometheus_mounts(files: &Files<'_>, service: &str) -> Vec<(String, String)> {
+/// The rendered files mounted into a container, from the file the target deploys:
+/// (tree path, container path) of compose bind mounts (`./dir` -> `/target`) or of the
+/// swarm stack's configs (one file each).
+fn rendered_mounts(files: &Files<'_>, swarm: bool, service: &str) -> Vec<(String, String)> {
+    if swarm {
+        return swarm_config_mounts(files, service);
+    }
     let Some(doc) = files.yaml_value(super::compose::FILE) else {
         return Vec::new();
     };
@@ -455,6 +458,37 @@ fn prometheus_mounts(files: &Files<'_>, service: &str) -> Vec<(String, String)> 
             Some((source, target))
         })
         .collect()
+}
+
+/// A service's configs in swarm/stack.yml: the file each top-level config names
+/// (relative to `swarm/`) and where the service mounts it.
+fn swarm_config_mounts(files: &Files<'_>, service: &str) -> Vec<(String, String)> {
+    let Some(doc) = files.yaml_value(crate::model::paths::SWARM_STACK) else {
+        return Vec::new();
+    };
+    doc.pointer(&format!("/services/{service}/configs"))
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let key = m.get("source")?.as_str()?;
+            let target = m.get("target")?.as_str()?.to_string();
+            let file = doc.pointer(&format!("/configs/{key}/file"))?.as_str()?;
+            Some((file.strip_prefix("../")?.to_string(), target))
+        })
+        .collect()
+}
+
+/// Where `file` of the tree appears in the container, through a mount of the file
+/// itself or of a directory above it.
+fn container_path(mounts: &[(String, String)], file: &str) -> Option<String> {
+    mounts.iter().find_map(|(source, target)| {
+        if file == source {
+            return Some(target.clone());
+        }
+        let rest = file.strip_prefix(source.as_str())?.strip_prefix('/')?;
+        Some(format!("{}/{rest}", target.trim_end_matches('/')))
+    })
 }
 
 /// `*` matches within one path segment.
@@ -477,7 +511,7 @@ fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>, catalogs: &Ca
         return;
     };
     let path = format!("services.{name}");
-    let mounts = prometheus_mounts(files, name);
+    let mounts = rendered_mounts(files, stack.is_swarm(), name);
     let provider_paths = dashboard_providers(cx, files, name, &path);
     for file in files
         .paths()
@@ -486,11 +520,10 @@ fn grafana(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>, catalogs: &Ca
         if file.contains("/provisioning/") {
             continue;
         }
-        let reachable = mounts.iter().any(|(source, target)| {
-            file.starts_with(&format!("{source}/"))
-                && provider_paths
-                    .iter()
-                    .any(|p| p.trim_end_matches('/') == target.trim_end_matches('/'))
+        let reachable = container_path(&mounts, file).is_some_and(|c| {
+            provider_paths
+                .iter()
+                .any(|p| c.starts_with(&format!("{}/", p.trim_end_matches('/'))))
         });
         if !reachable {
             cx.report_file(
@@ -612,14 +645,28 @@ fn datasources(
     path: &str,
 ) {
     let stack = cx.stack();
-    let compose_env: BTreeSet<String> = files
-        .yaml_value(super::compose::FILE)
-        .and_then(|doc| {
-            doc.pointer(&format!("/services/{name}/environment"))
-                .and_then(|e| e.as_object())
-                .map(|m| m.keys().cloned().collect())
-        })
-        .unwrap_or_default();
+    // What the container gets: its environment's names, and in a swarm the paths of
+    // the secrets mounted into it.
+    let deployed = if stack.is_swarm() {
+        crate::model::paths::SWARM_STACK
+    } else {
+        super::compose::FILE
+    };
+    let listed = |key: &str| -> BTreeSet<String> {
+        let Some(doc) = files.yaml_value(deployed) else {
+            return BTreeSet::new();
+        };
+        match doc.pointer(&format!("/services/{name}/{key}")) {
+            Some(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .filter_map(|m| m.get("target")?.as_str().map(str::to_string))
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    };
+    let compose_env = listed("environment");
+    let secret_paths = listed("secrets");
     for file in files
         .paths()
         .filter(|p| p.starts_with(&format!("{name}/provisioning/datasources/")))
@@ -698,13 +745,24 @@ fn datasources(
             let secrets = source.get("secureJsonData").and_then(|v| v.as_object());
             for (key, value) in secrets.into_iter().flatten() {
                 let value = value.as_str().unwrap_or("");
-                secure_value(cx, path, file, text, ds_name, key, value, &compose_env);
+                let given = Given {
+                    env: &compose_env,
+                    secret_paths: &secret_paths,
+                };
+                secure_value(cx, path, file, text, ds_name, key, value, &given);
             }
         }
     }
 }
 
-/// A secureJsonData value is a variable the Grafana container gets, never a literal.
+/// What the Grafana container is given: environment variables and secret files.
+struct Given<'a> {
+    env: &'a BTreeSet<String>,
+    secret_paths: &'a BTreeSet<String>,
+}
+
+/// A secureJsonData value is a variable or a secret file the Grafana container gets,
+/// never a literal.
 #[allow(clippy::too_many_arguments)]
 fn secure_value(
     cx: &mut Ctx<'_>,
@@ -714,8 +772,19 @@ fn secure_value(
     ds_name: &str,
     key: &str,
     value: &str,
-    compose_env: &BTreeSet<String>,
+    given: &Given<'_>,
 ) {
+    // `$__file{PATH}`: Grafana reads the secret file a swarm mounts.
+    if let Some(secret) = value
+        .strip_prefix("$__file{")
+        .and_then(|v| v.strip_suffix('}'))
+    {
+        if !given.secret_paths.contains(secret) {
+            cx.report_file("TG516", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` reads {secret}, which is no secret of the Grafana container"), "mount the secret into the service (re-render)".into());
+        }
+        return;
+    }
+    let compose_env = given.env;
     let var = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
     match var {
         None => cx.report_file("TG104", Severity::Error, path, file, line_of(text, value), format!("{file}: datasource `{ds_name}` {key} is a literal value"), "reference the secret's variable as ${VAR}".into()),

@@ -159,19 +159,24 @@ pub fn settings(text: &str) -> (Vec<Setting>, Vec<SyntaxIssue>) {
         if trimmed.is_empty() {
             continue;
         }
-        let (key, value) = match trimmed.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => match trimmed.split_once(char::is_whitespace) {
-                Some((k, v)) => (k.trim(), v.trim()),
-                None => {
-                    issues.push(SyntaxIssue {
-                        line: index + 1,
-                        message: format!("`{trimmed}` has no value"),
-                    });
-                    continue;
-                }
-            },
+        // `name = value`, `name value` or `name=value`: the name is the leading word, so
+        // an `=` inside a quoted value (`primary_conninfo 'host=db'`) is the value's.
+        let name_len = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-$".contains(c)))
+            .unwrap_or(trimmed.len());
+        let (key, rest) = trimmed.split_at(name_len);
+        let rest = rest.trim_start();
+        let (value, has_equals) = match rest.strip_prefix('=') {
+            Some(value) => (value.trim(), true),
+            None => (rest, false),
         };
+        if key.is_empty() || (value.is_empty() && !has_equals) {
+            issues.push(SyntaxIssue {
+                line: index + 1,
+                message: format!("`{trimmed}` has no value"),
+            });
+            continue;
+        }
         let value = value
             .strip_prefix('\'')
             .and_then(|v| v.strip_suffix('\''))
@@ -232,15 +237,23 @@ pub fn hba(text: &str) -> (Vec<HbaRecord>, Vec<SyntaxIssue>) {
                 user,
                 address,
                 method,
-                ..,
-            ] => records.push(HbaRecord {
-                kind: kind.to_string(),
-                database: db.to_string(),
-                user: user.to_string(),
-                address: Some(address.to_string()),
-                method: method.to_string(),
-                line,
-            }),
+                rest @ ..,
+            ] => {
+                // `10.0.0.0 255.0.0.0 md5`: an address and a netmask in two fields.
+                let netmask = method.parse::<std::net::IpAddr>().is_ok();
+                let (address, method) = match (netmask, rest.first()) {
+                    (true, Some(after)) => (format!("{address}/{method}"), after.to_string()),
+                    _ => (address.to_string(), method.to_string()),
+                };
+                records.push(HbaRecord {
+                    kind: kind.to_string(),
+                    database: db.to_string(),
+                    user: user.to_string(),
+                    address: Some(address),
+                    method,
+                    line,
+                })
+            }
             _ => issues.push(SyntaxIssue {
                 line,
                 message: format!("`{}` is not a pg_hba record", raw.trim()),

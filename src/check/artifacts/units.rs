@@ -7,99 +7,11 @@ use std::collections::BTreeSet;
 use super::Files;
 use super::parse::{self, IniEntry};
 use crate::check::Ctx;
+use crate::check::dialect::{Dialect, Release};
 use crate::check::index::Index;
 use crate::finding::Severity;
+use crate::model::app::AppSettings;
 use crate::model::{Deploy, Kind, Service, paths};
-
-const UNIT_KEYS: &[(&str, &[&str])] = &[
-    (
-        "Unit",
-        &[
-            "Description",
-            "Documentation",
-            "Wants",
-            "Requires",
-            "After",
-            "Before",
-            "BindsTo",
-            "PartOf",
-            "Conflicts",
-            "StartLimitIntervalSec",
-            "StartLimitBurst",
-            "ConditionPathExists",
-            "AssertPathExists",
-        ],
-    ),
-    (
-        "Service",
-        &[
-            "Type",
-            "User",
-            "Group",
-            "ExecStart",
-            "ExecStartPre",
-            "ExecStartPost",
-            "ExecReload",
-            "ExecStop",
-            "Environment",
-            "EnvironmentFile",
-            "Restart",
-            "RestartSec",
-            "KillSignal",
-            "KillMode",
-            "TimeoutStartSec",
-            "TimeoutStopSec",
-            "StateDirectory",
-            "StateDirectoryMode",
-            "RuntimeDirectory",
-            "RuntimeDirectoryMode",
-            "LogsDirectory",
-            "ConfigurationDirectory",
-            "UMask",
-            "WorkingDirectory",
-            "MemoryMax",
-            "MemoryHigh",
-            "CPUQuota",
-            "TasksMax",
-            "LimitNOFILE",
-            "NoNewPrivileges",
-            "ProtectSystem",
-            "ProtectHome",
-            "PrivateTmp",
-            "PrivateDevices",
-            "PrivateUsers",
-            "ProtectKernelTunables",
-            "ProtectKernelModules",
-            "ProtectKernelLogs",
-            "ProtectControlGroups",
-            "ProtectClock",
-            "ProtectHostname",
-            "ProtectProc",
-            "ProcSubset",
-            "RestrictSUIDSGID",
-            "RestrictRealtime",
-            "RestrictNamespaces",
-            "LockPersonality",
-            "MemoryDenyWriteExecute",
-            "RemoveIPC",
-            "CapabilityBoundingSet",
-            "AmbientCapabilities",
-            "RestrictAddressFamilies",
-            "SystemCallArchitectures",
-            "SystemCallFilter",
-            "SystemCallErrorNumber",
-            "ReadWritePaths",
-            "ReadOnlyPaths",
-            "InaccessiblePaths",
-            "DynamicUser",
-            "WatchdogSec",
-            "NotifyAccess",
-            "IPAddressDeny",
-            "IPAddressAllow",
-        ],
-    ),
-    ("Install", &["WantedBy", "RequiredBy", "Alias", "Also"]),
-];
 
 /// One rendered unit file and the model service it runs.
 struct Unit<'a> {
@@ -123,21 +35,25 @@ impl Unit<'_> {
 pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
     let stack = cx.stack();
     for (name, service) in &stack.services {
-        if service.deploy != Deploy::Native || !matches!(service.kind, Kind::Gateway | Kind::Api) {
+        if service.deploy != Deploy::Native
+            || !matches!(service.kind, Kind::Gateway | Kind::Api | Kind::App)
+        {
             continue;
         }
         let file = paths::unit(name);
         let Some(text) = files.text(&file) else {
             continue;
         };
-        let (entries, issues) = parse::ini(text);
+        let (entries, _) = parse::ini(text);
         let unit = Unit {
             path: format!("services.{name}"),
             file,
             entries,
             service,
         };
-        for issue in issues {
+        // Sections and directives against those the installed systemd knows.
+        let unit_name = unit.file.rsplit('/').next().unwrap_or(&unit.file);
+        for issue in Dialect::Systemd.check(unit_name, text, Release::of(service)) {
             cx.report_file(
                 "TG022",
                 Severity::Error,
@@ -145,11 +61,10 @@ pub fn run(cx: &mut Ctx<'_>, files: &Files<'_>, index: &Index<'_>) {
                 &unit.file,
                 Some(issue.line),
                 format!("{}: {}", unit.file, issue.message),
-                "re-render".into(),
+                issue.hint,
             );
         }
         for entry in &unit.entries {
-            known_key(cx, &unit, entry);
             if entry.section == "Service" && entry.key == "Environment" {
                 environment(cx, &unit, entry, index);
             }
@@ -193,60 +108,31 @@ fn own_user(cx: &mut Ctx<'_>, unit: &Unit<'_>) {
     }
 }
 
-/// Sections and keys systemd knows.
-fn known_key(cx: &mut Ctx<'_>, unit: &Unit<'_>, entry: &IniEntry) {
-    let (path, file) = (unit.path.as_str(), unit.file.as_str());
-    match UNIT_KEYS
-        .iter()
-        .find(|(section, _)| *section == entry.section)
-    {
-        None => cx.report_file(
-            "TG022",
-            Severity::Error,
-            path,
-            file,
-            Some(entry.line),
-            format!("{file}: unknown unit section [{}]", entry.section),
-            "units have [Unit], [Service] and [Install]".into(),
-        ),
-        Some((_, keys)) if !keys.contains(&entry.key.as_str()) => {
-            let hint = crate::suggest::did_you_mean(&entry.key, keys.iter().copied());
-            cx.report_file(
-                "TG022",
-                Severity::Error,
-                path,
-                file,
-                Some(entry.line),
-                format!("{file}: unknown [{}] key `{}`", entry.section, entry.key),
-                if hint.is_empty() {
-                    "systemd ignores unknown keys with a warning: remove it".into()
-                } else {
-                    hint
-                },
-            );
-        }
-        _ => {}
-    }
-}
-
 /// An Environment= line: no `${}`, no secret, only variables the program reads.
 fn environment(cx: &mut Ctx<'_>, unit: &Unit<'_>, entry: &IniEntry, index: &Index<'_>) {
     let (path, file) = (unit.path.as_str(), unit.file.as_str());
     let (var, value) = entry.value.split_once('=').unwrap_or((&entry.value, ""));
     let var = var.trim_matches('"');
     if value.contains("${") {
-        cx.report_file("TG605", Severity::Error, path, file, Some(entry.line), format!("{file}: Environment={var} uses ${{}} expansion, which systemd does not perform there"), "write the value itself; secrets come from EnvironmentFile".into());
-    }
-    if index.secret_envs.contains(var) {
         cx.report_file(
-            "TG104",
+            "TG605",
             Severity::Error,
             path,
             file,
             Some(entry.line),
-            format!("{file}: secret {var} set inline with Environment="),
-            "secrets come only from the EnvironmentFile in deploy.secrets_dir".into(),
+            format!(
+                "{file}: Environment={var} uses ${{}} expansion, which systemd does not \
+                perform there",
+            ),
+            "write the value itself; secrets come from EnvironmentFile".into(),
         );
+    }
+    if let Some(app) = &unit.service.app {
+        app_environment(cx, unit, entry, app, var);
+        return;
+    }
+    if index.secret_envs.contains(var) {
+        inline_secret(cx, unit, entry, var);
     } else if !crate::catalog::gateway::PROCESS_ENV.contains(&var) {
         cx.report_file(
             "TG605",
@@ -263,12 +149,58 @@ fn environment(cx: &mut Ctx<'_>, unit: &Unit<'_>, entry: &IniEntry, index: &Inde
     }
 }
 
+/// TG104: a secret written into the unit instead of its EnvironmentFile (incident 29).
+fn inline_secret(cx: &mut Ctx<'_>, unit: &Unit<'_>, entry: &IniEntry, var: &str) {
+    let (path, file) = (unit.path.as_str(), unit.file.as_str());
+    let message = format!("{file}: secret {var} set inline with Environment=");
+    let hint = "secrets come only from the EnvironmentFile in deploy.secrets_dir".into();
+    cx.report_file(
+        "TG104",
+        Severity::Error,
+        path,
+        file,
+        Some(entry.line),
+        message,
+        hint,
+    );
+}
+
+/// An app's Environment= line: a variable its model declares, never a secret link.
+fn app_environment(
+    cx: &mut Ctx<'_>,
+    unit: &Unit<'_>,
+    entry: &IniEntry,
+    app: &AppSettings,
+    var: &str,
+) {
+    let (path, file) = (unit.path.as_str(), unit.file.as_str());
+    let secret = app.links.get(var).is_some_and(|l| l.secret.is_some());
+    if secret {
+        inline_secret(cx, unit, entry, var);
+    } else if !app.env.contains_key(var) && !app.links.contains_key(var) {
+        let message = format!("{file}: Environment={var} is not in the model's env or links");
+        let hint = format!(
+            "declare it in [services.{}.app.env] and re-render",
+            unit.path.trim_start_matches("services.")
+        );
+        cx.report_file(
+            "TG605",
+            Severity::Error,
+            path,
+            file,
+            Some(entry.line),
+            message,
+            hint,
+        );
+    }
+}
+
 /// Secrets come from an EnvironmentFile in deploy.secrets_dir (incident 29).
 fn environment_file(cx: &mut Ctx<'_>, unit: &Unit<'_>) {
     let stack = cx.stack();
     let (path, file) = (unit.path.as_str(), unit.file.as_str());
     let secret_envs: BTreeSet<String> =
-        crate::model::secret_files::gateway_secrets(stack, unit.service)
+        crate::model::secret_files::native_env_secrets(stack, unit.service)
             .into_keys()
             .collect();
     match unit.get("EnvironmentFile") {

@@ -11,7 +11,7 @@ pub struct ScrapeJob {
     /// Job name: the service name.
     pub job: String,
     pub kind: Kind,
-    pub metrics_path: &'static str,
+    pub metrics_path: String,
     /// `host:port` as the Prometheus process reaches it.
     pub target: String,
 }
@@ -39,7 +39,7 @@ pub fn scrape_jobs(stack: &Stack, prometheus: &Service) -> Vec<ScrapeJob> {
             jobs.push(ScrapeJob {
                 job: name.clone(),
                 kind: service.kind,
-                metrics_path,
+                metrics_path: metrics_path.to_string(),
                 target: endpoint.to_string(),
             });
         }

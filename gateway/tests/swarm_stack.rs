@@ -1,0 +1,928 @@
+//! The whole rendered stack on a real three-node Docker Swarm: the host's dockerd and two
+//! dockerd daemons in network namespaces of the test's own (deploy/swarm/nodes.sh). Stages,
+//! named in the output:
+//!
+//! images -> swarm (3 nodes, images copied) -> render (with secrets) -> deploy (deploy.sh:
+//! secrets, stack deploy, migrations job; every task healthy) -> messages (replay jobs ->
+//! stored once -> published once -> consumed) -> redeploy (deploy.sh again: migrations
+//! first, nothing changes, every service converges) -> node loss (the Redis master's node
+//! stopped: the Sentinels promote the replica, nothing stored is lost, the pipeline goes on)
+//! -> rejoin (the node comes back Ready, the old master returns as a replica). The same
+//! deploy and messages on a swarm of one node are the baseline of the deploy time.
+//!
+//! The model is `stack.toml + examples/swarm.toml + deploy/swarm/overlay.toml + a run
+//! overlay` naming the real nodes. The test reads PostgreSQL (through PgBouncer) and
+//! RabbitMQ at the ports they publish on node 1 (the host), on 127.0.0.1, and reaches tasks
+//! with `docker exec` on their node's daemon. A Drop guard removes the stack, the test's
+//! jobs, configs and secrets, the stack's volumes on every node, and the nodes themselves,
+//! by ID and by the run's names, also on failure.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+
+use crate::e2e_stack::{
+    ENGINE, consumed_counts_at, docker, event_lines, list, log, output, random_secret, root, run,
+    stored_counts_at, wait_for,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tg-gateway");
+/// Published by deploy/swarm/overlay.toml on the node that runs them: node 1, the host.
+const PGBOUNCER: u16 = 29434;
+const RABBITMQ: u16 = 29672;
+
+/// One node of the test swarm: its swarm host name and its daemon's socket.
+#[derive(Clone)]
+struct Node {
+    hostname: String,
+    sock: String,
+}
+
+/// Everything of one run; dropping it removes what the run created.
+struct Swarm {
+    /// Nodes of the swarm: 3 (the scenario with a node lost), or 1 (the baseline).
+    size: usize,
+    run_id: String,
+    project: String,
+    dir: PathBuf,
+    generated: PathBuf,
+    secrets: PathBuf,
+    nodes: Vec<Node>,
+    images: BTreeMap<String, String>,
+    secret_values: BTreeMap<String, String>,
+    /// Configs and secrets the test itself created (replay inputs), by ID.
+    own_objects: Vec<(&'static str, String)>,
+    jobs: usize,
+    timings: Vec<(String, Duration)>,
+    _tmp: tempfile::TempDir,
+}
+
+fn nodes_sh(args: &[&str]) -> Result<String> {
+    run(Command::new("bash")
+        .arg(root().join("deploy/swarm/nodes.sh"))
+        .args(args))
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        let project = self.project.clone();
+        let quiet = |args: &[&str]| {
+            let _ = output(Command::new("docker").args(args));
+        };
+        quiet(&["stack", "rm", &project]);
+        for job in 0..self.jobs {
+            quiet(&["service", "rm", &format!("{project}_replay-{job}")]);
+        }
+        quiet(&["service", "rm", &format!("{project}_migrate")]);
+        // Tasks release their configs, secrets and volumes once they are gone (bounded).
+        let label = format!("label=com.docker.stack.namespace={project}");
+        for _ in 0..60 {
+            if list(&["service", "ls", "-q", "--filter", &label]).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        for (kind, id) in self.own_objects.drain(..) {
+            quiet(&[kind, "rm", &id]);
+        }
+        for id in list(&[
+            "secret",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=tgstack.stack={project}"),
+        ]) {
+            quiet(&["secret", "rm", &id]);
+        }
+        for filter in [label.clone(), format!("label=tgstack.stack={project}")] {
+            for id in list(&["config", "ls", "-q", "--filter", &filter]) {
+                quiet(&["config", "rm", &id]);
+            }
+        }
+        for node in &self.nodes {
+            for _ in 0..30 {
+                let containers = list(&["-H", &node.sock, "ps", "-aq", "--filter", &label]);
+                if containers.is_empty() {
+                    break;
+                }
+                for id in containers {
+                    quiet(&["-H", &node.sock, "rm", "-f", &id]);
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            for volume in list(&["-H", &node.sock, "volume", "ls", "-q", "--filter", &label]) {
+                quiet(&["-H", &node.sock, "volume", "rm", "-f", &volume]);
+            }
+        }
+        if let Err(error) = nodes_sh(&["down", &self.run_id]) {
+            log(format!("teardown: nodes.sh down: {error:#}"));
+        }
+        log(format!(
+            "teardown: removed stack {project} and swarm {}",
+            self.run_id
+        ));
+    }
+}
+
+impl Swarm {
+    fn stage(&mut self, name: &str, body: impl FnOnce(&mut Swarm) -> Result<()>) {
+        log(format!("== swarm stage {name}"));
+        let start = Instant::now();
+        if let Err(error) = body(self) {
+            self.dump();
+            panic!("swarm stage {name} failed: {error:#}");
+        }
+        let took = start.elapsed();
+        log(format!(
+            "== swarm stage {name}: ok ({:.1} s)",
+            took.as_secs_f64()
+        ));
+        self.timings.push((name.to_string(), took));
+    }
+
+    fn secret(&self, var: &str) -> &str {
+        self.secret_values
+            .get(var)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    fn service(&self, name: &str) -> String {
+        format!("{}_{name}", self.project)
+    }
+
+    fn node(&self, hostname: &str) -> Result<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.hostname == hostname)
+            .ok_or_else(|| anyhow!("no test node named {hostname}"))
+    }
+
+    /// The running container of a one-task service, on its node's daemon.
+    fn task_container(&self, service: &str) -> Result<(Node, String)> {
+        let full = self.service(service);
+        let node = docker(&[
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}}",
+            &full,
+        ])?;
+        let node = self
+            .node(node.lines().next().unwrap_or_default().trim())?
+            .clone();
+        let label = format!("label=com.docker.swarm.service.name={full}");
+        let ids = list(&["-H", &node.sock, "ps", "-q", "--filter", &label]);
+        let id = ids
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("no running container of {full} on {}", node.hostname))?;
+        Ok((node, id))
+    }
+
+    fn exec(&self, service: &str, env: &[(&str, &str)], args: &[&str]) -> Result<String> {
+        let (node, id) = self.task_container(service)?;
+        let mut command = Command::new("docker");
+        command.args(["-H", &node.sock, "exec"]);
+        // Values through docker's own environment, never on its command line (which a
+        // failure message prints).
+        for (key, value) in env {
+            command.args(["-e", key]).env(key, value);
+        }
+        command.arg(&id).args(args);
+        run(&mut command)
+    }
+
+    /// Services of the stack and their `running/desired` tasks.
+    fn replicas(&self) -> Result<BTreeMap<String, String>> {
+        let label = format!("label=com.docker.stack.namespace={}", self.project);
+        let out = docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &label,
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        ])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, replicas)| (name.to_string(), replicas.to_string()))
+            .collect())
+    }
+
+    /// Every service of the stack has all its tasks running (healthy, for those with a
+    /// healthcheck: Swarm runs a task only once its healthcheck passes).
+    fn wait_healthy(&self, limit: Duration, except: &[&str]) -> Result<()> {
+        wait_for(
+            "every service running",
+            limit,
+            Duration::from_secs(2),
+            || {
+                let replicas = self.replicas()?;
+                let waiting: Vec<String> = replicas
+                    .iter()
+                    .filter(|(name, _)| !except.iter().any(|e| **name == self.service(e)))
+                    .filter(|(_, r)| {
+                        let (running, desired) = r.split_once('/').unwrap_or(("0", "1"));
+                        running != desired.split_whitespace().next().unwrap_or("")
+                    })
+                    .map(|(name, r)| format!("{name} {r}"))
+                    .collect();
+                if replicas.is_empty() {
+                    bail!("no service of {} yet", self.project);
+                }
+                if waiting.is_empty() {
+                    return Ok(Some(()));
+                }
+                bail!("waiting for {}", waiting.join(", "))
+            },
+        )
+    }
+
+    fn dump(&self) {
+        log(format!(
+            "services: {:?}",
+            self.replicas().unwrap_or_default()
+        ));
+        for (name, _) in self.replicas().unwrap_or_default() {
+            if let Ok(out) = docker(&[
+                "service",
+                "ps",
+                "--no-trunc",
+                "--format",
+                "{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}",
+                &name,
+            ]) {
+                log(format!("{name}:\n{}", out.trim_end()));
+            }
+            if let Ok(out) = output(
+                Command::new("docker").args(["service", "logs", "--raw", "--tail", "15", &name]),
+            ) {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr);
+                log(format!("{name} logs:\n{}", text.trim_end()));
+            }
+        }
+    }
+}
+
+fn prepare(size: usize) -> Swarm {
+    let (tmp, suffix) = crate::e2e_stack::run_scratch("tgstack-swarm-");
+    let dir = tmp.path().to_path_buf();
+    Swarm {
+        size,
+        project: format!("tgsw{suffix}"),
+        run_id: format!("s{suffix}"),
+        generated: dir.join("generated"),
+        secrets: dir.join("secrets"),
+        dir,
+        nodes: Vec::new(),
+        images: BTreeMap::new(),
+        secret_values: BTreeMap::new(),
+        own_objects: Vec::new(),
+        jobs: 0,
+        timings: Vec::new(),
+        _tmp: tmp,
+    }
+}
+
+fn stage_images(s: &mut Swarm) -> Result<()> {
+    let binary = s.dir.join("tg-gateway");
+    std::fs::copy(BINARY, &binary).context("copy the tg-gateway binary")?;
+    let out = run(Command::new("bash")
+        .arg(root().join("deploy/e2e/images.sh"))
+        .arg("--gateway-binary")
+        .arg(&binary))?;
+    for line in out.lines() {
+        if let Some((name, image)) = line.split_once('=') {
+            s.images.insert(name.to_string(), image.to_string());
+        }
+    }
+    ensure!(s.images.contains_key("tg-gateway"), "images.sh: {out}");
+    Ok(())
+}
+
+/// The stand-in image of each service of the swarm model: the end-to-end test's.
+const SERVICES: &[(&str, &str)] = crate::e2e_stack::STANDIN_IMAGES;
+
+fn stage_swarm(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    let size = s.size;
+    let out = nodes_sh(&["up", &s.run_id, &size.to_string()])?;
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("nodes.sh up printed no {key}: {out}"))
+    };
+    for k in 1..=size {
+        s.nodes.push(Node {
+            hostname: value(&format!("node-{k}"))?,
+            sock: value(&format!("sock-{k}"))?,
+        });
+    }
+    s.timings
+        .push((format!("swarm up ({size} nodes)"), start.elapsed()));
+    let start = Instant::now();
+    let mut images: Vec<&str> = SERVICES
+        .iter()
+        .map(|(_, i)| s.images[*i].as_str())
+        .collect();
+    images.sort();
+    images.dedup();
+    let mut args = vec!["load", s.run_id.as_str()];
+    args.extend(images);
+    nodes_sh(&args)?;
+    s.timings
+        .push(("images copied to the nodes".into(), start.elapsed()));
+    let ready = docker(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])?;
+    ensure!(
+        ready.lines().filter(|l| l.ends_with(" Ready")).count() >= size,
+        "nodes: {ready}"
+    );
+    Ok(())
+}
+
+/// The run overlay: the real nodes, a unique stack name, the secrets dir and the stand-in
+/// images. Three nodes: node 1 (the host, whose ports the test reads on 127.0.0.1) holds
+/// PostgreSQL, PgBouncer and RabbitMQ, node 2 the Redis master, node 3 the replica and
+/// Prometheus. One node holds everything, with nothing spread and smaller limits (Swarm
+/// reserves them, and the node has 2 CPUs).
+fn run_overlay(s: &Swarm) -> String {
+    let nodes: Vec<&str> = s.nodes.iter().map(|n| n.hostname.as_str()).collect();
+    let node = |i: usize| nodes[i.min(nodes.len() - 1)];
+    let mut text = format!(
+        "name = \"{}\"\nunset = [\"hosts\"]\n\n[deploy]\nsecrets_dir = \"{}\"\n",
+        s.project,
+        s.secrets.display()
+    );
+    let roles = ["data", "data", "monitoring"];
+    for (i, name) in nodes.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[hosts.\"{name}\"]\ncpus = 2.0\nmemory = \"12GiB\"\nlabels = {{ role = \"{}\" }}\n",
+            roles[i]
+        ));
+    }
+    let spread = s.size > 1;
+    for (service, i) in [
+        ("timescaledb", 0),
+        ("rabbitmq", 0),
+        ("pgbouncer", 0),
+        ("redis-master", 1),
+        ("redis-replica", 2),
+        ("prometheus", 2),
+    ] {
+        text.push_str(&format!(
+            "\n[services.{service}.placement]\nhost = \"{}\"\n",
+            node(i)
+        ));
+    }
+    for service in ["sentinel", "gateway-api"] {
+        text.push_str(&format!(
+            "\n[services.{service}.placement]\nspread = {spread}\n"
+        ));
+    }
+    let small = [
+        "pgbouncer",
+        "gateway-api",
+        "prometheus",
+        "postgres-exporter",
+        "redis-exporter",
+        "pgbouncer-exporter",
+        "node-exporter",
+    ];
+    for (service, image) in SERVICES {
+        text.push_str(&format!(
+            "\n[services.{service}]\nimage = \"{}\"\n",
+            s.images[*image]
+        ));
+        if !spread && small.contains(service) {
+            text.push_str("cpus = 0.05\n");
+        }
+    }
+    text
+}
+
+fn stage_render(s: &mut Swarm) -> Result<()> {
+    let overlay = s.dir.join("run-overlay.toml");
+    std::fs::write(&overlay, run_overlay(s))?;
+    let files = vec![
+        root().join("stack.toml"),
+        root().join("examples/swarm.toml"),
+        root().join("deploy/swarm/overlay.toml"),
+        overlay,
+    ];
+    let model = tgstack::model::load_files(&files)
+        .map_err(|f| anyhow!("model: {}", tgstack::report::human(&f)))?;
+    let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
+    ensure!(
+        !report.fails(false),
+        "the swarm model does not validate:\n{}",
+        tgstack::report::human(&report.findings)
+    );
+    // This checkout's templates (a shared target dir may embed another checkout's).
+    let templates = root().join("templates");
+    let rendered = tgstack::render(&model, Some(&templates))
+        .map_err(|f| anyhow!("render: {}", tgstack::report::human(&f)))?;
+    for secret in model.stack.secrets.values() {
+        s.secret_values.insert(secret.env.clone(), random_secret());
+    }
+    s.secret_values
+        .insert("TG_TELEGRAM_API_HASH".into(), random_secret());
+    let values = s.secret_values.clone();
+    let lookup = move |var: &str| values.get(var).cloned();
+    let resolved = tgstack::render::secrets::resolve(&model.stack, &lookup)
+        .map_err(|f| anyhow!("secrets: {}", tgstack::report::human(&f)))?;
+    let files = tgstack::render::secrets::files(&model, &resolved);
+    tgstack::render::secrets::write(&s.secrets, &files)?;
+    tgstack::render::write::write_tree(&rendered.tree, &s.generated)?;
+    log(format!(
+        "rendered {} files, {} secret files",
+        rendered.tree.len(),
+        files.len()
+    ));
+    Ok(())
+}
+
+/// swarm/deploy.sh of the rendered tree; its log (stderr), which it writes with no value.
+fn deploy(s: &Swarm) -> Result<String> {
+    let out = output(
+        Command::new("bash")
+            .arg(s.generated.join("swarm/deploy.sh"))
+            .env("TGSTACK_DIR", &s.generated)
+            .env("TGSTACK_SECRETS_DIR", &s.secrets)
+            .env("TGSTACK_WAIT_SECONDS", "300")
+            // The images are on the nodes already (nodes.sh load); no registry is reachable.
+            .env("TGSTACK_RESOLVE_IMAGE", "never"),
+    )?;
+    let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.success(), "deploy.sh failed:\n{log_text}");
+    Ok(log_text)
+}
+
+fn stage_deploy(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    let log_text = deploy(s)?;
+    ensure!(
+        log_text.contains("migrations applied"),
+        "deploy.sh applied no migrations:\n{log_text}"
+    );
+    s.wait_healthy(Duration::from_secs(420), &[])?;
+    let took = start.elapsed();
+    s.timings
+        .push((format!("deploy to healthy ({} nodes)", s.size), took));
+    log(format!(
+        "deploy to healthy on {} nodes: {:.1} s",
+        s.size,
+        took.as_secs_f64()
+    ));
+    // The placement the model asked for is where Swarm put the tasks.
+    let (master, replica) = if s.size == 1 { (0, 0) } else { (1, 2) };
+    for (service, node) in [
+        ("timescaledb", 0),
+        ("redis-master", master),
+        ("redis-replica", replica),
+    ] {
+        let (on, _) = s.task_container(service)?;
+        ensure!(
+            on.hostname == s.nodes[node].hostname,
+            "{service} runs on {}, not {}",
+            on.hostname,
+            s.nodes[node].hostname
+        );
+    }
+    let sentinel_nodes: std::collections::BTreeSet<String> = (1..=3)
+        .map(|i| {
+            s.task_container(&format!("sentinel-{i}"))
+                .map(|(n, _)| n.hostname)
+        })
+        .collect::<Result<_>>()?;
+    ensure!(
+        sentinel_nodes.len() == s.size,
+        "the Sentinels share a node: {sentinel_nodes:?}"
+    );
+    Ok(())
+}
+
+/// The overlay the replay jobs read on top of the effective model: tg-gateway as a
+/// container of the data network (the swarm model leaves it out: no Telegram here).
+const REPLAY_OVERLAY: &str = r#"
+[secrets.telegram_api_hash]
+env = "TG_TELEGRAM_API_HASH"
+
+[services.tg-gateway]
+kind = "gateway"
+image = "tg-gateway"
+port = 4007
+cpus = 0.1
+memory = "300MiB"
+networks = ["data"]
+
+[services.tg-gateway.gateway]
+api_id = 1234567
+api_hash = { secret = "telegram_api_hash" }
+database = "pgbouncer"
+db_role = "tg_app"
+redis = "redis-master"
+broker = "rabbitmq"
+broker_user = "tg_gateway"
+"#;
+
+/// The secret deploy.sh made for model secret `id` (`<project>_env-<id>_<hash>`), or, for
+/// a credential only the replay's gateway reads (no service of the swarm model does), one
+/// the test makes from the variable's value (once; removed by the Drop guard).
+fn secret_for(s: &mut Swarm, id: &str, var: &str) -> Result<String> {
+    let prefix = format!("{}_env-{id}_", s.project);
+    if let Some(name) = list(&["secret", "ls", "--format", "{{.Name}}"])
+        .into_iter()
+        .find(|name| name.starts_with(&prefix))
+    {
+        return Ok(name);
+    }
+    let name = s.service(&format!("test-{id}"));
+    if docker(&["secret", "inspect", &name]).is_err() {
+        let value = s.secret(var).to_string();
+        ensure!(!value.is_empty(), "no value for {var}");
+        create_object(s, "secret", &name, &value)?;
+    }
+    Ok(name)
+}
+
+fn create_object(s: &mut Swarm, kind: &'static str, name: &str, content: &str) -> Result<()> {
+    let mut child = Command::new("docker")
+        .args([kind, "create", name, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(content.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "docker {kind} create {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.own_objects.push((
+        kind,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ));
+    Ok(())
+}
+
+/// `tg-gateway replay` of `lines` as a one-off Swarm job of the gateway image on the data
+/// network, reading its credentials from secrets as the services do.
+fn replay_job(s: &mut Swarm, lines: &str) -> Result<String> {
+    let job = s.jobs;
+    s.jobs += 1;
+    let name = s.service(&format!("replay-{job}"));
+    if job == 0 {
+        create_object(s, "config", &s.service("replay-overlay"), REPLAY_OVERLAY)?;
+        let hash = s.secret("TG_TELEGRAM_API_HASH").to_string();
+        create_object(s, "secret", &s.service("test-api-hash"), &hash)?;
+    }
+    create_object(s, "config", &format!("{name}-events"), lines)?;
+    let stack_yml = std::fs::read_to_string(s.generated.join("swarm/stack.yml"))?;
+    let model_config = stack_yml
+        .lines()
+        .skip_while(|l| !l.starts_with("  model-stack-toml:"))
+        .find_map(|l| l.trim().strip_prefix("name: "))
+        .map(|n| n.trim_matches('"').to_string())
+        .ok_or_else(|| anyhow!("no model config in swarm/stack.yml"))?;
+    let mut command = Command::new("docker");
+    command.args([
+        "service",
+        "create",
+        "--detach",
+        "--quiet",
+        "--name",
+        &name,
+        "--mode",
+        "replicated-job",
+        "--endpoint-mode",
+        "dnsrr",
+        "--no-resolve-image",
+        "--restart-condition",
+        "none",
+        "--network",
+    ]);
+    command.arg(s.service("data"));
+    command.args([
+        "--config",
+        &format!("source={model_config},target=/etc/tgstack/stack.toml"),
+    ]);
+    command.args([
+        "--config",
+        &format!(
+            "source={},target=/etc/tgstack/replay.toml",
+            s.service("replay-overlay")
+        ),
+    ]);
+    command.args([
+        "--config",
+        &format!("source={name}-events,target=/tmp/events.jsonl"),
+    ]);
+    command.args([
+        "--secret",
+        &format!(
+            "source={},target=/run/secrets/telegram_api_hash",
+            s.service("test-api-hash")
+        ),
+        "--env",
+        "TG_TELEGRAM_API_HASH_FILE=/run/secrets/telegram_api_hash",
+    ]);
+    for (id, var) in [
+        ("db-app", "TG_DB_APP_PASSWORD"),
+        ("redis", "TG_REDIS_PASSWORD"),
+        ("rabbitmq-gateway", "TG_RABBITMQ_GATEWAY_PASSWORD"),
+    ] {
+        command.args([
+            "--secret",
+            &format!(
+                "source={},target=/run/secrets/{id}",
+                secret_for(s, id, var)?
+            ),
+            "--env",
+            &format!("{var}_FILE=/run/secrets/{id}"),
+        ]);
+    }
+    command.args([
+        "--env",
+        "TGSTACK_MODEL=/etc/tgstack/stack.toml,/etc/tgstack/replay.toml",
+        "--env",
+        "TGSTACK_SERVICE=tg-gateway",
+        &s.images["tg-gateway"],
+        "tg-gateway",
+        "replay",
+        "/tmp/events.jsonl",
+    ]);
+    run(&mut command)?;
+    let state = wait_for(
+        "the replay job ends",
+        Duration::from_secs(180),
+        Duration::from_secs(1),
+        || {
+            let state = docker(&[
+                "service",
+                "ps",
+                "--format",
+                "{{.CurrentState}} {{.Error}}",
+                &name,
+            ])?;
+            let first = state.lines().next().unwrap_or_default().to_string();
+            Ok((first.starts_with("Complete")
+                || first.starts_with("Failed")
+                || first.starts_with("Rejected"))
+            .then_some(first))
+        },
+    )?;
+    let logs = output(Command::new("docker").args(["service", "logs", "--raw", &name]))?;
+    let logs =
+        String::from_utf8_lossy(&logs.stdout).into_owned() + &String::from_utf8_lossy(&logs.stderr);
+    let _ = output(Command::new("docker").args(["service", "rm", &name]));
+    ensure!(
+        state.starts_with("Complete"),
+        "replay job {name}: {state}\n{logs}"
+    );
+    ensure!(
+        logs.contains("0 events left in the outbox"),
+        "replay left events in the outbox: {logs}"
+    );
+    Ok(logs)
+}
+
+fn assert_once(s: &Swarm, first: i64, count: i64) -> Result<()> {
+    let password = s.secret("TG_DB_APP_PASSWORD").to_string();
+    let stored = wait_for(
+        "rows stored",
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+        || {
+            let stored = stored_counts_at(PGBOUNCER, &password, first, count)?;
+            Ok((stored.len() as i64 == count).then_some(stored))
+        },
+    )?;
+    ensure!(
+        stored.values().all(|n| *n == 1),
+        "a message stored more than once: {stored:?}"
+    );
+    for queue in ["telegram.signals", "telegram.archive"] {
+        let consumed = consumed_counts_at(RABBITMQ, s.secret("TG_RABBITMQ_ADMIN_PASSWORD"), queue)?;
+        let ours: BTreeMap<_, _> = consumed
+            .iter()
+            .filter(|((_, m), _)| *m >= first && *m < first + count)
+            .collect();
+        ensure!(
+            ours.len() as i64 == count && ours.values().all(|n| **n == 1),
+            "{queue}: {} of {count} messages consumed, each once: {ours:?}",
+            ours.len()
+        );
+    }
+    log(format!(
+        "{count} messages (each sent twice) stored once and published once to both queues"
+    ));
+    Ok(())
+}
+
+fn stage_messages(s: &mut Swarm) -> Result<()> {
+    let lines = event_lines(1000, 30);
+    let out = replay_job(s, &lines)?;
+    log(out.lines().last().unwrap_or_default());
+    replay_job(s, &lines)?;
+    assert_once(s, 1000, 30)
+}
+
+/// deploy.sh again on the running stack: the migrations run first (the database is up),
+/// nothing changes, every service converges, the stored messages stay once.
+fn stage_redeploy(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    let log_text = deploy(s)?;
+    // The database runs: deploy.sh applies the migrations before the stack deploy.
+    let migrated = log_text.find("migrations applied");
+    let deployed = log_text.find(" deployed ");
+    ensure!(
+        matches!((migrated, deployed), (Some(m), Some(d)) if m < d),
+        "deploy.sh did not migrate before deploying:\n{log_text}"
+    );
+    s.wait_healthy(Duration::from_secs(180), &[])?;
+    s.timings.push(("redeploy".into(), start.elapsed()));
+    let password = s.secret("TG_DB_APP_PASSWORD").to_string();
+    let stored = stored_counts_at(PGBOUNCER, &password, 1000, 30)?;
+    ensure!(
+        stored.len() == 30 && stored.values().all(|n| *n == 1),
+        "after the redeploy: {stored:?}"
+    );
+    Ok(())
+}
+
+fn sentinel_master(s: &Swarm, sentinel: &str) -> Result<String> {
+    let out = s.exec(
+        sentinel,
+        &[],
+        &[
+            "redis-cli",
+            "-p",
+            "26379",
+            "sentinel",
+            "get-master-addr-by-name",
+            "mymaster",
+        ],
+    )?;
+    Ok(out.lines().next().unwrap_or_default().trim().to_string())
+}
+
+/// The Sentinel on node 1 (the host's daemon, never stopped).
+fn host_sentinel(s: &Swarm) -> Result<String> {
+    for i in 1..=3 {
+        let name = format!("sentinel-{i}");
+        if s.task_container(&name)?.0.hostname == s.nodes[0].hostname {
+            return Ok(name);
+        }
+    }
+    bail!("no Sentinel on {}", s.nodes[0].hostname)
+}
+
+fn stage_node_loss(s: &mut Swarm) -> Result<()> {
+    let sentinel = host_sentinel(s)?;
+    let before = sentinel_master(s, &sentinel)?;
+    ensure!(
+        before == "redis-master",
+        "the Sentinels name {before:?} as master"
+    );
+    let start = Instant::now();
+    nodes_sh(&["stop", &s.run_id, "2"])?;
+    // The stop returns once the node's dockerd has stopped its containers and exited.
+    s.timings
+        .push(("node loss: node 2's daemon stopped".into(), start.elapsed()));
+    let promoted = wait_for(
+        "the Sentinels promote the replica",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            let now = sentinel_master(s, &sentinel)?;
+            Ok((now != before && !now.is_empty()).then_some(now))
+        },
+    )?;
+    let failover = start.elapsed();
+    s.timings
+        .push(("node loss: replica promoted".into(), failover));
+    log(format!(
+        "node {} stopped: the Sentinels promoted {promoted} in {:.1} s",
+        s.nodes[1].hostname,
+        failover.as_secs_f64()
+    ));
+    let auth = s.secret("TG_REDIS_PASSWORD").to_string();
+    let role = s.exec(
+        "redis-replica",
+        &[("REDISCLI_AUTH", &auth)],
+        &["redis-cli", "-p", "6379", "role"],
+    )?;
+    ensure!(role.starts_with("master"), "the replica's role is {role:?}");
+    // Nothing stored is lost, and the pipeline goes on with the promoted replica.
+    let password = s.secret("TG_DB_APP_PASSWORD").to_string();
+    let kept = stored_counts_at(PGBOUNCER, &password, 1000, 30)?;
+    ensure!(
+        kept.len() == 30,
+        "{} of 30 stored messages left",
+        kept.len()
+    );
+    replay_job(s, &event_lines(2000, 15))?;
+    assert_once(s, 2000, 15)?;
+    let resumed = start.elapsed();
+    s.timings
+        .push(("node loss: next batch stored and published".into(), resumed));
+    for id in 2000..2015_i64 {
+        let channel = [-1001234567890_i64, -1001234567891, -1001234567892][(id % 3) as usize];
+        let key = format!("tg:dedup:{channel}:{id}");
+        let found = s.exec(
+            "redis-replica",
+            &[("REDISCLI_AUTH", &auth)],
+            &["redis-cli", "-p", "6379", "exists", &key],
+        )?;
+        ensure!(
+            found.trim() == "1",
+            "dedup key {key} is not on the promoted replica"
+        );
+    }
+    Ok(())
+}
+
+fn stage_rejoin(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    nodes_sh(&["start", &s.run_id, "2"])?;
+    let node = s.nodes[1].hostname.clone();
+    wait_for(
+        "the node Ready again",
+        Duration::from_secs(90),
+        Duration::from_secs(1),
+        || {
+            let status = docker(&["node", "inspect", &node, "--format", "{{.Status.State}}"])?;
+            Ok((status.trim() == "ready").then_some(()))
+        },
+    )?;
+    s.timings
+        .push(("rejoin: node ready".into(), start.elapsed()));
+    // The old master's task starts again on its node and follows the promoted replica.
+    let auth = s.secret("TG_REDIS_PASSWORD").to_string();
+    wait_for(
+        "the old master back as a replica",
+        Duration::from_secs(180),
+        Duration::from_secs(2),
+        || {
+            let role = s.exec(
+                "redis-master",
+                &[("REDISCLI_AUTH", &auth)],
+                &["redis-cli", "-p", "6379", "role"],
+            )?;
+            Ok(role.starts_with("slave").then_some(()))
+        },
+    )?;
+    s.wait_healthy(Duration::from_secs(180), &[])?;
+    s.timings
+        .push(("rejoin: every service running".into(), start.elapsed()));
+    Ok(())
+}
+
+fn scenario(size: usize) {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    crate::e2e_stack::docker_ready();
+    let total = Instant::now();
+    let mut s = prepare(size);
+    s.stage("images", stage_images);
+    s.stage("swarm", stage_swarm);
+    s.stage("render", stage_render);
+    s.stage("deploy", stage_deploy);
+    s.stage("messages", stage_messages);
+    if size > 1 {
+        s.stage("redeploy", stage_redeploy);
+        s.stage("node loss", stage_node_loss);
+        s.stage("rejoin", stage_rejoin);
+    }
+    for (name, took) in &s.timings {
+        log(format!("swarm timing {name}: {:.1} s", took.as_secs_f64()));
+    }
+    log(format!(
+        "swarm total ({size} nodes): {:.1} s",
+        total.elapsed().as_secs_f64()
+    ));
+}
+
+#[test]
+fn whole_stack_on_a_three_node_swarm() {
+    scenario(3);
+}
+
+/// The same deploy on a swarm of one node: the single-node swarm proven, and the baseline
+/// of the three-node deploy time.
+#[test]
+fn whole_stack_on_a_one_node_swarm() {
+    scenario(1);
+}

@@ -615,6 +615,12 @@ fn replay_job(s: &mut Swarm, lines: &str) -> Result<String> {
         "--network",
     ]);
     command.arg(s.service("data"));
+    // On node 1, the host's daemon, which no stage stops: a job task the managers hand to
+    // a node that has just stopped (before they mark it down) is never run nor replaced.
+    command.args([
+        "--constraint",
+        &format!("node.hostname=={}", s.nodes[0].hostname),
+    ]);
     command.args([
         "--config",
         &format!("source={model_config},target=/etc/tgstack/stack.toml"),
@@ -802,6 +808,18 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
     // The stop returns once the node's dockerd has stopped its containers and exited.
     s.timings
         .push(("node loss: node 2's daemon stopped".into(), start.elapsed()));
+    let node = s.nodes[1].hostname.clone();
+    wait_for(
+        "the managers mark the node down",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || {
+            let status = docker(&["node", "inspect", &node, "--format", "{{.Status.State}}"])?;
+            Ok((status.trim() == "down").then_some(()))
+        },
+    )?;
+    s.timings
+        .push(("node loss: node marked down".into(), start.elapsed()));
     let promoted = wait_for(
         "the Sentinels promote the replica",
         Duration::from_secs(90),

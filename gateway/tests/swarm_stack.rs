@@ -7,8 +7,9 @@
 //! stored once -> published once -> consumed) -> redeploy (deploy.sh again: migrations
 //! first, nothing changes, every service converges) -> node loss (the Redis master's node
 //! stopped: the Sentinels promote the replica, nothing stored is lost, the pipeline goes on)
-//! -> rejoin (the node comes back Ready, the old master returns as a replica). The same
-//! deploy and messages on a swarm of one node are the baseline of the deploy time.
+//! -> rejoin (the node comes back Ready, the old master returns as a replica) -> remove
+//! (swarm/remove.sh leaves nothing of the stack but its volumes). The same deploy, messages
+//! and remove on a swarm of one node are the baseline of the deploy time.
 //!
 //! The model is `stack.toml + examples/swarm.toml + deploy/swarm/overlay.toml + a run
 //! overlay` naming the real nodes. The test reads PostgreSQL (through PgBouncer) and
@@ -909,6 +910,68 @@ fn stage_rejoin(s: &mut Swarm) -> Result<()> {
     Ok(())
 }
 
+/// `swarm/remove.sh` takes the whole stack away: services, their containers on every node,
+/// the stack's networks, configs and secrets; the volumes stay, holding the data.
+fn stage_remove(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    let out = output(
+        Command::new("bash")
+            .arg(s.generated.join("swarm/remove.sh"))
+            .env("TGSTACK_DIR", &s.generated),
+    )?;
+    ensure!(
+        out.status.success(),
+        "remove.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let namespace = format!("label=com.docker.stack.namespace={}", s.project);
+    let ours = format!("label=tgstack.stack={}", s.project);
+    let db_node = s.nodes[0].sock.clone();
+    wait_for(
+        "nothing of the stack left",
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        || {
+            let mut left: Vec<String> = Vec::new();
+            for (what, args) in [
+                (
+                    "service",
+                    vec!["service", "ls", "-q", "--filter", &namespace],
+                ),
+                (
+                    "network",
+                    vec!["network", "ls", "-q", "--filter", &namespace],
+                ),
+                ("config", vec!["config", "ls", "-q", "--filter", &namespace]),
+                ("config", vec!["config", "ls", "-q", "--filter", &ours]),
+                ("secret", vec!["secret", "ls", "-q", "--filter", &ours]),
+            ] {
+                left.extend(list(&args).into_iter().map(|id| format!("{what} {id}")));
+            }
+            for node in &s.nodes {
+                let containers = list(&["-H", &node.sock, "ps", "-aq", "--filter", &namespace]);
+                left.extend(
+                    containers
+                        .into_iter()
+                        .map(|id| format!("container {id} on {}", node.hostname)),
+                );
+            }
+            if left.is_empty() {
+                return Ok(Some(()));
+            }
+            bail!("left: {}", left.join(", "))
+        },
+    )?;
+    let volumes = list(&["-H", &db_node, "volume", "ls", "-q", "--filter", &namespace]);
+    ensure!(
+        volumes.iter().any(|v| v.contains("timescaledb")),
+        "the database's volume is gone after remove.sh: {volumes:?}"
+    );
+    s.timings
+        .push(("remove.sh: nothing left".into(), start.elapsed()));
+    Ok(())
+}
+
 fn scenario(size: usize) {
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     crate::e2e_stack::docker_ready();
@@ -924,6 +987,7 @@ fn scenario(size: usize) {
         s.stage("node loss", stage_node_loss);
         s.stage("rejoin", stage_rejoin);
     }
+    s.stage("remove", stage_remove);
     for (name, took) in &s.timings {
         log(format!("swarm timing {name}: {:.1} s", took.as_secs_f64()));
     }

@@ -1,13 +1,14 @@
 //! TG701: the native layer. A service runs either as a container or as a systemd unit,
 //! never both; a unit can be written for it, with time to stop cleanly; its session file
-//! is private to exactly one gateway (incident 30) and lies in the unit's StateDirectory.
+//! is private to exactly one gateway (incident 30) and lies in the unit's StateDirectory,
+//! or in a container, in the directory the image owns (where its volume is mounted).
 
 use std::collections::BTreeMap;
 
 use super::Ctx;
 use crate::finding::Severity;
 use crate::model::native;
-use crate::model::{Deploy, Kind};
+use crate::model::{Deploy, Kind, paths};
 
 pub const RULE: &str = "TG701";
 
@@ -33,6 +34,22 @@ pub fn run(cx: &mut Ctx<'_>) {
                             "container service `{name}` has `listen`, which does nothing: a container listens on all its interfaces and is reached by name or published port"
                         ),
                         "remove `listen`, or set `deploy = \"native\"`".to_string(),
+                    ));
+                }
+                if service.kind == Kind::Gateway
+                    && let Some(session) = native::session_file(stack, name)
+                    && !native::in_image_state_dir(&session)
+                {
+                    reports.push((
+                        format!("services.{name}.gateway.session_file"),
+                        format!(
+                            "container gateway `{name}` keeps its session in {session}: its volume is mounted there, and the tg-gateway image (uid 10001) owns only {}",
+                            paths::GATEWAY_IMAGE_STATE_DIR
+                        ),
+                        format!(
+                            "leave `session_file` unset, or put it in {}/",
+                            paths::GATEWAY_IMAGE_STATE_DIR
+                        ),
                     ));
                 }
                 if service.native.is_some() {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::Ctx;
 use crate::finding::Severity;
 use crate::model::placement::{Plan, Unplaced, keeps_volume, placement_of};
-use crate::model::{Deploy, Kind, Stack, paths};
+use crate::model::{Deploy, Kind, Stack};
 
 type Report = (&'static str, Severity, String, String, String);
 
@@ -251,7 +251,12 @@ fn failure_domains(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
     for (name, service) in &stack.services {
         // Per task: a spread Sentinel is pinned to its own node.
         let nodes = plan.of(name).map(|t| t.nodes.len()).max().unwrap_or(0);
-        if keeps_volume(service) && service.deploy == Deploy::Container && nodes > 1 {
+        // The gateway's session volume is TG804's (single writer).
+        if keeps_volume(service)
+            && service.kind != Kind::Gateway
+            && service.deploy == Deploy::Container
+            && nodes > 1
+        {
             reports.push((
                 "TG803",
                 Severity::Error,
@@ -270,19 +275,6 @@ fn failure_domains(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
 fn single_writers(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
     for (name, service) in &stack.services {
         let nodes = plan.nodes_of(name).len();
-        if service.kind == Kind::Gateway
-            && service.deploy == Deploy::Container
-            && let Some(session) = crate::model::native::session_file(stack, name)
-            && !session.starts_with(&format!("{}/", paths::GATEWAY_IMAGE_STATE_DIR))
-        {
-            reports.push((
-                "TG804",
-                Severity::Error,
-                format!("services.{name}.gateway.session_file"),
-                format!("gateway `{name}` keeps its session in {session}: the swarm mounts its volume there, and the tg-gateway image (uid 10001) owns only {}", paths::GATEWAY_IMAGE_STATE_DIR),
-                format!("set `session_file = \"{}/telegram.session\"`", paths::GATEWAY_IMAGE_STATE_DIR),
-            ));
-        }
         if service.kind == Kind::Gateway && nodes > 1 {
             reports.push((
                 "TG804",

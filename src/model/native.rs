@@ -3,7 +3,7 @@
 //! the units, the rules and the gateway itself read them here.
 
 use super::units::Duration;
-use super::{Kind, Service, Stack};
+use super::{Deploy, Kind, Service, Stack, paths};
 
 /// The program a native gateway or api unit starts when the model names none.
 pub const DEFAULT_BINARY: &str = "/usr/local/bin/tg-gateway";
@@ -20,15 +20,22 @@ pub fn subcommand(kind: Kind) -> Option<&'static str> {
     kind.spec().gateway_subcommand
 }
 
-/// The session file of a gateway service: the model's `session_file`, or
-/// `<deploy.state_dir>/<service>/telegram.session`.
+/// The session file of a gateway service: the model's `session_file`, or by default
+/// `<deploy.state_dir>/<service>/telegram.session` for a native gateway and
+/// `/var/lib/tg-gateway/telegram.session` in a container (the directory the image owns,
+/// where its session volume is mounted).
 pub fn session_file(stack: &Stack, service: &str) -> Option<String> {
-    let gateway = stack.service(service)?.gateway.as_ref()?;
+    let found = stack.service(service)?;
+    let gateway = found.gateway.as_ref()?;
     Some(gateway.session_file.clone().unwrap_or_else(|| {
-        format!(
-            "{}/{service}/telegram.session",
-            stack.deploy.state_dir.trim_end_matches('/')
-        )
+        if found.deploy == Deploy::Container {
+            format!("{}/telegram.session", paths::GATEWAY_IMAGE_STATE_DIR)
+        } else {
+            format!(
+                "{}/{service}/telegram.session",
+                stack.deploy.state_dir.trim_end_matches('/')
+            )
+        }
     }))
 }
 
@@ -56,6 +63,14 @@ pub fn model_path(stack: &Stack) -> String {
         "{}/model/stack.toml",
         stack.deploy.config_dir.trim_end_matches('/')
     )
+}
+
+/// Whether a container gateway's session file lies in the directory its image owns
+/// (a volume mounted anywhere else would belong to root).
+pub fn in_image_state_dir(session: &str) -> bool {
+    session
+        .strip_prefix(&format!("{}/", paths::GATEWAY_IMAGE_STATE_DIR))
+        .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(|p| p == ".." || p.is_empty()))
 }
 
 /// The program a native service's unit starts.

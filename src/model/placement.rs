@@ -60,7 +60,12 @@ impl Plan {
 pub fn keeps_volume(service: &super::Service) -> bool {
     use super::{Kind, Persistence};
     match service.kind {
-        Kind::Postgres | Kind::Rabbitmq | Kind::Prometheus | Kind::Grafana | Kind::Sentinel => true,
+        Kind::Postgres
+        | Kind::Rabbitmq
+        | Kind::Prometheus
+        | Kind::Grafana
+        | Kind::Sentinel
+        | Kind::Gateway => true,
         Kind::Redis => service
             .redis
             .as_ref()

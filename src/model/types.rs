@@ -934,7 +934,9 @@ pub struct GatewaySettings {
     /// Telegram API hash.
     pub api_hash: SecretRef,
     /// The session file holding the Telegram login. Default
-    /// `<deploy.state_dir>/<service>/telegram.session`.
+    /// `<deploy.state_dir>/<service>/telegram.session` for a native gateway; in a
+    /// container `/var/lib/tg-gateway/telegram.session` (the directory the image owns,
+    /// where the volume `<service>-session` is mounted).
     #[serde(default)]
     #[schemars(pattern(text::PATH))]
     pub session_file: Option<String>,

@@ -543,6 +543,15 @@ fn gateway(inst: &Instance<'_>) -> KindSettings {
         rendered(paths::EFFECTIVE_MODEL),
         "/etc/tgstack/stack.toml".into(),
     ));
+    // The Telegram session outlives the container on a volume (in a swarm, one of the
+    // gateway's pinned node).
+    if service.kind == Kind::Gateway
+        && let Some(session) = crate::model::native::session_file(stack, inst.name)
+        && let Some((dir, _)) = session.rsplit_once('/')
+    {
+        out.volumes
+            .push(volume(format!("{}-session", inst.name), dir));
+    }
     out.healthcheck = health(
         &[
             "CMD",

@@ -303,18 +303,6 @@ fn swarm_service(
         }
     }
     let kind = service.map(|s| s.kind);
-    // The Telegram session outlives the task on a volume of the gateway's pinned node.
-    if kind == Some(Kind::Gateway)
-        && let Some(session) = crate::model::native::session_file(stack, owner)
-        && let Some(dir) = std::path::Path::new(&session).parent()
-    {
-        volumes.push(Mount {
-            kind: "volume",
-            source: format!("{owner}-session"),
-            target: dir.to_string_lossy().into_owned(),
-            read_only: false,
-        });
-    }
     let mut environment = BTreeMap::new();
     let mut healthcheck = compose.healthcheck;
     for (var, value) in compose.environment {

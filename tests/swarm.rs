@@ -136,6 +136,34 @@ fn docker_stack_config_accepts_the_rendered_stack_as_the_model_places_it() {
         "{volumes:?}"
     );
 
+    // Host agents run once on every node, and Prometheus scrapes each of their tasks.
+    for agent in ["node-exporter", "cadvisor"] {
+        let agent_service = service(agent);
+        assert_eq!(
+            agent_service.pointer("/deploy/mode"),
+            Some(&Value::from("global")),
+            "{agent}"
+        );
+        assert!(agent_service.pointer("/deploy/replicas").is_none(), "{agent}");
+        assert!(constraints(agent).is_empty(), "{agent}");
+    }
+    let prometheus_yml: Value = serde_saphyr::from_str(&text(&tree, "prometheus/prometheus.yml"))
+        .expect("prometheus.yml is YAML");
+    let job = |name: &str| {
+        prometheus_yml["scrape_configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        job("node-exporter")["dns_sd_configs"],
+        serde_json::json!([{"names": ["node-exporter"], "type": "A", "port": 9100}])
+    );
+    assert!(job("postgres-exporter").get("dns_sd_configs").is_none());
+
     // Every rendered file a service reads is a config, named by its content.
     let configs = doc["configs"].as_object().unwrap();
     for (key, config) in configs {

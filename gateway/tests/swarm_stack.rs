@@ -4,7 +4,8 @@
 //!
 //! images -> swarm (3 nodes, images copied) -> render (with secrets) -> deploy (deploy.sh:
 //! secrets, stack deploy, migrations job; every task healthy) -> messages (replay jobs ->
-//! stored once -> published once -> consumed) -> redeploy (deploy.sh again: migrations
+//! stored once -> published once -> consumed) -> host agents (node-exporter on every node,
+//! each task scraped) -> redeploy (deploy.sh again: migrations
 //! first, nothing changes, every service converges) -> node loss (the Redis master's node
 //! stopped: the Sentinels promote the replica, nothing stored is lost, the pipeline goes on)
 //! -> rejoin (the node comes back Ready, the old master returns as a replica) -> remove
@@ -34,6 +35,8 @@ const BINARY: &str = env!("CARGO_BIN_EXE_tg-gateway");
 /// Published by deploy/swarm/overlay.toml on the node that runs them: node 1, the host.
 const PGBOUNCER: u16 = 29434;
 const RABBITMQ: u16 = 29672;
+/// Prometheus's port in the reference stack.toml (read inside its task, not published).
+const PROMETHEUS: u16 = 9090;
 
 /// One node of the test swarm: its swarm host name and its daemon's socket.
 #[derive(Clone)]
@@ -739,6 +742,48 @@ fn assert_once(s: &Swarm, first: i64, count: i64) -> Result<()> {
     Ok(())
 }
 
+/// node-exporter runs once on every node (a global service), and Prometheus scrapes each
+/// of those tasks (DNS service discovery of the name), not one of them.
+fn stage_host_agents(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    let nodes: std::collections::BTreeSet<String> = list(&[
+        "service",
+        "ps",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Node}}",
+        &s.service("node-exporter"),
+    ])
+    .into_iter()
+    .collect();
+    let all: std::collections::BTreeSet<String> =
+        s.nodes.iter().map(|n| n.hostname.clone()).collect();
+    ensure!(nodes == all, "node-exporter runs on {nodes:?}, not on every node {all:?}");
+    let url = format!("http://127.0.0.1:{PROMETHEUS}/api/v1/targets?state=active");
+    let up = wait_for(
+        "Prometheus scrapes node-exporter on every node",
+        Duration::from_secs(120),
+        Duration::from_secs(3),
+        || {
+            let body = s.exec("prometheus", &[], &["wget", "-qO-", &url])?;
+            let targets: serde_json::Value = serde_json::from_str(&body)?;
+            let up: Vec<String> = targets["data"]["activeTargets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["labels"]["job"] == "node-exporter" && t["health"] == "up")
+                .filter_map(|t| t["labels"]["instance"].as_str().map(String::from))
+                .collect();
+            Ok((up.len() == s.size).then_some(up))
+        },
+    )?;
+    log(format!("Prometheus scrapes node-exporter at {}", up.join(", ")));
+    s.timings
+        .push(("host agents: every node scraped".into(), start.elapsed()));
+    Ok(())
+}
+
 fn stage_messages(s: &mut Swarm) -> Result<()> {
     let lines = event_lines(1000, 30);
     let out = replay_job(s, &lines)?;
@@ -982,6 +1027,7 @@ fn scenario(size: usize) {
     s.stage("render", stage_render);
     s.stage("deploy", stage_deploy);
     s.stage("messages", stage_messages);
+    s.stage("host agents", stage_host_agents);
     if size > 1 {
         s.stage("redeploy", stage_redeploy);
         s.stage("node loss", stage_node_loss);

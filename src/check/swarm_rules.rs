@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::Ctx;
 use crate::finding::Severity;
-use crate::model::placement::{Plan, Unplaced, keeps_volume, placement_of};
+use crate::model::placement::{Plan, Unplaced, keeps_volume, placement_of, runs_on_every_node};
 use crate::model::{Deploy, Kind, Stack};
 
 type Report = (&'static str, Severity, String, String, String);
@@ -44,6 +44,16 @@ fn target(stack: &Stack, reports: &mut Vec<Report>) {
             ));
         }
         for (name, service) in &stack.services {
+            let placement = placement_of(service);
+            if runs_on_every_node(service) && (placement.replicas > 1 || placement.spread) {
+                reports.push((
+                    "TG801",
+                    Severity::Error,
+                    format!("services.{name}.placement"),
+                    format!("`{name}` reports on the node it runs on, so a swarm runs it once on every node: `replicas` and `spread` do not apply"),
+                    "remove them; narrow the nodes with `labels` or `host`".into(),
+                ));
+            }
             if service.deploy == Deploy::Native {
                 reports.push((
                     "TG801",
@@ -285,7 +295,8 @@ fn single_writers(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
             ));
         }
         let replicas = placement_of(service).replicas;
-        if replicas <= 1 {
+        // A host agent's replicas are TG801's: it runs once per node whatever they say.
+        if replicas <= 1 || runs_on_every_node(service) {
             continue;
         }
         let stateless = matches!(

@@ -74,6 +74,14 @@ pub fn keeps_volume(service: &super::Service) -> bool {
     }
 }
 
+/// Whether the service is a host agent (node-exporter, cAdvisor): it reports on the node
+/// it runs on, so a swarm runs it as a global service, one task on every eligible node.
+pub fn runs_on_every_node(service: &super::Service) -> bool {
+    use super::Kind;
+    service.deploy == super::Deploy::Container
+        && matches!(service.kind, Kind::NodeExporter | Kind::Cadvisor)
+}
+
 /// The placement of a service, or the default (any node, one task).
 pub fn placement_of(service: &super::Service) -> Placement {
     service.placement.clone().unwrap_or(Placement {
@@ -125,9 +133,10 @@ impl Stack {
             .filter(|(_, s)| s.deploy == Deploy::Container)
             .map(|(name, s)| (name, s, placement_of(s)))
             .collect();
-        // Pinned first, then spread, then the rest: the constrained ones take their room
-        // before the free ones fill the nodes. The sort is stable, so names order within.
-        order.sort_by_key(|(_, _, p)| (p.host.is_none(), !p.spread));
+        // Host agents first (they take room on every node), then pinned, then spread,
+        // then the rest: the constrained ones take their room before the free ones fill
+        // the nodes. The sort is stable, so names order within.
+        order.sort_by_key(|(_, s, p)| (!runs_on_every_node(s), p.host.is_none(), !p.spread));
         let mut load: BTreeMap<&str, (f64, u64, usize)> = BTreeMap::new();
         for (name, service, placement) in order {
             let eligible = match self.eligible_nodes(&placement) {
@@ -137,6 +146,21 @@ impl Stack {
                     continue;
                 }
             };
+            if runs_on_every_node(service) {
+                for node in eligible {
+                    let entry = load.entry(self.node_key(&node)).or_default();
+                    entry.0 += service.cpus;
+                    entry.1 += service.memory.0;
+                    entry.2 += 1;
+                    plan.tasks.push(Task {
+                        service: name.clone(),
+                        instance: name.clone(),
+                        nodes: vec![node.clone()],
+                        node: Some(node),
+                    });
+                }
+                continue;
+            }
             let instances = self.instances(name, service);
             let needed = instances.len() * placement.replicas as usize;
             if placement.spread && needed > eligible.len() {
@@ -277,6 +301,33 @@ monitors = "redis"
         load_texts(vec![("s.toml".into(), text)])
             .expect("loads")
             .stack
+    }
+
+    #[test]
+    fn a_host_agent_runs_one_task_on_every_eligible_node() {
+        let mut stack = stack(
+            "[services.node-exporter]\nkind = \"node-exporter\"\nimage = \"prom/node-exporter:v1.8.2\"\nport = 9100\ncpus = 0.1\nmemory = \"32MiB\"\n",
+        );
+        let nodes: Vec<_> = stack
+            .swarm_plan()
+            .of("node-exporter")
+            .map(|t| (t.node.clone().unwrap(), t.nodes.clone()))
+            .collect();
+        let expected: Vec<_> = ["a", "b", "c"]
+            .map(|n| (n.to_string(), vec![n.to_string()]))
+            .into();
+        assert_eq!(nodes, expected);
+        // Labels narrow the nodes it runs on; the budget counts it on each.
+        let agent = stack.services.get_mut("node-exporter").unwrap();
+        agent.placement = Some(crate::model::Placement {
+            labels: [("disk".to_string(), "ssd".to_string())].into(),
+            replicas: 1,
+            ..Default::default()
+        });
+        let plan = stack.swarm_plan();
+        assert_eq!(plan.of("node-exporter").count(), 1);
+        let load = stack.node_load(&plan);
+        assert!(load["a"].1 >= 32 << 20, "{load:?}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::compose::{
     ComposeService, Healthcheck, Mount, compose_services, named_volumes, networks, required_env,
 };
 use crate::model::paths::{self, swarm_secret as secret_path};
-use crate::model::placement::{Plan, placement_of};
+use crate::model::placement::{Plan, placement_of, runs_on_every_node};
 use crate::model::{Kind, Model, Stack};
 use crate::tree::Tree;
 
@@ -43,6 +43,8 @@ struct SwarmService {
     secrets: Vec<Mounted>,
     networks: Vec<String>,
     healthcheck: Option<Healthcheck>,
+    /// `global` for host agents (a task on every eligible node), else `replicated`.
+    mode: &'static str,
     replicas: u32,
     constraints: Vec<String>,
     max_replicas_per_node: Option<u32>,
@@ -335,9 +337,14 @@ fn swarm_service(
     mounted_configs.sort();
     mounted_secrets.sort();
     mounted_secrets.dedup();
-    let pinned = task
-        .filter(|t| t.nodes.len() == 1)
-        .map(|t| t.nodes[0].clone());
+    let global = service.is_some_and(runs_on_every_node);
+    // A global service runs on every node its placement allows: pinned only by `host`.
+    let pinned = if global {
+        placement.host.clone()
+    } else {
+        task.filter(|t| t.nodes.len() == 1)
+            .map(|t| t.nodes[0].clone())
+    };
     let mut constraints: Vec<String> = pinned
         .iter()
         .map(|node| format!("node.hostname == {node}"))
@@ -380,6 +387,7 @@ fn swarm_service(
         secrets: mounted_secrets,
         networks: compose.networks,
         healthcheck,
+        mode: if global { "global" } else { "replicated" },
         // A Sentinel set is one Swarm service per Sentinel: each has one task.
         replicas: if multi_instance {
             1

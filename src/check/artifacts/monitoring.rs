@@ -105,6 +105,33 @@ fn target_service<'a>(index: &Index<'a>, host: &str) -> Option<(&'a String, &'a 
     index.first_owner(host)
 }
 
+/// The `name:port` each `dns_sd_configs` entry of a job resolves (a swarm host agent's
+/// tasks), checked like a static target.
+fn dns_targets(job: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for config in job
+        .get("dns_sd_configs")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let port = config.get("port").and_then(|p| p.as_u64());
+        for name in config
+            .get("names")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let name = name.as_str().unwrap_or("");
+            out.push(match port {
+                Some(port) => format!("{name}:{port}"),
+                None => name.to_string(),
+            });
+        }
+    }
+    out
+}
+
 /// Incident 11: every target resolves to a model service and the port it serves metrics on.
 fn scrape_jobs(cx: &mut Ctx<'_>, config: &Config<'_>, index: &Index<'_>) -> Catalogs {
     let (file, path) = (config.file.as_str(), config.path.as_str());
@@ -133,9 +160,10 @@ fn scrape_jobs(cx: &mut Ctx<'_>, config: &Config<'_>, index: &Index<'_>) -> Cata
                     .and_then(|t| t.as_array())
                     .cloned()
                     .unwrap_or_default()
-            });
+            })
+            .map(|t| t.as_str().unwrap_or("").to_string())
+            .chain(dns_targets(job));
         for target in targets {
-            let target = target.as_str().unwrap_or("").to_string();
             let line = quoted.line_of(&target);
             let Some((host, port)) = target.rsplit_once(':') else {
                 cx.report_file(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Deploy, Kind, Service, Stack, kinds};
+use crate::model::{Deploy, Endpoint, Kind, Service, Stack, kinds};
 
 /// One Prometheus scrape job: a model service with a metrics endpoint.
 #[derive(Debug, Clone, Serialize)]
@@ -14,6 +14,9 @@ pub struct ScrapeJob {
     pub metrics_path: String,
     /// `host:port` as the Prometheus process reaches it.
     pub target: String,
+    /// A swarm host agent (one task per node): the name and port Prometheus resolves to
+    /// every task's address (DNS service discovery), where a static target is one task.
+    pub every_task: Option<Endpoint>,
 }
 
 /// The first Prometheus service of the stack (the one alerts and dashboards use).
@@ -41,6 +44,9 @@ pub fn scrape_jobs(stack: &Stack, prometheus: &Service) -> Vec<ScrapeJob> {
                 kind: service.kind,
                 metrics_path: metrics_path.to_string(),
                 target: endpoint.to_string(),
+                every_task: (stack.is_swarm()
+                    && crate::model::placement::runs_on_every_node(service))
+                .then_some(endpoint),
             });
         }
     }

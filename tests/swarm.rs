@@ -144,7 +144,10 @@ fn docker_stack_config_accepts_the_rendered_stack_as_the_model_places_it() {
             Some(&Value::from("global")),
             "{agent}"
         );
-        assert!(agent_service.pointer("/deploy/replicas").is_none(), "{agent}");
+        assert!(
+            agent_service.pointer("/deploy/replicas").is_none(),
+            "{agent}"
+        );
         assert!(constraints(agent).is_empty(), "{agent}");
     }
     let prometheus_yml: Value = serde_saphyr::from_str(&text(&tree, "prometheus/prometheus.yml"))

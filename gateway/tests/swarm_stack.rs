@@ -121,6 +121,14 @@ impl Drop for Swarm {
                 quiet(&["-H", &node.sock, "volume", "rm", "-f", &volume]);
             }
         }
+        // The stack's overlay networks gone before the swarm is left (bounded): leaving
+        // first can keep their address pools claimed in the host's daemon.
+        for _ in 0..30 {
+            if list(&["network", "ls", "-q", "--filter", &label]).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
         if let Err(error) = nodes_sh(&["down", &self.run_id]) {
             log(format!("teardown: nodes.sh down: {error:#}"));
         }
@@ -165,20 +173,26 @@ impl Swarm {
             .ok_or_else(|| anyhow!("no test node named {hostname}"))
     }
 
-    /// The running container of a one-task service, on its node's daemon.
-    fn task_container(&self, service: &str) -> Result<(Node, String)> {
-        let full = self.service(service);
-        let node = docker(&[
+    /// The nodes of a service's tasks that should be running.
+    fn task_nodes(&self, service: &str) -> Result<Vec<String>> {
+        let out = docker(&[
             "service",
             "ps",
             "--filter",
             "desired-state=running",
             "--format",
             "{{.Node}}",
-            &full,
+            &self.service(service),
         ])?;
+        Ok(out.lines().map(|l| l.trim().to_string()).collect())
+    }
+
+    /// The running container of a one-task service, on its node's daemon.
+    fn task_container(&self, service: &str) -> Result<(Node, String)> {
+        let full = self.service(service);
+        let nodes = self.task_nodes(service)?;
         let node = self
-            .node(node.lines().next().unwrap_or_default().trim())?
+            .node(nodes.first().map(String::as_str).unwrap_or_default())?
             .clone();
         let label = format!("label=com.docker.swarm.service.name={full}");
         let ids = list(&["-H", &node.sock, "ps", "-q", "--filter", &label]);
@@ -353,6 +367,51 @@ fn stage_swarm(s: &mut Swarm) -> Result<()> {
     Ok(())
 }
 
+/// Two /24s of 172.29.0.0/16 for the run's overlay networks, none of an existing network
+/// and none an earlier run used (a machine-wide sequence under the ENGINE lock). A swarm
+/// left right after its stack was removed can leave an overlay's address pool claimed in
+/// the host daemon, invisible to `docker network ls`: a later network on that subnet
+/// then has every task rejected ("Pool overlaps with other one on this address space").
+fn fresh_subnets() -> (String, String) {
+    let in_use: Vec<String> = list(&["network", "ls", "-q"])
+        .iter()
+        .filter_map(|id| {
+            docker(&[
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                id,
+            ])
+            .ok()
+        })
+        .flat_map(|subnets| {
+            subnets
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sequence = std::env::temp_dir().join("tgstack-swarm-subnet-sequence");
+    let mut n: u32 = std::fs::read_to_string(&sequence)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    for _ in 0..120 {
+        let third = 2 * (n % 120) + 10;
+        n += 1;
+        let pair = (
+            format!("172.29.{third}.0/24"),
+            format!("172.29.{}.0/24", third + 1),
+        );
+        if !in_use.contains(&pair.0) && !in_use.contains(&pair.1) {
+            let _ = std::fs::write(&sequence, n.to_string());
+            return pair;
+        }
+    }
+    panic!("every /24 pair of 172.29.0.0/16 the test uses is taken: {in_use:?}");
+}
+
 /// The run overlay: the real nodes, a unique stack name, the secrets dir and the stand-in
 /// images. Three nodes: node 1 (the host, whose ports the test reads on 127.0.0.1) holds
 /// PostgreSQL, PgBouncer and RabbitMQ, node 2 the Redis master, node 3 the replica and
@@ -366,6 +425,10 @@ fn run_overlay(s: &Swarm) -> String {
         s.project,
         s.secrets.display()
     );
+    let (data, monitoring) = fresh_subnets();
+    text.push_str(&format!(
+        "\n[networks.data]\nsubnet = \"{data}\"\n\n[networks.monitoring]\nsubnet = \"{monitoring}\"\n"
+    ));
     let roles = ["data", "data", "monitoring"];
     for (i, name) in nodes.iter().enumerate() {
         text.push_str(&format!(
@@ -746,20 +809,14 @@ fn assert_once(s: &Swarm, first: i64, count: i64) -> Result<()> {
 /// of those tasks (DNS service discovery of the name), not one of them.
 fn stage_host_agents(s: &mut Swarm) -> Result<()> {
     let start = Instant::now();
-    let nodes: std::collections::BTreeSet<String> = list(&[
-        "service",
-        "ps",
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Node}}",
-        &s.service("node-exporter"),
-    ])
-    .into_iter()
-    .collect();
+    let nodes: std::collections::BTreeSet<String> =
+        s.task_nodes("node-exporter")?.into_iter().collect();
     let all: std::collections::BTreeSet<String> =
         s.nodes.iter().map(|n| n.hostname.clone()).collect();
-    ensure!(nodes == all, "node-exporter runs on {nodes:?}, not on every node {all:?}");
+    ensure!(
+        nodes == all,
+        "node-exporter runs on {nodes:?}, not on every node {all:?}"
+    );
     let url = format!("http://127.0.0.1:{PROMETHEUS}/api/v1/targets?state=active");
     let up = wait_for(
         "Prometheus scrapes node-exporter on every node",
@@ -778,7 +835,10 @@ fn stage_host_agents(s: &mut Swarm) -> Result<()> {
             Ok((up.len() == s.size).then_some(up))
         },
     )?;
-    log(format!("Prometheus scrapes node-exporter at {}", up.join(", ")));
+    log(format!(
+        "Prometheus scrapes node-exporter at {}",
+        up.join(", ")
+    ));
     s.timings
         .push(("host agents: every node scraped".into(), start.elapsed()));
     Ok(())

@@ -385,3 +385,57 @@ fn diagrams_pass_plantuml_and_name_every_service() {
         "{budget}"
     );
 }
+
+/// `env_value` of the rendered scripts (and of swarm/deploy.sh) reads a value as
+/// `render --with-secrets` writes it, and refuses hand edits that would change the secret:
+/// a CRLF line end, double quotes (which compose strips and the scripts would keep).
+#[test]
+fn env_values_are_read_as_written_and_hand_edits_are_refused() {
+    let tree = render_tree(&load(""));
+    let script = String::from_utf8_lossy(&tree["scripts/health.sh"]).into_owned();
+    let start = script
+        .find("env_value() {")
+        .expect("health.sh has env_value");
+    let end = start + script[start..].find("\n}\n").expect("env_value ends") + 3;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env_file = dir.path().join("stack.env");
+    std::fs::write(
+        &env_file,
+        "QUOTED='it\\'s \\\\ a $value'\nPLAIN=plain\nCRLF='x'\r\nDOUBLE=\"x\"\n",
+    )
+    .unwrap();
+    let read = |name: &str| {
+        let program = format!(
+            "set -euo pipefail\nlog() {{ printf '%s\\n' \"$*\" >&2; }}\nENV_FILE=\"$1\"\n{}\nenv_value \"$2\"",
+            &script[start..end]
+        );
+        let out = Command::new("bash")
+            .args(["-c", &program, "bash"])
+            .arg(&env_file)
+            .arg(name)
+            .output()
+            .expect("bash runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        read("QUOTED"),
+        (true, "it's \\ a $value".into(), String::new())
+    );
+    assert_eq!(read("PLAIN"), (true, "plain".into(), String::new()));
+    let (ok, out, err) = read("CRLF");
+    assert!(
+        !ok && out.is_empty() && err.contains("carriage return"),
+        "{err}"
+    );
+    let (ok, out, err) = read("DOUBLE");
+    assert!(
+        !ok && out.is_empty() && err.contains("double quotes"),
+        "{err}"
+    );
+    let (ok, _, err) = read("MISSING");
+    assert!(!ok && err.contains("MISSING is not set"), "{err}");
+}

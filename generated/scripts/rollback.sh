@@ -36,6 +36,15 @@ env_value() {
     return 1
   fi
   raw=${line#*=}
+  # A hand-edited file: its value would carry the \r or the quotes into the secret.
+  if [[ $raw == *$'\r' ]]; then
+    log "$name in $ENV_FILE ends in a carriage return (CRLF line ends): write the file with tgstack render --with-secrets"
+    return 1
+  fi
+  if [[ $raw == \"* ]]; then
+    log "$name in $ENV_FILE is in double quotes, which this file does not use: write it with tgstack render --with-secrets"
+    return 1
+  fi
   if [ "${#raw}" -ge 2 ] && [ "${raw:0:1}" = "'" ] && [ "${raw: -1}" = "'" ]; then
     raw=${raw:1:${#raw}-2}
     while [ "$i" -lt "${#raw}" ]; do

@@ -267,3 +267,65 @@ fn the_pgbouncer_source_catalog_matches_the_installed_pooler() {
     expected.sort();
     assert_eq!(served, expected);
 }
+
+/// The Sentinel catalog of the installed version (read from its source, like the pinned
+/// one) is what the installed redis-sentinel accepts: each subcommand with each of its
+/// argument counts gets past the program's "Unrecognized sentinel configuration
+/// statement", and one argument more (or an unknown subcommand) does not.
+#[test]
+fn the_sentinel_catalog_is_what_the_installed_sentinel_accepts() {
+    testkit::require_program("redis-sentinel");
+    let (_, version) = testkit::run("redis-sentinel", &["--version"], &[]);
+    assert!(
+        version.contains("v=7.0.15"),
+        "the catalog is of Redis Sentinel 7.0.15, installed: {version}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sentinel.conf");
+    // Line 1 is the statement; line 2 always stops the program, so a statement it
+    // accepts is reported at line 2 and nothing is started.
+    let verdict = |statement: &str| -> String {
+        std::fs::write(
+            &config,
+            format!("{statement}\nsentinel tgstack-no-such-statement\n"),
+        )
+        .unwrap();
+        let (ok, out) = testkit::run("redis-sentinel", &[config.to_str().unwrap()], &[]);
+        assert!(!ok, "redis-sentinel started on {statement:?}:\n{out}");
+        let at_line = |n: usize| out.contains(&format!("at line {n}\n"));
+        assert!(at_line(1) || at_line(2), "{statement:?}:\n{out}");
+        if at_line(2) {
+            "accepted".into()
+        } else if out.contains("Unrecognized sentinel configuration statement") {
+            "unrecognized".into()
+        } else {
+            // Recognized, its (dummy) arguments refused: e.g. "No such master".
+            "recognized".into()
+        }
+    };
+    let statement = |subcommand: &str, argc: usize| {
+        let mut words = vec!["sentinel".to_string(), subcommand.to_string()];
+        words.extend((1..argc).map(|i| format!("a{i}")));
+        words.join(" ")
+    };
+    let catalog = rows("sentinel-7.0.15.tsv");
+    assert!(catalog.len() > 20, "{catalog:?}");
+    for row in &catalog {
+        let (subcommand, counts) = (&row[0], &row[1]);
+        let counts: Vec<usize> = counts.split('|').map(|c| c.parse().unwrap()).collect();
+        for &argc in &counts {
+            assert_ne!(
+                verdict(&statement(subcommand, argc)),
+                "unrecognized",
+                "the catalog says `sentinel {subcommand}` takes {argc} words"
+            );
+        }
+        let more = counts.iter().max().unwrap() + 1;
+        assert_eq!(
+            verdict(&statement(subcommand, more)),
+            "unrecognized",
+            "`sentinel {subcommand}` with {more} words is accepted, the catalog says {counts:?}"
+        );
+    }
+    assert_eq!(verdict("sentinel tgstack-unknown a1"), "unrecognized");
+}

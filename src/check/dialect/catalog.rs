@@ -48,6 +48,7 @@ pub static PGBOUNCER_1_18: LazyLock<Catalog> = catalog!("1.18.0", "pgbouncer-1.1
 pub static PGBOUNCER_1_23: LazyLock<Catalog> = catalog!("1.23.1", "pgbouncer-1.23.1.tsv");
 pub static REDIS_7_0: LazyLock<Catalog> = catalog!("7.0.15", "redis-7.0.15.tsv");
 pub static REDIS_7_4: LazyLock<Catalog> = catalog!("7.4.1", "redis-7.4.1.tsv");
+pub static SENTINEL_7_0: LazyLock<Catalog> = catalog!("7.0.15", "sentinel-7.0.15.tsv");
 pub static SENTINEL_7_4: LazyLock<Catalog> = catalog!("7.4.1", "sentinel-7.4.1.tsv");
 pub static RABBITMQ_3_10: LazyLock<Catalog> = catalog!("3.10.8", "rabbitmq-3.10.8.tsv");
 pub static RABBITMQ_3_13: LazyLock<Catalog> = catalog!("3.13.7", "rabbitmq-3.13.7.tsv");

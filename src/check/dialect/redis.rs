@@ -2,7 +2,7 @@
 //! subcommands Sentinel's config loader accepts.
 
 use super::Issue;
-use super::catalog::{Catalog, SENTINEL_7_4};
+use super::catalog::{Catalog, SENTINEL_7_0, SENTINEL_7_4};
 use super::values::redis_number;
 use crate::check::artifacts::parse::{self, Directive};
 
@@ -29,7 +29,12 @@ pub fn redis_conf(text: &str, catalog: &Catalog) -> Vec<Issue> {
 pub fn sentinel_conf(text: &str, catalog: &Catalog) -> Vec<Issue> {
     let (directives, syntax) = parse::redis_conf(text);
     let mut issues = Issue::from_syntax(syntax);
-    let sentinel: &Catalog = &SENTINEL_7_4;
+    // Sentinel is redis-server in another mode: the same release as the Redis catalog.
+    let sentinel: &Catalog = if catalog.version == SENTINEL_7_0.version {
+        &SENTINEL_7_0
+    } else {
+        &SENTINEL_7_4
+    };
     let program = format!("Redis Sentinel {}", sentinel.version);
     for d in &directives {
         if d.name() != "sentinel" {

@@ -220,10 +220,11 @@ fn native_rule_catches_two_places_and_shared_sessions() {
         "{found:?}"
     );
 
-    // Incident 30: a second gateway on the same session file.
+    // Incident 30: a second gateway on the same session file (both native: a container
+    // gateway's session is on a volume of its own).
     let found = tg701(
         "[services.tg-gateway.gateway]\nsession_file = \"/var/lib/tg/telegram.session\"\n\
-[services.gateway-2]\nkind = \"gateway\"\nimage = \"ghcr.io/tgstack/tg-gateway:0.1.0\"\nport = 4008\ncpus = 0.5\nmemory = \"300MiB\"\nnetworks = [\"data\"]\n\
+[services.gateway-2]\nkind = \"gateway\"\ndeploy = \"native\"\nport = 4008\ncpus = 0.5\nmemory = \"300MiB\"\n\
 [services.gateway-2.gateway]\napi_id = 1234567\napi_hash = { secret = \"telegram_api_hash\" }\ndatabase = \"pgbouncer\"\ndb_role = \"tg_app\"\nredis = \"redis-master\"\nbroker = \"rabbitmq\"\nbroker_user = \"tg_gateway\"\nsession_file = \"/var/lib/tg/telegram.session\"\n",
     );
     assert!(

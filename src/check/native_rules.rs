@@ -20,7 +20,10 @@ pub fn run(cx: &mut Ctx<'_>) {
     let mut inert: Vec<(String, String, String)> = Vec::new();
     let mut sessions: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, service) in &stack.services {
+        // A container gateway's session is on its own volume: only files on the host
+        // can be shared.
         if service.kind == Kind::Gateway
+            && service.deploy == Deploy::Native
             && let Some(path) = native::session_file(stack, name)
         {
             sessions.entry(path).or_default().push(name);
@@ -47,7 +50,7 @@ pub fn run(cx: &mut Ctx<'_>) {
                             paths::GATEWAY_IMAGE_STATE_DIR
                         ),
                         format!(
-                            "leave `session_file` unset, or put it in {}/",
+                            "leave `session_file` unset, or put the file directly in {}/",
                             paths::GATEWAY_IMAGE_STATE_DIR
                         ),
                     ));

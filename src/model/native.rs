@@ -65,12 +65,13 @@ pub fn model_path(stack: &Stack) -> String {
     )
 }
 
-/// Whether a container gateway's session file lies in the directory its image owns
-/// (a volume mounted anywhere else would belong to root).
+/// Whether a container gateway's session file lies directly in the directory its image
+/// owns: its volume is mounted at the file's directory, and any other directory (a
+/// subdirectory too, which the image does not have) would be created for root.
 pub fn in_image_state_dir(session: &str) -> bool {
     session
         .strip_prefix(&format!("{}/", paths::GATEWAY_IMAGE_STATE_DIR))
-        .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(|p| p == ".." || p.is_empty()))
+        .is_some_and(|file| !file.is_empty() && !file.contains('/') && file != "..")
 }
 
 /// The program a native service's unit starts.
@@ -101,5 +102,24 @@ pub fn state_directory(stack: &Stack, name: &str) -> Result<String, String> {
         _ => Err(format!(
             "the session file `{session}` must lie in a directory below {SYSTEMD_STATE_ROOT}/ so the unit's StateDirectory (mode 0700) owns it"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_image_state_dir;
+
+    #[test]
+    fn a_container_session_lies_directly_in_the_image_state_dir() {
+        assert!(in_image_state_dir("/var/lib/tg-gateway/telegram.session"));
+        for outside in [
+            "/var/lib/tg-gateway/x/telegram.session",
+            "/var/lib/tg-gateway/",
+            "/var/lib/tg-gateway/..",
+            "/var/lib/tg-gateway-2/telegram.session",
+            "/srv/telegram.session",
+        ] {
+            assert!(!in_image_state_dir(outside), "{outside}");
+        }
     }
 }

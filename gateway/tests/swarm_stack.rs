@@ -76,11 +76,12 @@ impl Drop for Swarm {
         let quiet = |args: &[&str]| {
             let _ = output(Command::new("docker").args(args));
         };
-        quiet(&["stack", "rm", &project]);
+        // The jobs first: a job still attached keeps the stack's networks from going.
         for job in 0..self.jobs {
             quiet(&["service", "rm", &format!("{project}_replay-{job}")]);
         }
         quiet(&["service", "rm", &format!("{project}_migrate")]);
+        quiet(&["stack", "rm", &project]);
         // Tasks release their configs, secrets and volumes once they are gone (bounded).
         let label = format!("label=com.docker.stack.namespace={project}");
         for _ in 0..60 {
@@ -856,7 +857,46 @@ fn stage_messages(s: &mut Swarm) -> Result<()> {
 /// nothing changes, every service converges, the stored messages stay once.
 fn stage_redeploy(s: &mut Swarm) -> Result<()> {
     let start = Instant::now();
+    // node-exporter as an earlier render deployed it, one replicated task: Swarm does not
+    // change a mode in place, so deploy.sh must replace it.
+    let agent = s.service("node-exporter");
+    let image = docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        &agent,
+    ])?;
+    run(Command::new("docker").args(["service", "rm", &agent]))?;
+    run(Command::new("docker").args([
+        "service",
+        "create",
+        "--detach",
+        "--quiet",
+        "--name",
+        &agent,
+        "--label",
+        &format!("com.docker.stack.namespace={}", s.project),
+        "--replicas",
+        "1",
+        "--no-resolve-image",
+        image.trim(),
+        "sleep",
+        "infinity",
+    ]))?;
     let log_text = deploy(s)?;
+    ensure!(
+        log_text.contains(&format!("removed {agent}, a replicated service")),
+        "deploy.sh did not replace the replicated node-exporter:\n{log_text}"
+    );
+    let mode = docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{if .Spec.Mode.Global}}global{{end}}",
+        &agent,
+    ])?;
+    ensure!(mode.trim() == "global", "node-exporter's mode: {mode:?}");
     // The database runs: deploy.sh applies the migrations before the stack deploy.
     let migrated = log_text.find("migrations applied");
     let deployed = log_text.find(" deployed ");

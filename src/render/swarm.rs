@@ -155,6 +155,11 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
                 .any(|value| value.contains(&reference))
         })
         .collect();
+    let global_services: Vec<String> = services
+        .iter()
+        .filter(|s| s.mode == "global")
+        .map(|s| s.name.clone())
+        .collect();
     let project = &stack.name;
     vec![
         Output::new(
@@ -180,6 +185,7 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
                 config_dir => &stack.deploy.config_dir,
                 env_file => crate::model::secret_files::ENV_FILE,
                 interpolated,
+                global_services,
                 migration => super::ser(&migration),
                 stack_file => STACK_FILE,
             },

@@ -105,9 +105,9 @@ fn target_service<'a>(index: &Index<'a>, host: &str) -> Option<(&'a String, &'a 
     index.first_owner(host)
 }
 
-/// The `name:port` each `dns_sd_configs` entry of a job resolves (a swarm host agent's
-/// tasks), checked like a static target.
-fn dns_targets(job: &serde_json::Value) -> Vec<String> {
+/// The `name:port` each `dns_sd_configs` entry of a scrape job resolves (a swarm host
+/// agent's tasks), scraped like a static target; the audit reads them too.
+pub fn dns_targets(job: &Value) -> Vec<(String, u16)> {
     let mut out = Vec::new();
     for config in job
         .get("dns_sd_configs")
@@ -115,18 +115,20 @@ fn dns_targets(job: &serde_json::Value) -> Vec<String> {
         .into_iter()
         .flatten()
     {
-        let port = config.get("port").and_then(|p| p.as_u64());
+        // Without a port, an A/AAAA lookup is refused by Prometheus; 0 matches no service.
+        let port = config
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
         for name in config
             .get("names")
             .and_then(|n| n.as_array())
             .into_iter()
             .flatten()
+            .filter_map(|n| n.as_str())
         {
-            let name = name.as_str().unwrap_or("");
-            out.push(match port {
-                Some(port) => format!("{name}:{port}"),
-                None => name.to_string(),
-            });
+            out.push((name.to_string(), port));
         }
     }
     out
@@ -161,10 +163,16 @@ fn scrape_jobs(cx: &mut Ctx<'_>, config: &Config<'_>, index: &Index<'_>) -> Cata
                     .cloned()
                     .unwrap_or_default()
             })
-            .map(|t| t.as_str().unwrap_or("").to_string())
-            .chain(dns_targets(job));
-        for target in targets {
-            let line = quoted.line_of(&target);
+            .map(|t| {
+                let target = t.as_str().unwrap_or("").to_string();
+                (quoted.line_of(&target), target)
+            })
+            .chain(
+                dns_targets(job)
+                    .into_iter()
+                    .map(|(name, port)| (quoted.line_of(&name), format!("{name}:{port}"))),
+            );
+        for (line, target) in targets {
             let Some((host, port)) = target.rsplit_once(':') else {
                 cx.report_file(
                     "TG515",

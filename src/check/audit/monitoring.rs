@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::deployment::ComposeService;
 use super::{Audit, Audited, FileKind};
 use crate::catalog::{self, Metric};
-use crate::check::artifacts::monitoring::Selectors;
+use crate::check::artifacts::monitoring::{Selectors, dns_targets};
 use crate::finding::mask_credentials;
 
 /// Ports an image listens on without being told (its documented default).
@@ -206,13 +206,24 @@ fn glob(pattern: &str, path: &str) -> bool {
     matches(pattern.as_bytes(), path.as_bytes())
 }
 
-/// The `host:port` targets of every static scrape config, with their lines.
+/// The `host:port` targets of every static scrape config and the names of every DNS
+/// service discovery (a swarm's per-node agents), with their lines.
 fn targets(file: &Audited) -> Vec<(String, String, usize)> {
     let Some(Ok(document)) = &file.yaml else {
         return Vec::new();
     };
     let mut found = Vec::new();
+    let line_of = |needle: &str| {
+        file.text
+            .lines()
+            .position(|l| l.contains(needle))
+            .map_or(1, |i| i + 1)
+    };
     for job in document["scrape_configs"].as_array().into_iter().flatten() {
+        for (name, port) in dns_targets(job) {
+            let line = line_of(&name);
+            found.push((name, port.to_string(), line));
+        }
         for config in job["static_configs"].as_array().into_iter().flatten() {
             for target in config["targets"]
                 .as_array()
@@ -221,11 +232,7 @@ fn targets(file: &Audited) -> Vec<(String, String, usize)> {
                 .filter_map(Value::as_str)
             {
                 let (host, port) = target.rsplit_once(':').unwrap_or((target, "80"));
-                let line = file
-                    .text
-                    .lines()
-                    .position(|l| l.contains(target))
-                    .map_or(1, |i| i + 1);
+                let line = line_of(target);
                 found.push((host.to_string(), port.to_string(), line));
             }
         }

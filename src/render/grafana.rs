@@ -311,15 +311,16 @@ const OVERVIEW: Dashboard = Dashboard {
                     "percentunit",
                     &[prom(
                         r#"node_filesystem_avail_bytes{$job, fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{$job, fstype!~"tmpfs|overlay"}"#,
-                        "{{mountpoint}}",
+                        // One series per node in a swarm (node-exporter runs on each).
+                        "{{instance}} {{mountpoint}}",
                     )],
                 ),
                 ts(
                     "Host CPU busy",
                     "percentunit",
                     &[prom(
-                        r#"1 - avg(rate(node_cpu_seconds_total{$job, mode="idle"}[5m]))"#,
-                        "busy",
+                        r#"1 - avg by (instance) (rate(node_cpu_seconds_total{$job, mode="idle"}[5m]))"#,
+                        "{{instance}}",
                     )],
                 ),
             ],

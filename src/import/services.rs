@@ -10,7 +10,7 @@ use super::draft::{Table, secret_ref};
 use super::secrets::interpolated;
 use super::{Import, Source};
 use crate::check::audit::FileKind;
-use crate::check::audit::deployment::{compose_bytes, environment};
+use crate::check::audit::deployment::{compose_bytes, environment, string_items};
 use crate::check::dialect::PortSpec;
 use crate::model::Kind;
 use crate::model::units::ByteSize;
@@ -293,16 +293,8 @@ pub fn tree_file(source: &Source<'_>, host_path: &str) -> Option<(String, String
 /// Words of a compose `command:` (list, or a string split on whitespace).
 pub fn words(value: &Value) -> Vec<String> {
     match value {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| i.to_string())
-            })
-            .collect(),
         Value::String(text) => text.split_whitespace().map(String::from).collect(),
-        _ => Vec::new(),
+        _ => string_items(value),
     }
 }
 

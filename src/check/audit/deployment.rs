@@ -149,19 +149,6 @@ fn read_service(
     root: &Path,
     base: &Path,
 ) -> ComposeService {
-    let strings = |value: &Value| -> Vec<String> {
-        match value {
-            Value::Array(items) => items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| i.to_string())
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
     let depends_on = match &service["depends_on"] {
         Value::Array(items) => items
             .iter()
@@ -205,7 +192,7 @@ fn read_service(
             .flatten()
             .map(port_spec)
             .collect(),
-        expose: strings(&service["expose"])
+        expose: string_items(&service["expose"])
             .iter()
             .map(|e| with_defaults(e))
             .collect(),
@@ -285,4 +272,19 @@ pub fn compose_bytes(text: &str) -> Option<u64> {
         _ => return None,
     };
     Some((number * factor) as u64)
+}
+
+/// The items of a YAML list as strings (numbers as written); anything else is no list.
+pub fn string_items(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }

@@ -131,7 +131,8 @@ pub struct CacheTarget {
 
 #[derive(Debug, Clone)]
 pub struct BrokerTarget {
-    pub endpoint: Endpoint,
+    /// The broker, or each member of its cluster: the publisher tries them in turn.
+    pub endpoints: Vec<Endpoint>,
     pub user: String,
     pub password: Secret,
     pub vhost: String,
@@ -140,13 +141,14 @@ pub struct BrokerTarget {
 }
 
 impl BrokerTarget {
-    /// `amqp://user:password@host:port/vhost`; holds the password, never log it.
-    pub fn uri(&self) -> String {
+    /// `amqp://user:password@host:port/vhost` of the broker at `endpoint`; holds the
+    /// password, never log it.
+    pub fn uri(&self, endpoint: &Endpoint) -> String {
         format!(
             "amqp://{}:{}@{}/{}",
             percent_encode(&self.user),
             percent_encode(self.password.expose()),
-            self.endpoint,
+            endpoint,
             percent_encode(&self.vhost)
         )
     }
@@ -305,6 +307,31 @@ impl Config {
             })
     }
 
+    /// How this service reaches each instance of `target` (the members of a RabbitMQ
+    /// cluster; one for most services).
+    pub fn instance_endpoints(&self, target: &str) -> Result<Vec<Endpoint>> {
+        let stack = self.stack();
+        let service = stack
+            .service(target)
+            .ok_or_else(|| anyhow!("`{target}` is not in the model"))?;
+        stack
+            .instances(target, service)
+            .iter()
+            .map(|instance| {
+                stack
+                    .reach_instance(self.service(), target, instance)
+                    .map_err(|reason| {
+                        anyhow!(
+                            "service `{}` cannot reach `{}`: {}",
+                            self.name,
+                            instance.name,
+                            unreachable_reason(reason)
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// Address the HTTP listener binds: the model's `listen` when native, every interface in
     /// a container.
     pub fn listen_addr(&self) -> SocketAddr {
@@ -413,7 +440,7 @@ impl Config {
             )
         })?;
         let broker = BrokerTarget {
-            endpoint: self.endpoint(&settings.broker)?,
+            endpoints: self.instance_endpoints(&settings.broker)?,
             user: settings.broker_user.clone(),
             password: self.secret(&user.password)?,
             vhost: rabbit.vhost.clone(),
@@ -577,7 +604,7 @@ mod tests {
         assert_eq!(gateway.database.database, "telegram");
         assert_eq!(gateway.database.schema, "telegram");
         assert_eq!(gateway.redis.endpoint.to_string(), "127.0.0.1:6379");
-        assert_eq!(gateway.broker.endpoint.to_string(), "127.0.0.1:5672");
+        assert_eq!(endpoints(&gateway.broker.endpoints), ["127.0.0.1:5672"]);
         assert_eq!(gateway.broker.routing_key(-42), "telegram.channel.-42");
         assert_eq!(gateway.listen.to_string(), "172.17.0.1:4007");
         assert_eq!(gateway.batch_size, 500);
@@ -586,7 +613,7 @@ mod tests {
             gateway.session_file,
             PathBuf::from("/var/lib/tg-gateway/telegram.session")
         );
-        let uri = gateway.broker.uri();
+        let uri = gateway.broker.uri(&gateway.broker.endpoints[0]);
         assert!(
             uri.ends_with("@127.0.0.1:5672/telegram"),
             "vhost path in {uri}"
@@ -654,6 +681,21 @@ mod tests {
                     "redis-replica:6379".to_string()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_gateway_reaches_every_member_of_a_rabbitmq_cluster() {
+        let overlay = "[secrets.rabbitmq_cookie]\nenv = \"TG_RABBITMQ_COOKIE\"\n\n\
+            [services.tg-gateway]\ndeploy = \"container\"\nimage = \"x:1\"\nnetworks = [\"data\"]\n\n\
+            [services.rabbitmq.rabbitmq]\nmembers = 3\ncookie = { secret = \"rabbitmq_cookie\" }\n";
+        let gateway = config(Some(overlay), Kind::Gateway)
+            .unwrap()
+            .gateway()
+            .unwrap();
+        assert_eq!(
+            endpoints(&gateway.broker.endpoints),
+            ["rabbitmq-1:5672", "rabbitmq-2:5672", "rabbitmq-3:5672"]
         );
     }
 

@@ -14,6 +14,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use crate::config::BrokerTarget;
 use crate::health::{self, Health};
 use crate::store::OutboxRow;
+use tgstack::model::Endpoint;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for one batch's confirms before the connection is considered broken.
@@ -26,6 +27,8 @@ pub const CONFIRM_STALL: Duration = Duration::from_secs(2);
 pub struct Publisher {
     target: BrokerTarget,
     link: Option<(Connection, Channel)>,
+    /// The endpoint tried first: the one that answered last.
+    preferred: usize,
 }
 
 /// Outcome of publishing a batch.
@@ -39,7 +42,11 @@ pub struct Published {
 
 impl Publisher {
     pub fn new(target: BrokerTarget) -> Self {
-        Publisher { target, link: None }
+        Publisher {
+            target,
+            link: None,
+            preferred: 0,
+        }
     }
 
     pub fn is_connected(&self) -> bool {
@@ -60,32 +67,48 @@ impl Publisher {
             }
             self.link = None;
         }
+        // Each member of a cluster in turn, from the one that answered last.
+        let count = self.target.endpoints.len();
+        let mut failures = Vec::new();
+        for step in 0..count {
+            let index = (self.preferred + step) % count;
+            let endpoint = &self.target.endpoints[index];
+            match self.connect_to(endpoint).await {
+                Ok((connection, channel)) => {
+                    self.preferred = index;
+                    self.link = Some((connection, channel.clone()));
+                    return Ok(channel);
+                }
+                Err(error) => failures.push(error),
+            }
+        }
+        if failures.is_empty() {
+            return Err(anyhow!("the model gives no rabbitmq address"));
+        }
+        Err(anyhow!("{}", failures.join("; ")))
+    }
+
+    /// A connection with a confirming channel to the broker at `endpoint`; the error
+    /// names the endpoint, never the password.
+    async fn connect_to(&self, endpoint: &Endpoint) -> Result<(Connection, Channel), String> {
         let connect = async {
             let connection =
-                Connection::connect(&self.target.uri(), ConnectionProperties::default()).await?;
+                Connection::connect(&self.target.uri(endpoint), ConnectionProperties::default())
+                    .await?;
             let channel = connection.create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
             Ok::<_, lapin::Error>((connection, channel))
         };
-        let (connection, channel) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "cannot connect to rabbitmq at {}: timed out",
-                    self.target.endpoint
-                )
-            })?
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Err(_) => Err(format!(
+                "cannot connect to rabbitmq at {endpoint}: timed out"
+            )),
             // lapin's errors carry no URI, so no password.
-            .map_err(|e| {
-                anyhow!(
-                    "cannot connect to rabbitmq at {}: {e}",
-                    self.target.endpoint
-                )
-            })?;
-        self.link = Some((connection, channel.clone()));
-        Ok(channel)
+            Ok(Err(e)) => Err(format!("cannot connect to rabbitmq at {endpoint}: {e}")),
+            Ok(Ok(link)) => Ok(link),
+        }
     }
 
     /// One round trip on the open channel (`basic.qos`, harmless on a publishing channel),
@@ -103,8 +126,10 @@ impl Publisher {
         }
     }
 
-    /// Drops the connection (after a failure) so the next call reconnects.
+    /// Drops the connection (after a failure) so the next call reconnects, to the next
+    /// member of a cluster first: the failure may have been its member's.
     pub async fn reset(&mut self) {
+        self.preferred = (self.preferred + 1) % self.target.endpoints.len().max(1);
         if let Some((connection, _)) = self.link.take() {
             let _ = tokio::time::timeout(
                 Duration::from_secs(1),
@@ -250,4 +275,64 @@ async fn collect_confirms(
         results.push((index, result));
     }
     (results, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    /// The shared RabbitMQ of the machine (scripts/test-env.sh starts it) behind a port
+    /// that refuses: a cluster member that is down.
+    fn target(ports: &[u16]) -> BrokerTarget {
+        BrokerTarget {
+            endpoints: ports
+                .iter()
+                .map(|&port| Endpoint {
+                    host: "127.0.0.1".into(),
+                    port,
+                })
+                .collect(),
+            user: "guest".into(),
+            password: Secret::new("guest"),
+            vhost: "/".into(),
+            exchange: "amq.topic".into(),
+            routing_key_prefix: "test".into(),
+        }
+    }
+
+    fn refused_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn connects_to_the_next_member_when_one_is_down_and_prefers_it_then() {
+        let down = refused_port();
+        let mut publisher = Publisher::new(target(&[down, 5672]));
+        publisher
+            .connect()
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672 (bash scripts/test-env.sh starts it)");
+        assert!(publisher.is_connected());
+        assert_eq!(publisher.preferred, 1, "the member that answered");
+        publisher.probe(Duration::from_secs(5)).await.unwrap();
+        // After a failure the next member is tried first: here the one that is down,
+        // then the live one again.
+        publisher.reset().await;
+        assert!(!publisher.is_connected());
+        publisher.connect().await.unwrap();
+        assert_eq!(publisher.preferred, 1);
+        publisher.reset().await;
+    }
+
+    #[tokio::test]
+    async fn with_every_member_down_the_error_names_each_and_no_password() {
+        let (a, b) = (refused_port(), refused_port());
+        let mut publisher = Publisher::new(target(&[a, b]));
+        let error = publisher.connect().await.unwrap_err().to_string();
+        assert!(error.contains(&format!("127.0.0.1:{a}")), "{error}");
+        assert!(error.contains(&format!("127.0.0.1:{b}")), "{error}");
+        assert!(!error.contains("guest@"), "{error}");
+    }
 }

@@ -233,7 +233,12 @@ fn the_swarm_scripts_are_shellcheck_clean_and_set_every_variable_the_stack_reads
     let tree = render(&swarm_model(""));
     let dir = tempfile::tempdir().unwrap();
     write(&tree, dir.path());
-    let scripts = ["swarm/deploy.sh", "swarm/migrate.sh", "swarm/remove.sh"];
+    let scripts = [
+        "swarm/deploy.sh",
+        "swarm/migrate.sh",
+        "swarm/remove.sh",
+        "swarm/rabbitmq-members.sh",
+    ];
     let output = Command::new("shellcheck")
         .args(scripts.map(|s| dir.path().join(s)))
         .output()

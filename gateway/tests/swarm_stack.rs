@@ -3,18 +3,22 @@
 //! named in the output:
 //!
 //! images -> swarm (3 nodes, images copied) -> render (with secrets) -> deploy (deploy.sh:
-//! secrets, stack deploy, migrations job; every task healthy) -> messages (replay jobs ->
+//! secrets, stack deploy, migrations job, RabbitMQ cluster job; every task healthy) ->
+//! messages (replay jobs ->
 //! stored once -> published once -> consumed) -> host agents (node-exporter on every node,
 //! each task scraped) -> redeploy (deploy.sh again: migrations
 //! first, nothing changes, every service converges) -> node loss (the Redis master's node
-//! stopped: the Sentinels promote the replica, nothing stored is lost, the pipeline goes on)
-//! -> rejoin (the node comes back Ready, the old master returns as a replica) -> remove
+//! stopped, with a RabbitMQ member: the Sentinels promote the replica, nothing stored is
+//! lost, the two RabbitMQ members left hand out every queued message, the pipeline goes
+//! on) -> rejoin (the node comes back Ready, the old master returns as a replica, the
+//! RabbitMQ member rejoins its cluster) -> remove
 //! (swarm/remove.sh leaves nothing of the stack but its volumes). The same deploy, messages
 //! and remove on a swarm of one node are the baseline of the deploy time.
 //!
 //! The model is `stack.toml + examples/swarm.toml + deploy/swarm/overlay.toml + a run
 //! overlay` naming the real nodes. The test reads PostgreSQL (through PgBouncer) and
-//! RabbitMQ at the ports they publish on node 1 (the host), on 127.0.0.1, and reaches tasks
+//! RabbitMQ (the member on node 1) at the ports they publish on node 1 (the host), on
+//! 127.0.0.1, and reaches tasks
 //! with `docker exec` on their node's daemon. A Drop guard removes the stack, the test's
 //! jobs, configs and secrets, the stack's volumes on every node, and the nodes themselves,
 //! by ID and by the run's names, also on failure.
@@ -34,6 +38,8 @@ use crate::e2e_stack::{
 const BINARY: &str = env!("CARGO_BIN_EXE_tg-gateway");
 /// Published by deploy/swarm/overlay.toml on the node that runs them: node 1, the host.
 const PGBOUNCER: u16 = 29434;
+/// The first RabbitMQ member's published port (deploy/swarm/overlay.toml); member `i`
+/// publishes this + i - 1 on its node.
 const RABBITMQ: u16 = 29672;
 /// Prometheus's port in the reference stack.toml (read inside its task, not published).
 const PROMETHEUS: u16 = 9090;
@@ -59,6 +65,11 @@ struct Swarm {
     secret_values: BTreeMap<String, String>,
     /// Configs and secrets the test itself created (replay inputs), by ID.
     own_objects: Vec<(&'static str, String)>,
+    /// The RabbitMQ members (one, `rabbitmq`, on one node; `rabbitmq-1..3` spread over
+    /// three), the one on node 1 and the port it publishes there.
+    rabbit_members: Vec<String>,
+    host_member: String,
+    rabbit_port: u16,
     jobs: usize,
     timings: Vec<(String, Duration)>,
     _tmp: tempfile::TempDir,
@@ -305,6 +316,9 @@ fn prepare(size: usize) -> Swarm {
         images: BTreeMap::new(),
         secret_values: BTreeMap::new(),
         own_objects: Vec::new(),
+        rabbit_members: Vec::new(),
+        host_member: String::new(),
+        rabbit_port: RABBITMQ,
         jobs: 0,
         timings: Vec::new(),
         _tmp: tmp,
@@ -438,9 +452,12 @@ fn run_overlay(s: &Swarm) -> String {
         ));
     }
     let spread = s.size > 1;
+    // RabbitMQ: three members spread over three nodes; one node runs one.
+    if !spread {
+        text.push_str("\n[services.rabbitmq.rabbitmq]\nmembers = 1\n");
+    }
     for (service, i) in [
         ("timescaledb", 0),
-        ("rabbitmq", 0),
         ("pgbouncer", 0),
         ("redis-master", 1),
         ("redis-replica", 2),
@@ -451,7 +468,7 @@ fn run_overlay(s: &Swarm) -> String {
             node(i)
         ));
     }
-    for service in ["sentinel", "gateway-api"] {
+    for service in ["sentinel", "rabbitmq", "gateway-api"] {
         text.push_str(&format!(
             "\n[services.{service}.placement]\nspread = {spread}\n"
         ));
@@ -488,6 +505,7 @@ fn stage_render(s: &mut Swarm) -> Result<()> {
     ];
     let model = tgstack::model::load_files(&files)
         .map_err(|f| anyhow!("model: {}", tgstack::report::human(&f)))?;
+    rabbit_members(s, &model.stack)?;
     let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
     ensure!(
         !report.fails(false),
@@ -515,6 +533,31 @@ fn stage_render(s: &mut Swarm) -> Result<()> {
         rendered.tree.len(),
         files.len()
     ));
+    Ok(())
+}
+
+/// The RabbitMQ members, and which of them the plan puts on node 1 (the host), where
+/// the test reaches it on its published port.
+fn rabbit_members(s: &mut Swarm, stack: &tgstack::model::Stack) -> Result<()> {
+    let service = stack
+        .service("rabbitmq")
+        .ok_or_else(|| anyhow!("no rabbitmq in the model"))?;
+    let instances = stack.instances("rabbitmq", service);
+    let plan = stack.swarm_plan();
+    let host = &s.nodes[0].hostname;
+    let on_host = plan
+        .of("rabbitmq")
+        .find(|t| t.node.as_deref() == Some(host.as_str()))
+        .ok_or_else(|| anyhow!("the plan puts no RabbitMQ member on {host}"))?;
+    let member = instances
+        .iter()
+        .find(|i| i.name == on_host.instance)
+        .ok_or_else(|| anyhow!("no instance {}", on_host.instance))?;
+    s.rabbit_port = member
+        .publish
+        .ok_or_else(|| anyhow!("{} publishes no port", member.name))?;
+    s.host_member = member.name.clone();
+    s.rabbit_members = instances.into_iter().map(|i| i.name).collect();
     Ok(())
 }
 
@@ -575,7 +618,92 @@ fn stage_deploy(s: &mut Swarm) -> Result<()> {
         sentinel_nodes.len() == s.size,
         "the Sentinels share a node: {sentinel_nodes:?}"
     );
+    let (on, _) = s.task_container(&s.host_member)?;
+    ensure!(
+        on.hostname == s.nodes[0].hostname,
+        "{} runs on {}, not on node 1",
+        s.host_member,
+        on.hostname
+    );
+    if s.rabbit_members.len() > 1 {
+        let member_nodes: std::collections::BTreeSet<String> = s
+            .rabbit_members
+            .iter()
+            .map(|m| s.task_container(m).map(|(n, _)| n.hostname))
+            .collect::<Result<_>>()?;
+        ensure!(
+            member_nodes.len() == s.size,
+            "the RabbitMQ members share a node: {member_nodes:?}"
+        );
+        ensure!(
+            log_text.contains("members in one cluster, each on every quorum queue"),
+            "deploy.sh did not check the RabbitMQ cluster:\n{log_text}"
+        );
+        for queue in [
+            "telegram.signals",
+            "telegram.archive",
+            "telegram.dead-letter",
+        ] {
+            let members = quorum_members(s, queue)?;
+            ensure!(
+                members.len() == s.rabbit_members.len(),
+                "{queue} is on {members:?}, not on every member"
+            );
+        }
+        log(format!(
+            "RabbitMQ: {} in one cluster, every queue a quorum queue on each",
+            s.rabbit_members.join(", ")
+        ));
+    }
     Ok(())
+}
+
+/// The members of quorum queue `queue` (`rabbit@<member>` with their Raft state), as the
+/// member on node 1 reports them.
+fn quorum_members(s: &Swarm, queue: &str) -> Result<Vec<String>> {
+    let status = s.exec(
+        &s.host_member,
+        &[],
+        &[
+            "rabbitmq-queues",
+            "-q",
+            "quorum_status",
+            queue,
+            "--vhost",
+            "telegram",
+            "--formatter",
+            "json",
+        ],
+    )?;
+    let rows: serde_json::Value =
+        serde_json::from_str(&status).with_context(|| format!("quorum_status: {status}"))?;
+    Ok(rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| {
+            let node = row["Node Name"].as_str()?;
+            let state = row["Raft State"].as_str().unwrap_or("?");
+            Some(format!("{node} ({state})"))
+        })
+        .collect())
+}
+
+/// The members the RabbitMQ member on node 1 sees running in its cluster.
+fn running_members(s: &Swarm) -> Result<Vec<String>> {
+    let status = s.exec(
+        &s.host_member,
+        &[],
+        &["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
+    )?;
+    let status: serde_json::Value =
+        serde_json::from_str(&status).with_context(|| format!("cluster_status: {status}"))?;
+    Ok(status["running_nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect())
 }
 
 /// The overlay the replay jobs read on top of the effective model: tg-gateway as a
@@ -789,7 +917,8 @@ fn assert_once(s: &Swarm, first: i64, count: i64) -> Result<()> {
         "a message stored more than once: {stored:?}"
     );
     for queue in ["telegram.signals", "telegram.archive"] {
-        let consumed = consumed_counts_at(RABBITMQ, s.secret("TG_RABBITMQ_ADMIN_PASSWORD"), queue)?;
+        let consumed =
+            consumed_counts_at(s.rabbit_port, s.secret("TG_RABBITMQ_ADMIN_PASSWORD"), queue)?;
         let ours: BTreeMap<_, _> = consumed
             .iter()
             .filter(|((_, m), _)| *m >= first && *m < first + count)
@@ -949,6 +1078,13 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
         before == "redis-master",
         "the Sentinels name {before:?} as master"
     );
+    // A batch published and left in the quorum queues: after the loss of a member they
+    // still hold every message.
+    replay_job(s, &event_lines(3000, 20))?;
+    log(format!(
+        "before the loss, telegram.signals is on {}",
+        quorum_members(s, "telegram.signals")?.join(", ")
+    ));
     let start = Instant::now();
     nodes_sh(&["stop", &s.run_id, "2"])?;
     // The stop returns once the node's dockerd has stopped its containers and exited.
@@ -998,6 +1134,17 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
         "{} of 30 stored messages left",
         kept.len()
     );
+    // The two members left are a majority: the queued batch is all there, once.
+    let running = running_members(s)?;
+    ensure!(
+        running.len() == 2,
+        "RabbitMQ members running after the loss: {running:?}"
+    );
+    assert_once(s, 3000, 20)?;
+    s.timings.push((
+        "node loss: the queued batch consumed from the members left".into(),
+        start.elapsed(),
+    ));
     replay_job(s, &event_lines(2000, 15))?;
     assert_once(s, 2000, 15)?;
     let resumed = start.elapsed();
@@ -1052,6 +1199,21 @@ fn stage_rejoin(s: &mut Swarm) -> Result<()> {
     s.wait_healthy(Duration::from_secs(180), &[])?;
     s.timings
         .push(("rejoin: every service running".into(), start.elapsed()));
+    // The member of node 2 is back in its cluster, and on every quorum queue again.
+    let all = s.rabbit_members.len();
+    wait_for(
+        "the RabbitMQ member back in its cluster",
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+        || Ok((running_members(s)?.len() == all).then_some(())),
+    )?;
+    let members = quorum_members(s, "telegram.signals")?;
+    ensure!(
+        members.len() == all && members.iter().all(|m| !m.contains("noproc")),
+        "telegram.signals after the rejoin: {members:?}"
+    );
+    s.timings
+        .push(("rejoin: RabbitMQ cluster whole".into(), start.elapsed()));
     Ok(())
 }
 

@@ -207,6 +207,9 @@ fn all_secret_refs(cx: &Ctx<'_>) -> Vec<(String, SecretRef)> {
                     spec.password.clone(),
                 ));
             }
+            if let Some(cookie) = &r.cookie {
+                refs.push((format!("{base}.rabbitmq.cookie"), cookie.clone()));
+            }
         }
         if let Some(g) = &s.gateway {
             refs.push((format!("{base}.gateway.api_hash"), g.api_hash.clone()));

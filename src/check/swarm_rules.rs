@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::Ctx;
 use crate::finding::Severity;
 use crate::model::placement::{Plan, Unplaced, keeps_volume, placement_of, runs_on_every_node};
-use crate::model::{Deploy, Kind, Stack};
+use crate::model::{Deploy, Kind, RabbitmqSettings, Service, Stack};
 
 type Report = (&'static str, Severity, String, String, String);
 
@@ -76,6 +76,15 @@ fn target(stack: &Stack, reports: &mut Vec<Report>) {
         ));
     }
     for (name, service) in &stack.services {
+        if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.members > 1) {
+            reports.push((
+                "TG801",
+                Severity::Error,
+                format!("services.{name}.rabbitmq.members"),
+                format!("`{name}` is a cluster of {} members, but the compose target runs them all on its one host: its loss takes every member", rabbit.members),
+                "set `members = 1`, or deploy to a swarm (`[deploy] target = \"swarm\"`) with the members spread over its nodes".into(),
+            ));
+        }
         if service.placement.is_some() {
             reports.push((
                 "TG801",
@@ -259,6 +268,11 @@ fn failure_domains(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
         }
     }
     for (name, service) in &stack.services {
+        if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.members > 1) {
+            rabbit_cluster(stack, plan, name, service, rabbit, reports);
+        }
+    }
+    for (name, service) in &stack.services {
         // Per task: a spread Sentinel is pinned to its own node.
         let nodes = plan.of(name).map(|t| t.nodes.len()).max().unwrap_or(0);
         // The gateway's session volume is TG804's (single writer).
@@ -277,6 +291,68 @@ fn failure_domains(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
                 "pin it with `placement.host`".into(),
             ));
         }
+    }
+}
+
+/// A RabbitMQ cluster survives one node's loss only with a majority of its members left
+/// (quorum queues need one), and only its quorum queues are kept on every member.
+fn rabbit_cluster(
+    stack: &Stack,
+    plan: &Plan,
+    name: &str,
+    service: &Service,
+    rabbit: &RabbitmqSettings,
+    reports: &mut Vec<Report>,
+) {
+    let members = rabbit.members;
+    let majority = members / 2 + 1;
+    if stack.hosts.len() > 1 {
+        let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
+        for task in plan.of(name) {
+            if let Some(node) = &task.node {
+                *per_node.entry(node).or_default() += 1;
+            }
+        }
+        let worst = if placement_of(service).spread {
+            per_node.values().copied().max().unwrap_or(0)
+        } else {
+            members
+        };
+        if members < 3 {
+            reports.push((
+                "TG803",
+                Severity::Error,
+                format!("services.{name}.rabbitmq.members"),
+                format!("a RabbitMQ cluster of {members} members has no majority once one is lost: its quorum queues stop"),
+                "use 3 members (or 5), one per node".into(),
+            ));
+        } else if members - worst < majority {
+            reports.push((
+                "TG803",
+                Severity::Error,
+                format!("services.{name}.placement.spread"),
+                format!("losing one node can take {worst} of {members} RabbitMQ members, leaving no majority: the quorum queues stop"),
+                "set `spread = true` with at least `members` eligible nodes".into(),
+            ));
+        }
+    }
+    if rabbit.cookie.is_none() {
+        reports.push((
+            "TG005",
+            Severity::Error,
+            format!("services.{name}.rabbitmq.members"),
+            format!("`{name}` is a cluster of {members} members but has no `cookie`: members with different Erlang cookies never join"),
+            "add `cookie = { secret = \"...\" }` naming a secret of `[secrets]`".into(),
+        ));
+    }
+    for queue in rabbit.queues.iter().filter(|q| q.queue_type != "quorum") {
+        reports.push((
+            "TG803",
+            Severity::Error,
+            format!("services.{name}.rabbitmq.queues"),
+            format!("queue `{}` of the RabbitMQ cluster `{name}` is a {} queue: it lives on one member, and that member's loss takes it and its messages", queue.name, queue.queue_type),
+            "set `queue_type = \"quorum\"`: a quorum queue keeps a copy on every member".into(),
+        ));
     }
 }
 

@@ -22,6 +22,9 @@ pub fn sentinel_auth_name(service: &str) -> String {
 pub fn rabbitmq_users_name(service: &str) -> String {
     format!("{service}-users.json")
 }
+pub fn erlang_cookie_name(service: &str) -> String {
+    format!("{service}-erlang-cookie")
+}
 /// The `EnvironmentFile` of a native service's systemd unit: only the variables it reads.
 pub fn native_env_name(service: &str) -> String {
     format!("{service}.env")
@@ -38,6 +41,8 @@ pub enum SecretFileKind {
     SentinelAuth,
     /// Users and permissions RabbitMQ imports at boot.
     RabbitmqUsers,
+    /// The Erlang cookie of a RabbitMQ cluster's members (and of the CLI reaching them).
+    ErlangCookie,
     /// The `EnvironmentFile` of a native gateway or api unit.
     NativeEnv,
     /// Every secret variable, for `docker compose --env-file`.
@@ -88,11 +93,20 @@ pub fn secret_files(stack: &Stack) -> Vec<SecretFile> {
             {
                 add(sentinel_auth_name(name), name, SecretFileKind::SentinelAuth)
             }
-            Kind::Rabbitmq if service.rabbitmq.is_some() => add(
-                rabbitmq_users_name(name),
-                name,
-                SecretFileKind::RabbitmqUsers,
-            ),
+            Kind::Rabbitmq if service.rabbitmq.is_some() => {
+                add(
+                    rabbitmq_users_name(name),
+                    name,
+                    SecretFileKind::RabbitmqUsers,
+                );
+                if service
+                    .rabbitmq
+                    .as_ref()
+                    .is_some_and(|r| r.cookie.is_some())
+                {
+                    add(erlang_cookie_name(name), name, SecretFileKind::ErlangCookie);
+                }
+            }
             _ => {}
         }
         // Native units read exactly the secrets their program reads (incident 29).

@@ -249,27 +249,40 @@ impl Stack {
                 }
             }
             if let Some(rabbit) = &service.rabbitmq
-                && let Some(host_port) = rabbit.management_publish
+                && let Some(first) = rabbit.management_publish
             {
-                ports.push(PublishedPort {
-                    service: name.clone(),
-                    path: format!("services.{name}.rabbitmq.management_publish"),
-                    host_port,
-                    container_port: rabbit.management_port,
-                    address: address.clone(),
-                    instance: name.clone(),
-                });
+                // Cluster members publish consecutive ports, as their AMQP ports.
+                for (offset, instance) in self.instances(name, service).into_iter().enumerate() {
+                    ports.push(PublishedPort {
+                        service: name.clone(),
+                        path: format!("services.{name}.rabbitmq.management_publish"),
+                        host_port: first.saturating_add(u16::try_from(offset).unwrap_or(u16::MAX)),
+                        container_port: rabbit.management_port,
+                        address: address.clone(),
+                        instance: instance.name,
+                    });
+                }
             }
         }
         ports
     }
 
-    /// The processes a service runs as: one, or `count` sentinels named `<name>-<i>`.
-    /// Sentinel containers publish consecutive host ports; native sentinels share the
-    /// host and so listen on consecutive ports.
+    /// The processes a service runs as: one, or `count` Sentinels or `members` RabbitMQ
+    /// cluster members named `<name>-<i>`. Their containers publish consecutive host
+    /// ports; native ones share the host and so listen on consecutive ports.
     pub fn instances(&self, name: &str, service: &Service) -> Vec<Instance> {
-        match (&service.kind, &service.sentinel) {
-            (Kind::Sentinel, Some(sentinel)) => (0..sentinel.count)
+        let count = match (&service.kind, &service.sentinel, &service.rabbitmq) {
+            (Kind::Sentinel, Some(sentinel), _) => sentinel.count,
+            (Kind::Rabbitmq, _, Some(rabbit)) if rabbit.members > 1 => rabbit.members,
+            _ => 0,
+        };
+        match count {
+            0 => vec![Instance {
+                name: name.to_string(),
+                port: service.port,
+                publish: service.publish,
+            }],
+            count => (0..count)
                 .map(|i| {
                     let offset = u16::try_from(i).unwrap_or(u16::MAX);
                     let native = service.deploy == Deploy::Native;
@@ -284,11 +297,6 @@ impl Stack {
                     }
                 })
                 .collect(),
-            _ => vec![Instance {
-                name: name.to_string(),
-                port: service.port,
-                publish: service.publish,
-            }],
         }
     }
 

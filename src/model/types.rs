@@ -894,6 +894,21 @@ pub struct RabbitmqSettings {
     /// Publishers block below this free disk. Default `2GiB`.
     #[serde(default = "default_disk_free_limit")]
     pub disk_free_limit: ByteSize,
+    /// Cluster members: 1 (default) is one node; 3 or more is a cluster whose members
+    /// are containers `<name>-1` .. `<name>-<n>` (swarm target), one per node with
+    /// `placement.spread`, joined by classic-config peer discovery. Quorum queues then
+    /// keep a copy on every member.
+    #[serde(default = "default_members")]
+    #[schemars(range(min = 1, max = 9))]
+    pub members: u32,
+    /// The Erlang cookie the members of a cluster share (required with `members` > 1):
+    /// Erlang distribution and the CLI authenticate with it.
+    #[serde(default)]
+    pub cookie: Option<SecretRef>,
+}
+
+fn default_members() -> u32 {
+    1
 }
 
 pub(crate) fn default_vhost() -> String {

@@ -483,30 +483,43 @@ fn sentinel(inst: &Instance<'_>) -> KindSettings {
 }
 
 fn rabbitmq(inst: &Instance<'_>) -> KindSettings {
-    let name = inst.name;
+    let (name, instance) = (inst.name, inst.instance);
     let definitions = rabbitmq::DEFINITIONS_DIR;
+    let mut volumes = vec![
+        bind(
+            rendered(&paths::rabbitmq_conf(name)),
+            "/etc/rabbitmq/rabbitmq.conf".into(),
+        ),
+        bind(
+            rendered(&paths::rabbitmq_plugins(name)),
+            "/etc/rabbitmq/enabled_plugins".into(),
+        ),
+        bind(
+            rendered(&paths::rabbitmq_definitions(name)),
+            format!("{definitions}/definitions.json"),
+        ),
+        bind(
+            inst.secret_file(secret_files::rabbitmq_users_name(name)),
+            format!("{definitions}/users.json"),
+        ),
+        volume(format!("{instance}-data"), "/var/lib/rabbitmq"),
+    ];
+    // Members of a cluster share the cookie; one node makes its own.
+    if inst
+        .service
+        .rabbitmq
+        .as_ref()
+        .is_some_and(|r| r.cookie.is_some())
+    {
+        volumes.push(bind(
+            inst.secret_file(secret_files::erlang_cookie_name(name)),
+            rabbitmq::COOKIE_PATH.into(),
+        ));
+    }
     KindSettings {
         // The node name comes from the host name; keep it stable across recreation.
-        hostname: Some(name.to_string()),
-        volumes: vec![
-            bind(
-                rendered(&paths::rabbitmq_conf(name)),
-                "/etc/rabbitmq/rabbitmq.conf".into(),
-            ),
-            bind(
-                rendered(&paths::rabbitmq_plugins(name)),
-                "/etc/rabbitmq/enabled_plugins".into(),
-            ),
-            bind(
-                rendered(&paths::rabbitmq_definitions(name)),
-                format!("{definitions}/definitions.json"),
-            ),
-            bind(
-                inst.secret_file(secret_files::rabbitmq_users_name(name)),
-                format!("{definitions}/users.json"),
-            ),
-            volume(format!("{name}-data"), "/var/lib/rabbitmq"),
-        ],
+        hostname: Some(instance.to_string()),
+        volumes,
         healthcheck: health(&["CMD", "rabbitmq-diagnostics", "-q", "ping"], "60s"),
         ..KindSettings::default()
     }

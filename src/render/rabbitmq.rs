@@ -6,10 +6,29 @@ use minijinja::context;
 use serde_json::{Map, Value as Json, json};
 
 use super::Output;
-use crate::model::{Kind, Model, RabbitmqSettings, paths};
+use crate::model::{Kind, Model, RabbitmqSettings, Service, Stack, paths};
 
 /// Where the image reads definitions from; topology and users are two files there.
 pub const DEFINITIONS_DIR: &str = "/etc/rabbitmq/definitions";
+/// The Erlang cookie of a cluster member: `$HOME/.erlang.cookie` of the image's user,
+/// which the server and the CLI (run as root with the same `HOME`) both read.
+pub const COOKIE_PATH: &str = "/var/lib/rabbitmq/.erlang.cookie";
+/// The rabbitmq image's user and group: Erlang refuses a cookie others can read, so
+/// the file is theirs with mode 0400.
+pub const COOKIE_OWNER: (u32, u32) = (100, 101);
+
+/// The Erlang node names of the members of a cluster (empty for one node): the
+/// container host name is each member's name, so the names survive a recreation.
+pub fn member_nodes(stack: &Stack, name: &str, service: &Service) -> Vec<String> {
+    match &service.rabbitmq {
+        Some(rabbit) if rabbit.members > 1 => stack
+            .instances(name, service)
+            .into_iter()
+            .map(|i| format!("rabbit@{}", i.name))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
 
 pub fn outputs(model: &Model) -> Vec<Output> {
     let mut out = Vec::new();
@@ -26,6 +45,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 r => super::ser(rabbit),
                 disk_free_limit => rabbit.disk_free_limit.0,
                 definitions_dir => DEFINITIONS_DIR,
+                members => member_nodes(&model.stack, name, service),
             },
         ));
         out.push(Output::new(
@@ -33,7 +53,9 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             "rabbitmq/enabled_plugins.j2",
             context! { service => name },
         ));
-        let definitions = serde_json::to_string_pretty(&topology(rabbit)).unwrap_or_default();
+        let clustered = rabbit.members > 1;
+        let definitions =
+            serde_json::to_string_pretty(&topology(rabbit, clustered)).unwrap_or_default();
         out.push(Output::new(
             paths::rabbitmq_definitions(name),
             "rabbitmq/definitions.json.j2",
@@ -43,8 +65,9 @@ pub fn outputs(model: &Model) -> Vec<Output> {
     out
 }
 
-/// The broker topology as RabbitMQ definitions JSON.
-pub fn topology(rabbit: &RabbitmqSettings) -> Json {
+/// The broker topology as RabbitMQ definitions JSON. In a cluster the dead-letter queue
+/// is a quorum queue too: a classic queue lives on one member and goes with it.
+pub fn topology(rabbit: &RabbitmqSettings, clustered: bool) -> Json {
     let vhost = &rabbit.vhost;
     let exchange = |name: &str, kind: &str| {
         json!({
@@ -77,7 +100,8 @@ pub fn topology(rabbit: &RabbitmqSettings) -> Json {
     }
     queues.push(json!({
         "name": rabbit.dead_letter_queue, "vhost": vhost, "durable": true,
-        "auto_delete": false, "arguments": { "x-queue-type": "classic" }
+        "auto_delete": false,
+        "arguments": { "x-queue-type": if clustered { "quorum" } else { "classic" } }
     }));
     bindings.push(json!({
         "source": rabbit.dead_letter_exchange, "vhost": vhost,

@@ -114,6 +114,10 @@ pub fn files(model: &Model, values: &BTreeMap<String, String>) -> BTreeMap<Strin
                     format!("sentinel auth-pass {} {password}\n", s.master_name)
                 }
                 SecretFileKind::RabbitmqUsers => rabbitmq_users(service?, &value)?,
+                // The cookie file holds the value alone: Erlang reads it whole.
+                SecretFileKind::ErlangCookie => {
+                    value(&service?.rabbitmq.as_ref()?.cookie.as_ref()?.secret)
+                }
                 SecretFileKind::NativeEnv => native_env_secrets(stack, service?)
                     .iter()
                     .map(|(var, id)| format!("{var}={}\n", systemd_env_quoted(&value(id))))

@@ -16,10 +16,10 @@ use minijinja::context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::Output;
 use super::compose::{
     ComposeService, Healthcheck, Mount, compose_services, named_volumes, networks, required_env,
 };
+use super::{Output, rabbitmq};
 use crate::model::paths::{self, swarm_secret as secret_path};
 use crate::model::placement::{Plan, placement_of, runs_on_every_node};
 use crate::model::{Kind, Model, Stack};
@@ -57,11 +57,14 @@ struct SwarmService {
     update_order: &'static str,
 }
 
-/// A config or secret mounted into a service: the stack file's key and the path.
+/// A config or secret mounted into a service: the stack file's key and the path, and
+/// for a file its program reads only when no one else can (the Erlang cookie), the
+/// (uid, gid) it belongs to with mode 0400.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Mounted {
     source: String,
     target: String,
+    owner: Option<(u32, u32)>,
 }
 
 /// A top-level config: its key, the rendered file (relative to the stack file) and
@@ -112,6 +115,66 @@ struct Migration {
     roles: Vec<(String, String, String, String)>,
 }
 
+/// The job deploy.sh runs after the stack deploy for a RabbitMQ cluster: it checks that
+/// every member runs in one cluster, then adds each member to every quorum queue.
+#[derive(Debug, Serialize)]
+struct ClusterJob {
+    service: String,
+    image: String,
+    network: String,
+    /// The members' Swarm services (instance names).
+    members: Vec<String>,
+    /// The members' Erlang node names.
+    nodes: Vec<String>,
+    /// The variable holding the cookie secret's Swarm name, and where the job mounts it.
+    cookie_var: String,
+    cookie_path: &'static str,
+    /// The job's script in the tree, and its config key.
+    script: String,
+    script_key: String,
+}
+
+/// The script of the cluster job of RabbitMQ service `service`.
+fn members_script(service: &str) -> String {
+    format!("swarm/{service}-members.sh")
+}
+
+fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
+    stack
+        .services
+        .iter()
+        .filter_map(|(name, service)| {
+            let nodes = rabbitmq::member_nodes(stack, name, service);
+            if nodes.is_empty() {
+                return None;
+            }
+            let cookie = format!(
+                "file-{}",
+                slug(&crate::model::secret_files::erlang_cookie_name(name))
+            );
+            Some(ClusterJob {
+                service: name.clone(),
+                image: service.image.clone().unwrap_or_default(),
+                network: service
+                    .networks
+                    .first()
+                    .map(|n| format!("{}_{n}", stack.name))
+                    .unwrap_or_default(),
+                members: stack
+                    .instances(name, service)
+                    .into_iter()
+                    .map(|i| i.name)
+                    .collect(),
+                nodes,
+                cookie_var: var_of(&cookie),
+                cookie_path: rabbitmq::COOKIE_PATH,
+                script: members_script(name),
+                script_key: slug(&members_script(name)),
+            })
+        })
+        .collect()
+}
+
 pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
     let stack = &model.stack;
     if !stack.is_swarm() {
@@ -127,6 +190,7 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
     let volumes = named_volumes(services.iter().flat_map(|s| s.volumes.iter()));
     let networks = networks(stack);
     let migration = migration(stack, &mut secrets);
+    let clusters = cluster_jobs(stack);
     let secrets: Vec<Secret> = secrets.into_iter().collect();
     if let Some(clash) = clash(&configs, &secrets) {
         return vec![Output::new(
@@ -161,7 +225,7 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
         .map(|s| s.name.clone())
         .collect();
     let project = &stack.name;
-    vec![
+    let mut outputs = vec![
         Output::new(
             STACK_FILE,
             "swarm/stack.yml.j2",
@@ -187,6 +251,7 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
                 interpolated,
                 global_services,
                 migration => super::ser(&migration),
+                clusters => super::ser(&clusters),
                 stack_file => STACK_FILE,
             },
         ),
@@ -196,7 +261,15 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
             "swarm/migrate.sh.j2",
             context! { project, migration => super::ser(&migration) },
         ),
-    ]
+    ];
+    for c in &clusters {
+        outputs.push(Output::new(
+            c.script.clone(),
+            "swarm/members.sh.j2",
+            context! { project, c => super::ser(c) },
+        ));
+    }
+    outputs
 }
 
 /// The migration job of the first PostgreSQL service; its secrets join the stack's.
@@ -290,6 +363,7 @@ fn swarm_service(
                     mounted_configs.push(Mounted {
                         source: key,
                         target,
+                        owner: None,
                     });
                 }
             }
@@ -302,9 +376,12 @@ fn swarm_service(
                     file: Some(name),
                     id: None,
                 });
+                let owner =
+                    (mount.target == rabbitmq::COOKIE_PATH).then_some(rabbitmq::COOKIE_OWNER);
                 mounted_secrets.push(Mounted {
                     source: key,
                     target: mount.target,
+                    owner,
                 });
             }
             MountKind::Kept => volumes.push(mount),
@@ -432,6 +509,7 @@ fn add_env_secret(secrets: &mut BTreeSet<Secret>, mounted: &mut Vec<Mounted>, id
     mounted.push(Mounted {
         source: key,
         target: secret_path(id),
+        owner: None,
     });
 }
 

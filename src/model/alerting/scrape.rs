@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Deploy, Endpoint, Kind, Service, Stack, kinds};
+use crate::model::{Deploy, Endpoint, Instance, Kind, Service, Stack, kinds};
 
 /// One Prometheus scrape job: a model service with a metrics endpoint.
 #[derive(Debug, Clone, Serialize)]
@@ -12,8 +12,9 @@ pub struct ScrapeJob {
     pub job: String,
     pub kind: Kind,
     pub metrics_path: String,
-    /// `host:port` as the Prometheus process reaches it.
-    pub target: String,
+    /// `host:port` of each instance (one, or each member of a RabbitMQ cluster) as the
+    /// Prometheus process reaches it.
+    pub targets: Vec<String>,
     /// A swarm host agent (one task per node): the name and port Prometheus resolves to
     /// every task's address (DNS service discovery), where a static target is one task.
     pub every_task: Option<Endpoint>,
@@ -39,11 +40,25 @@ pub fn scrape_jobs(stack: &Stack, prometheus: &Service) -> Vec<ScrapeJob> {
         // Metrics ports other than the main one are never published.
         let publish = (port == service.port).then_some(service.publish).flatten();
         if let Ok(endpoint) = stack.reach_port(prometheus, name, port, publish) {
+            let mut targets: Vec<String> = stack
+                .instances(name, service)
+                .iter()
+                .filter_map(|i| {
+                    let metrics = Instance {
+                        port,
+                        publish,
+                        ..i.clone()
+                    };
+                    stack.reach_instance(prometheus, name, &metrics).ok()
+                })
+                .map(|e| e.to_string())
+                .collect();
+            targets.dedup();
             jobs.push(ScrapeJob {
                 job: name.clone(),
                 kind: service.kind,
                 metrics_path: metrics_path.to_string(),
-                target: endpoint.to_string(),
+                targets,
                 every_task: (stack.is_swarm()
                     && crate::model::placement::runs_on_every_node(service))
                 .then_some(endpoint),

@@ -639,6 +639,14 @@ fn stage_deploy(s: &mut Swarm) -> Result<()> {
             log_text.contains("members in one cluster, each on every quorum queue"),
             "deploy.sh did not check the RabbitMQ cluster:\n{log_text}"
         );
+        // A member that booted before its peers were in the DNS formed a cluster of its
+        // own; the deploy's cluster job joined it (the job's log reaches deploy.sh's).
+        for line in log_text
+            .lines()
+            .filter(|l| l.contains("joining it to the cluster"))
+        {
+            log(format!("RabbitMQ cluster job: {line}"));
+        }
         for queue in [
             "telegram.signals",
             "telegram.archive",

@@ -115,8 +115,9 @@ struct Migration {
     roles: Vec<(String, String, String, String)>,
 }
 
-/// The job deploy.sh runs after the stack deploy for a RabbitMQ cluster: it checks that
-/// every member runs in one cluster, then adds each member to every quorum queue.
+/// The job deploy.sh runs after the stack deploy for a RabbitMQ cluster: it joins an
+/// empty member that formed a cluster of its own, checks that every member runs in one
+/// cluster, then adds each member to every quorum queue.
 #[derive(Debug, Serialize)]
 struct ClusterJob {
     service: String,
@@ -126,9 +127,14 @@ struct ClusterJob {
     members: Vec<String>,
     /// The members' Erlang node names.
     nodes: Vec<String>,
+    /// The vhost whose queues tell whether a member holds messages.
+    vhost: String,
     /// The variable holding the cookie secret's Swarm name, and where the job mounts it.
     cookie_var: String,
     cookie_path: &'static str,
+    /// Owned by the image's user even in the job, which runs as root: a CLI that drops to
+    /// that user (Debian's rabbitmqctl does) must read it too.
+    cookie_owner: (u32, u32),
     /// The job's script in the tree, and its config key.
     script: String,
     script_key: String,
@@ -166,8 +172,14 @@ fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
                     .map(|i| i.name)
                     .collect(),
                 nodes,
+                vhost: service
+                    .rabbitmq
+                    .as_ref()
+                    .map(|r| r.vhost.clone())
+                    .unwrap_or_default(),
                 cookie_var: var_of(&cookie),
                 cookie_path: rabbitmq::COOKIE_PATH,
+                cookie_owner: rabbitmq::COOKIE_OWNER,
                 script: members_script(name),
                 script_key: slug(&members_script(name)),
             })

@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::finding::Severity;
 use crate::model::placement::{Plan, Unplaced, keeps_volume, placement_of, runs_on_every_node};
 use crate::model::{Deploy, Kind, RabbitmqSettings, Service, Stack};
+use crate::render::swarm::MEMBERS_JOB_SUFFIX;
 
 type Report = (&'static str, Severity, String, String, String);
 
@@ -118,8 +119,17 @@ fn names(stack: &Stack, reports: &mut Vec<Report>) {
     }
     let longest = MIGRATE_JOB.len();
     for (name, service) in &stack.services {
-        for instance in stack.instances(name, service) {
-            let swarm_name = format!("{}_{}", stack.name, instance.name);
+        let mut swarm_names: Vec<String> = stack
+            .instances(name, service)
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        // The job deploy.sh runs for a RabbitMQ cluster.
+        if service.rabbitmq.as_ref().is_some_and(|r| r.members > 1) {
+            swarm_names.push(format!("{name}{MEMBERS_JOB_SUFFIX}"));
+        }
+        for instance in swarm_names {
+            let swarm_name = format!("{}_{instance}", stack.name);
             if swarm_name.len() > SWARM_SERVICE_NAME_MAX {
                 reports.push((
                     "TG801",
@@ -345,7 +355,8 @@ fn rabbit_cluster(
             "add `cookie = { secret = \"...\" }` naming a secret of `[secrets]`".into(),
         ));
     }
-    for queue in rabbit.queues.iter().filter(|q| q.queue_type != "quorum") {
+    // Quorum queues and streams keep a copy on every member; classic queues do not.
+    for queue in rabbit.queues.iter().filter(|q| q.queue_type == "classic") {
         reports.push((
             "TG803",
             Severity::Error,

@@ -172,17 +172,23 @@ impl Stack {
                     },
                 );
             }
-            // A spread set of several Swarm services (the Sentinels) is pinned one per
-            // node; replicas of one service are kept apart by Swarm itself.
+            // A spread set of several Swarm services (the Sentinels, RabbitMQ members) is
+            // pinned one per node: instance i on the i-th eligible node by name, so a
+            // change elsewhere in the model never moves a member away from its volume.
+            // Replicas of one service are kept apart by Swarm itself.
             let pin_each = placement.spread && instances.len() > 1;
             let mut used: BTreeSet<String> = BTreeSet::new();
-            for instance in &instances {
+            for (index, instance) in instances.iter().enumerate() {
                 for _ in 0..placement.replicas {
-                    let free: Vec<&String> = eligible
-                        .iter()
-                        .filter(|n| !placement.spread || !used.contains(*n))
-                        .collect();
-                    let node = pick(self, &free, &load, service.cpus, service.memory.0);
+                    let node = if pin_each {
+                        eligible.get(index).cloned()
+                    } else {
+                        let free: Vec<&String> = eligible
+                            .iter()
+                            .filter(|n| !placement.spread || !used.contains(*n))
+                            .collect();
+                        pick(self, &free, &load, service.cpus, service.memory.0)
+                    };
                     if let Some(node) = &node {
                         let entry = load.entry(self.node_key(node)).or_default();
                         entry.0 += service.cpus;
@@ -258,6 +264,12 @@ mod tests {
     use crate::model::units::ByteSize;
 
     fn stack(extra: &str) -> crate::model::Stack {
+        load_texts(vec![("s.toml".into(), stack_text(extra))])
+            .expect("loads")
+            .stack
+    }
+
+    fn stack_text(extra: &str) -> String {
         let base = r#"
 name = "s"
 [host]
@@ -297,10 +309,18 @@ memory = "64MiB"
 [services.sentinel.sentinel]
 monitors = "redis"
 "#;
-        let text = format!("{base}{extra}");
-        load_texts(vec![("s.toml".into(), text)])
-            .expect("loads")
-            .stack
+        format!("{base}{extra}")
+    }
+
+    /// The base model with `extra`, then `overlay` over it.
+    fn stack_with(extra: &str, overlay: &str) -> crate::model::Stack {
+        let base = stack_text(extra);
+        load_texts(vec![
+            ("s.toml".into(), base),
+            ("o.toml".into(), overlay.to_string()),
+        ])
+        .expect("loads")
+        .stack
     }
 
     #[test]
@@ -343,8 +363,22 @@ monitors = "redis"
         let distinct: std::collections::BTreeSet<_> = sentinels.iter().collect();
         assert_eq!(distinct.len(), 3, "{sentinels:?}");
         assert!(plan.of("sentinel").all(|t| t.nodes.len() == 1));
-        // The fewest-tasks choice puts the first Sentinel beside nothing: not on b.
-        assert_ne!(sentinels[0].as_deref(), Some("b"));
+        // Sentinel i on the i-th node by name, whatever else runs there: a change
+        // elsewhere in the model never moves an instance away from its volume.
+        assert_eq!(
+            sentinels,
+            [Some("a".into()), Some("b".into()), Some("c".into())]
+        );
+        let busier = stack_with(
+            "[services.sentinel.placement]\nspread = true\n",
+            "[services.redis.placement]\nhost = \"a\"\n",
+        );
+        let moved: Vec<_> = busier
+            .swarm_plan()
+            .of("sentinel")
+            .map(|t| t.node.clone())
+            .collect();
+        assert_eq!(moved, sentinels);
     }
 
     #[test]

@@ -505,22 +505,25 @@ fn rabbitmq(inst: &Instance<'_>) -> KindSettings {
         volume(format!("{instance}-data"), "/var/lib/rabbitmq"),
     ];
     // Members of a cluster share the cookie; one node makes its own.
-    if inst
+    let clustered = inst
         .service
         .rabbitmq
         .as_ref()
-        .is_some_and(|r| r.cookie.is_some())
-    {
+        .is_some_and(|r| r.members > 1 && r.cookie.is_some());
+    if clustered {
         volumes.push(bind(
             inst.secret_file(secret_files::erlang_cookie_name(name)),
             rabbitmq::COOKIE_PATH.into(),
         ));
     }
+    // A member is healthy when its broker runs, not only its Erlang node: a member whose
+    // app was stopped (a join cut short) or paused (the minority side) is restarted.
+    let check = if clustered { "check_running" } else { "ping" };
     KindSettings {
         // The node name comes from the host name; keep it stable across recreation.
         hostname: Some(instance.to_string()),
         volumes,
-        healthcheck: health(&["CMD", "rabbitmq-diagnostics", "-q", "ping"], "60s"),
+        healthcheck: health(&["CMD", "rabbitmq-diagnostics", "-q", check], "60s"),
         ..KindSettings::default()
     }
 }

@@ -13,9 +13,23 @@ pub const DEFINITIONS_DIR: &str = "/etc/rabbitmq/definitions";
 /// The Erlang cookie of a cluster member: `$HOME/.erlang.cookie` of the image's user,
 /// which the server and the CLI (run as root with the same `HOME`) both read.
 pub const COOKIE_PATH: &str = "/var/lib/rabbitmq/.erlang.cookie";
-/// The rabbitmq image's user and group: Erlang refuses a cookie others can read, so
-/// the file is theirs with mode 0400.
-pub const COOKIE_OWNER: (u32, u32) = (100, 101);
+/// The (uid, gid) the cookie belongs to, with mode 0400 (Erlang refuses a cookie others
+/// can read): the image's `rabbitmq` user. The official image's Ubuntu variants create it
+/// as 999:999, its Alpine variants (the reference's) as 100:101; any other image is
+/// taken to follow the Alpine variant, as the test stand-ins do.
+pub fn cookie_owner(image: &str) -> (u32, u32) {
+    let name = image.split(['@', ':']).next().unwrap_or(image);
+    let tag = image.strip_prefix(name).unwrap_or_default();
+    let official = matches!(
+        name.trim_start_matches("docker.io/"),
+        "rabbitmq" | "library/rabbitmq"
+    );
+    if official && !tag.contains("alpine") {
+        (999, 999)
+    } else {
+        (100, 101)
+    }
+}
 
 /// The Erlang node names of the members of a cluster (empty for one node): the
 /// container host name is each member's name, so the names survive a recreation.
@@ -117,4 +131,21 @@ pub fn topology(rabbit: &RabbitmqSettings, clustered: bool) -> Json {
         "queues": queues,
         "bindings": bindings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cookie_belongs_to_the_user_of_the_image_variant() {
+        for (image, owner) in [
+            ("rabbitmq:3.13.7-management-alpine", (100, 101)),
+            ("docker.io/library/rabbitmq:3.13-alpine", (100, 101)),
+            ("rabbitmq:3.13.7-management", (999, 999)),
+            ("rabbitmq", (999, 999)),
+            ("docker.io/rabbitmq@sha256:0123", (999, 999)),
+            ("registry.example/rabbitmq-standin:1", (100, 101)),
+        ] {
+            assert_eq!(super::cookie_owner(image), owner, "{image}");
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub const STACK_FILE: &str = paths::SWARM_STACK;
 pub const DEPLOY_SCRIPT: &str = "swarm/deploy.sh";
 pub const REMOVE_SCRIPT: &str = "swarm/remove.sh";
 pub const SWARM_MIGRATE: &str = "swarm/migrate.sh";
+/// The job deploy.sh runs for a RabbitMQ cluster is the service's name with this suffix.
+pub const MEMBERS_JOB_SUFFIX: &str = "-members";
 
 #[derive(Debug, Serialize)]
 struct SwarmService {
@@ -121,6 +123,8 @@ struct Migration {
 #[derive(Debug, Serialize)]
 struct ClusterJob {
     service: String,
+    /// The job's Swarm service, after the stack's name.
+    job: String,
     image: String,
     network: String,
     /// The members' Swarm services (instance names).
@@ -160,6 +164,7 @@ fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
             );
             Some(ClusterJob {
                 service: name.clone(),
+                job: format!("{name}{MEMBERS_JOB_SUFFIX}"),
                 image: service.image.clone().unwrap_or_default(),
                 network: service
                     .networks
@@ -179,7 +184,7 @@ fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
                     .unwrap_or_default(),
                 cookie_var: var_of(&cookie),
                 cookie_path: rabbitmq::COOKIE_PATH,
-                cookie_owner: rabbitmq::COOKIE_OWNER,
+                cookie_owner: rabbitmq::cookie_owner(service.image.as_deref().unwrap_or_default()),
                 script: members_script(name),
                 script_key: slug(&members_script(name)),
             })
@@ -267,7 +272,11 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
                 stack_file => STACK_FILE,
             },
         ),
-        Output::new(REMOVE_SCRIPT, "swarm/remove.sh.j2", context! { project }),
+        Output::new(
+            REMOVE_SCRIPT,
+            "swarm/remove.sh.j2",
+            context! { project, clusters => super::ser(&clusters) },
+        ),
         Output::new(
             SWARM_MIGRATE,
             "swarm/migrate.sh.j2",
@@ -388,12 +397,12 @@ fn swarm_service(
                     file: Some(name),
                     id: None,
                 });
-                let owner =
-                    (mount.target == rabbitmq::COOKIE_PATH).then_some(rabbitmq::COOKIE_OWNER);
+                let file_owner = (mount.target == rabbitmq::COOKIE_PATH)
+                    .then(|| rabbitmq::cookie_owner(&compose.image));
                 mounted_secrets.push(Mounted {
                     source: key,
                     target: mount.target,
-                    owner,
+                    owner: file_owner,
                 });
             }
             MountKind::Kept => volumes.push(mount),

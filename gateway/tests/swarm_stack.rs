@@ -1089,8 +1089,17 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
     // A batch published and left in the quorum queues: after the loss of a member they
     // still hold every message.
     replay_job(s, &event_lines(3000, 20))?;
+    let lost_member = s
+        .rabbit_members
+        .iter()
+        .find(|m| {
+            s.task_container(m)
+                .is_ok_and(|(node, _)| node.hostname == s.nodes[1].hostname)
+        })
+        .cloned()
+        .unwrap_or_default();
     log(format!(
-        "before the loss, telegram.signals is on {}",
+        "before the loss, telegram.signals is on {}; node 2 runs {lost_member}",
         quorum_members(s, "telegram.signals")?.join(", ")
     ));
     let start = Instant::now();

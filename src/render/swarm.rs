@@ -166,11 +166,7 @@ fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
                 service: name.clone(),
                 job: format!("{name}{MEMBERS_JOB_SUFFIX}"),
                 image: service.image.clone().unwrap_or_default(),
-                network: service
-                    .networks
-                    .first()
-                    .map(|n| format!("{}_{n}", stack.name))
-                    .unwrap_or_default(),
+                network: job_network(stack, service),
                 members: stack
                     .instances(name, service)
                     .into_iter()
@@ -345,11 +341,7 @@ fn migration(stack: &Stack, secrets: &mut BTreeSet<Secret>) -> Option<Migration>
     Some(Migration {
         service: name.clone(),
         image: service.image.clone().unwrap_or_default(),
-        network: service
-            .networks
-            .first()
-            .map(|n| format!("{}_{n}", stack.name))
-            .unwrap_or_default(),
+        network: job_network(stack, service),
         port: service.port,
         superuser: pg.superuser.clone(),
         database: pg.database.clone(),
@@ -359,6 +351,15 @@ fn migration(stack: &Stack, secrets: &mut BTreeSet<Secret>) -> Option<Migration>
         migrations,
         roles,
     })
+}
+
+/// The Swarm network a job for `service` joins: the stack's copy of its first network.
+fn job_network(stack: &Stack, service: &crate::model::Service) -> String {
+    service
+        .networks
+        .first()
+        .map(|n| format!("{}_{n}", stack.name))
+        .unwrap_or_default()
 }
 
 fn swarm_service(

@@ -29,6 +29,24 @@ usage() {
   exit 2
 }
 
+# The next of 100 /16 pools 10.100-199.0.0/16 (a machine-wide sequence kept in STATE_BASE,
+# under the lock), skipping any this machine routes; prints it.
+next_addr_pool() {
+  local seq=$STATE_BASE/addr-pool-sequence n i pool
+  n=$(cat "$seq" 2>/dev/null || echo 0)
+  [[ $n =~ ^[0-9]+$ ]] || n=0
+  for ((i = 0; i < 100; i++)); do
+    pool="10.$((100 + n % 100)).0.0/16"
+    n=$((n + 1))
+    if [ -z "$(ip -4 route show match "$pool" | grep -v '^default' || true)" ]; then
+      echo "$n" >"$seq"
+      echo "$pool"
+      return 0
+    fi
+  done
+  die "every pool 10.100-199.0.0/16 is routed on this machine"
+}
+
 # ---- names, all derived from RUN_ID ------------------------------------------------------
 set_run() {
   RUN=$1
@@ -239,7 +257,7 @@ print_node() {
 cmd_up() {
   [ $# = 2 ] || usage
   set_run "$1"
-  local n=$2 k i state advertise token role id old clash fs
+  local n=$2 k i state advertise token role id old clash fs pool
   if ! [[ $n =~ ^[1-9]$ ]] || [ "$n" -gt "$MAX_NODES" ]; then die "N must be 1..$MAX_NODES"; fi
   need_docker
   lock
@@ -288,8 +306,14 @@ cmd_up() {
     advertise=127.0.0.1
   fi
 
-  log "node 1: swarm init --advertise-addr $advertise"
-  docker swarm init --advertise-addr "$advertise" --listen-addr "$advertise:2377" >/dev/null
+  # The swarm's own address pool (its ingress network comes from it), new for every run: a
+  # swarm left while a task was still attached can keep its ingress pool claimed in the
+  # host's dockerd, and a next swarm's ingress on the same subnet then fails every task on
+  # this node with "Pool overlaps with other one on this address space".
+  pool=$(next_addr_pool)
+  log "node 1: swarm init --advertise-addr $advertise --default-addr-pool $pool"
+  docker swarm init --advertise-addr "$advertise" --listen-addr "$advertise:2377" \
+    --default-addr-pool "$pool" >/dev/null
   touch "$STATE/swarm-ours"
   # The daemon sets up its ingress sandbox after init returns; leaving the swarm before that
   # is done leaves a stale `ingress` network on the host daemon (until the next init). Wait.

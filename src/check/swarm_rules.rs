@@ -10,7 +10,6 @@ use super::Ctx;
 use crate::finding::Severity;
 use crate::model::placement::{Plan, Unplaced, keeps_volume, placement_of, runs_on_every_node};
 use crate::model::{Deploy, Kind, RabbitmqSettings, Service, Stack};
-use crate::render::swarm::MEMBERS_JOB_SUFFIX;
 
 type Report = (&'static str, Severity, String, String, String);
 
@@ -126,7 +125,7 @@ fn names(stack: &Stack, reports: &mut Vec<Report>) {
             .collect();
         // The job deploy.sh runs for a RabbitMQ cluster.
         if service.rabbitmq.as_ref().is_some_and(|r| r.members > 1) {
-            swarm_names.push(format!("{name}{MEMBERS_JOB_SUFFIX}"));
+            swarm_names.push(crate::model::paths::swarm_members_job(name));
         }
         for instance in swarm_names {
             let swarm_name = format!("{}_{instance}", stack.name);

@@ -9,6 +9,12 @@ pub const COMPOSE: &str = "docker-compose.yml";
 /// The stack file of the swarm target, instead of the compose file.
 pub const SWARM_STACK: &str = "swarm/stack.yml";
 
+/// The Swarm service (after `<stack>_`) of the job deploy.sh runs for RabbitMQ cluster
+/// `service`: spelled once, for the renderer and for the rule that checks name lengths.
+pub fn swarm_members_job(service: &str) -> String {
+    format!("{service}-members")
+}
+
 /// The state directory the tg-gateway image creates for its user (gateway/Dockerfile):
 /// a swarm gateway's session volume must be mounted there to be writable.
 pub const GATEWAY_IMAGE_STATE_DIR: &str = "/var/lib/tg-gateway";

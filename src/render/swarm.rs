@@ -29,8 +29,6 @@ pub const STACK_FILE: &str = paths::SWARM_STACK;
 pub const DEPLOY_SCRIPT: &str = "swarm/deploy.sh";
 pub const REMOVE_SCRIPT: &str = "swarm/remove.sh";
 pub const SWARM_MIGRATE: &str = "swarm/migrate.sh";
-/// The job deploy.sh runs for a RabbitMQ cluster is the service's name with this suffix.
-pub const MEMBERS_JOB_SUFFIX: &str = "-members";
 
 #[derive(Debug, Serialize)]
 struct SwarmService {
@@ -164,7 +162,7 @@ fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
             );
             Some(ClusterJob {
                 service: name.clone(),
-                job: format!("{name}{MEMBERS_JOB_SUFFIX}"),
+                job: paths::swarm_members_job(name),
                 image: service.image.clone().unwrap_or_default(),
                 network: job_network(stack, service),
                 members: stack

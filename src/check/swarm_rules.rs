@@ -76,7 +76,7 @@ fn target(stack: &Stack, reports: &mut Vec<Report>) {
         ));
     }
     for (name, service) in &stack.services {
-        if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.members > 1) {
+        if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.is_cluster()) {
             reports.push((
                 "TG801",
                 Severity::Error,
@@ -124,7 +124,7 @@ fn names(stack: &Stack, reports: &mut Vec<Report>) {
             .map(|i| i.name)
             .collect();
         // The job deploy.sh runs for a RabbitMQ cluster.
-        if service.rabbitmq.as_ref().is_some_and(|r| r.members > 1) {
+        if service.rabbitmq.as_ref().is_some_and(|r| r.is_cluster()) {
             swarm_names.push(crate::model::paths::swarm_members_job(name));
         }
         for instance in swarm_names {
@@ -277,7 +277,7 @@ fn failure_domains(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
         }
     }
     for (name, service) in &stack.services {
-        if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.members > 1) {
+        if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.is_cluster()) {
             rabbit_cluster(stack, plan, name, service, rabbit, reports);
         }
     }

@@ -273,7 +273,7 @@ impl Stack {
     pub fn instances(&self, name: &str, service: &Service) -> Vec<Instance> {
         let count = match (&service.kind, &service.sentinel, &service.rabbitmq) {
             (Kind::Sentinel, Some(sentinel), _) => sentinel.count,
-            (Kind::Rabbitmq, _, Some(rabbit)) if rabbit.members > 1 => rabbit.members,
+            (Kind::Rabbitmq, _, Some(rabbit)) if rabbit.is_cluster() => rabbit.members,
             _ => 0,
         };
         match count {

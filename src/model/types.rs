@@ -911,6 +911,13 @@ fn default_members() -> u32 {
     1
 }
 
+impl RabbitmqSettings {
+    /// Several members: a cluster, each member a container of its own.
+    pub fn is_cluster(&self) -> bool {
+        self.members > 1
+    }
+}
+
 pub(crate) fn default_vhost() -> String {
     "telegram".into()
 }

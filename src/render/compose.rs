@@ -509,7 +509,7 @@ fn rabbitmq(inst: &Instance<'_>) -> KindSettings {
         .service
         .rabbitmq
         .as_ref()
-        .is_some_and(|r| r.members > 1 && r.cookie.is_some());
+        .is_some_and(|r| r.is_cluster() && r.cookie.is_some());
     if clustered {
         volumes.push(bind(
             inst.secret_file(secret_files::erlang_cookie_name(name)),

@@ -35,7 +35,7 @@ pub fn cookie_owner(image: &str) -> (u32, u32) {
 /// container host name is each member's name, so the names survive a recreation.
 pub fn member_nodes(stack: &Stack, name: &str, service: &Service) -> Vec<String> {
     match &service.rabbitmq {
-        Some(rabbit) if rabbit.members > 1 => stack
+        Some(rabbit) if rabbit.is_cluster() => stack
             .instances(name, service)
             .into_iter()
             .map(|i| format!("rabbit@{}", i.name))
@@ -67,7 +67,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
             "rabbitmq/enabled_plugins.j2",
             context! { service => name },
         ));
-        let clustered = rabbit.members > 1;
+        let clustered = rabbit.is_cluster();
         let definitions =
             serde_json::to_string_pretty(&topology(rabbit, clustered)).unwrap_or_default();
         out.push(Output::new(

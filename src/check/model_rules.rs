@@ -184,6 +184,12 @@ fn all_secret_refs(cx: &Ctx<'_>) -> Vec<(String, SecretRef)> {
                     spec.password.clone(),
                 ));
             }
+            if let Some(standby) = &pg.standby {
+                refs.push((
+                    format!("{base}.postgres.standby.password"),
+                    standby.password.clone(),
+                ));
+            }
         }
         if let Some(b) = &s.pgbouncer {
             refs.push((

@@ -76,6 +76,19 @@ fn target(stack: &Stack, reports: &mut Vec<Report>) {
         ));
     }
     for (name, service) in &stack.services {
+        if service
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.standby.is_some())
+        {
+            reports.push((
+                "TG801",
+                Severity::Error,
+                format!("services.{name}.postgres.standby"),
+                format!("`{name}` has a standby, but the compose target runs it on the primary's one host: its loss takes both"),
+                "remove `standby`, or deploy to a swarm (`[deploy] target = \"swarm\"`) with the primary and the standby on two nodes".into(),
+            ));
+        }
         if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.is_cluster()) {
             reports.push((
                 "TG801",
@@ -280,6 +293,13 @@ fn failure_domains(stack: &Stack, plan: &Plan, reports: &mut Vec<Report>) {
         if let Some(rabbit) = service.rabbitmq.as_ref().filter(|r| r.is_cluster()) {
             rabbit_cluster(stack, plan, name, service, rabbit, reports);
         }
+        if service
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.standby.is_some())
+        {
+            postgres_standby(stack, plan, name, reports);
+        }
     }
     for (name, service) in &stack.services {
         // Per task: a spread Sentinel is pinned to its own node.
@@ -363,6 +383,56 @@ fn rabbit_cluster(
             format!("queue `{}` of the RabbitMQ cluster `{name}` is a {} queue: it lives on one member, and that member's loss takes it and its messages", queue.name, queue.queue_type),
             "set `queue_type = \"quorum\"`: a quorum queue keeps a copy on every member".into(),
         ));
+    }
+}
+
+/// A standby guards against a node's loss only on another node, and only clients that
+/// follow a failover (through PgBouncer, which the failover script repoints) keep working.
+fn postgres_standby(stack: &Stack, plan: &Plan, name: &str, reports: &mut Vec<Report>) {
+    let nodes: Vec<&str> = plan.of(name).filter_map(|t| t.node.as_deref()).collect();
+    let apart = plan.of(name).all(|t| t.nodes.len() == 1);
+    if stack.hosts.len() > 1 && (!apart || nodes.windows(2).any(|w| w[0] == w[1])) {
+        let shared = nodes.first().copied().unwrap_or_default();
+        reports.push((
+            "TG803",
+            Severity::Error,
+            format!("services.{name}.placement.spread"),
+            format!("the primary and the standby of `{name}` may both run on node `{shared}`: its loss takes both"),
+            "set `placement.spread = true` (with `labels` naming at least two nodes): the primary runs on the first eligible node, the standby on the second".into(),
+        ));
+    }
+    if let Some(pg) = stack.service(name).and_then(|s| s.postgres.as_ref())
+        && let Some(standby) = &pg.standby
+        && (standby.user == pg.superuser || pg.roles.contains_key(&standby.user))
+    {
+        reports.push((
+            "TG005",
+            Severity::Error,
+            format!("services.{name}.postgres.standby.user"),
+            format!(
+                "the standby replicates as `{}`, a role the stack already uses for something else",
+                standby.user
+            ),
+            "give the replication its own role, e.g. `user = \"replicator\"`".into(),
+        ));
+    }
+    for (client, service) in &stack.services {
+        let direct = [
+            service.gateway.as_ref().map(|g| &g.database),
+            service.api.as_ref().map(|a| &a.database),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|database| database == name);
+        if direct {
+            reports.push((
+                "TG803",
+                Severity::Error,
+                format!("services.{client}"),
+                format!("`{client}` connects to `{name}` directly: after a failover it keeps asking the stopped primary until it is deployed again"),
+                format!("connect through the PgBouncer in front of `{name}`: the failover script points it at the promoted standby"),
+            ));
+        }
     }
 }
 

@@ -115,10 +115,23 @@ impl Stack {
         }
     }
 
-    /// How `from` reaches the main port of `to`.
+    /// How `from` reaches the main port of `to`; of a PostgreSQL with a standby, the
+    /// instance that serves as the primary.
     pub fn reach(&self, from: &Service, to_name: &str) -> Result<Endpoint, Unreachable> {
         let to = self.service(to_name).ok_or(Unreachable::UnknownService)?;
-        self.reach_port(from, to_name, to.port, to.publish)
+        let serving = to
+            .postgres
+            .as_ref()
+            .and_then(|pg| pg.serving_and_standby(to_name))
+            .and_then(|(serving, _)| {
+                self.instances(to_name, to)
+                    .into_iter()
+                    .find(|i| i.name == serving)
+            });
+        match serving {
+            Some(instance) => self.reach_instance(from, to_name, &instance),
+            None => self.reach_port(from, to_name, to.port, to.publish),
+        }
     }
 
     /// How `from` reaches one instance of `service` (a Sentinel of three, say): between
@@ -268,14 +281,33 @@ impl Stack {
     }
 
     /// The processes a service runs as: one, or `count` Sentinels or `members` RabbitMQ
-    /// cluster members named `<name>-<i>`. Their containers publish consecutive host
-    /// ports; native ones share the host and so listen on consecutive ports.
+    /// cluster members named `<name>-<i>`, or a PostgreSQL `<name>` and its standby
+    /// `<name>-2`. Their containers publish consecutive host ports; native ones share
+    /// the host and so listen on consecutive ports.
     pub fn instances(&self, name: &str, service: &Service) -> Vec<Instance> {
         let count = match (&service.kind, &service.sentinel, &service.rabbitmq) {
             (Kind::Sentinel, Some(sentinel), _) => sentinel.count,
             (Kind::Rabbitmq, _, Some(rabbit)) if rabbit.is_cluster() => rabbit.members,
             _ => 0,
         };
+        // The primary keeps the service's name (and so its volume) when a standby joins.
+        if service
+            .postgres
+            .as_ref()
+            .is_some_and(|pg| pg.standby.is_some())
+        {
+            return [name.to_string(), super::types::second_postgres(name)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, instance)| Instance {
+                    name: instance,
+                    port: service.port,
+                    publish: service
+                        .publish
+                        .map(|p| p.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))),
+                })
+                .collect();
+        }
         match count {
             0 => vec![Instance {
                 name: name.to_string(),

@@ -510,6 +510,59 @@ pub struct PostgresSettings {
     /// The `messages_hourly` / `messages_daily` aggregates. Defaults: see the fields.
     #[serde(default)]
     pub aggregates: AggregateSettings,
+    /// A streaming standby on another node (swarm target only): a second instance
+    /// `<name>-2`, copied from the primary with `pg_basebackup` and kept current by
+    /// streaming replication; `swarm/<name>-failover.sh` promotes it.
+    #[serde(default)]
+    pub standby: Option<PostgresStandby>,
+}
+
+/// The streaming standby of a PostgreSQL service (`[services.X.postgres.standby]`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresStandby {
+    /// The role the standby replicates as (`REPLICATION`, no other right). Default
+    /// `replicator`.
+    #[serde(default = "default_replication_user")]
+    #[schemars(pattern(text::SQL_IDENT))]
+    pub user: String,
+    /// The replication role's password.
+    pub password: SecretRef,
+    /// Which instance serves as the primary: false (default) `<name>`, true `<name>-2`.
+    /// Set it to what the failover script printed after a failover: the next deploy
+    /// then rebuilds the former primary as the standby of the promoted one.
+    #[serde(default)]
+    pub promoted: bool,
+    /// WAL the primary keeps for a standby that is away (a node down, a restart), so it
+    /// catches up without a new copy. Default `1GiB`.
+    #[serde(default = "default_wal_keep")]
+    pub wal_keep: ByteSize,
+}
+
+/// The second instance of a PostgreSQL service with a standby, beside `<name>`.
+pub fn second_postgres(name: &str) -> String {
+    format!("{name}-2")
+}
+
+fn default_replication_user() -> String {
+    "replicator".into()
+}
+
+fn default_wal_keep() -> ByteSize {
+    ByteSize(1 << 30)
+}
+
+impl PostgresSettings {
+    /// The instance names of service `name`: the primary first, then the standby.
+    pub fn serving_and_standby(&self, name: &str) -> Option<(String, String)> {
+        let standby = self.standby.as_ref()?;
+        let (first, second) = (name.to_string(), second_postgres(name));
+        Some(if standby.promoted {
+            (second, first)
+        } else {
+            (first, second)
+        })
+    }
 }
 
 /// The two message-count aggregates (continuous aggregates on TimescaleDB, materialized

@@ -100,7 +100,15 @@ fn docker_stack_config_accepts_the_rendered_stack_as_the_model_places_it() {
             })
             .unwrap_or_default()
     };
-    assert_eq!(constraints("timescaledb"), ["node.hostname == node-1"]);
+    // The primary and its standby on the first and second data nodes.
+    assert_eq!(
+        constraints("timescaledb"),
+        ["node.hostname == node-1", "node.labels.role == data"]
+    );
+    assert_eq!(
+        constraints("timescaledb-2"),
+        ["node.hostname == node-2", "node.labels.role == data"]
+    );
     assert_eq!(constraints("redis-replica"), ["node.hostname == node-2"]);
     let sentinel_nodes: std::collections::BTreeSet<Vec<String>> = (1..=3)
         .map(|i| constraints(&format!("sentinel-{i}")))
@@ -238,6 +246,8 @@ fn the_swarm_scripts_are_shellcheck_clean_and_set_every_variable_the_stack_reads
         "swarm/migrate.sh",
         "swarm/remove.sh",
         "swarm/rabbitmq-members.sh",
+        "swarm/timescaledb-failover.sh",
+        "timescaledb/entrypoint.sh",
     ];
     let output = Command::new("shellcheck")
         .args(scripts.map(|s| dir.path().join(s)))
@@ -267,6 +277,75 @@ fn the_swarm_scripts_are_shellcheck_clean_and_set_every_variable_the_stack_reads
         .find("node update --label-add 'role=data' 'node-1'")
         .expect("node-1 labelled");
     assert!(label < deploy.find("\"$DOCKER\" stack deploy").unwrap());
+}
+
+/// The failover script brings the running services to what the model with the standby
+/// promoted renders: the standby's role, PgBouncer's ini (a config named as that render
+/// names it, so the next deploy of that model changes nothing there) and the exporter.
+#[test]
+fn the_failover_script_applies_what_the_promoted_model_renders() {
+    let tree = render(&swarm_model(""));
+    let stack_yml = text(&tree, "swarm/stack.yml");
+    let standby = stack_yml
+        .split("\n  timescaledb-2:\n")
+        .nth(1)
+        .expect("a standby service");
+    assert!(standby.contains("TGSTACK_POSTGRES_ROLE: \"standby\""));
+    assert!(standby.contains("TGSTACK_POSTGRES_PEER: \"timescaledb\""));
+    assert!(
+        standby
+            .contains("TGSTACK_REPLICATION_PASSWORD_FILE: \"/run/secrets/postgres_replication\"")
+    );
+    assert!(standby.contains("source: \"timescaledb-2-data\""));
+    assert!(text(&tree, "pgbouncer/pgbouncer.ini").contains("host=timescaledb "));
+    assert!(text(&tree, "timescaledb/pg_hba.conf").contains("host    replication  replicator  "));
+    assert!(text(&tree, "timescaledb/roles.sql").contains("LOGIN REPLICATION"));
+
+    let script = text(&tree, "swarm/timescaledb-failover.sh");
+    let copy = "swarm/timescaledb-failover/pgbouncer/pgbouncer.ini";
+    let repointed = text(&tree, copy);
+    assert!(repointed.contains("host=timescaledb-2 "), "{repointed}");
+    let order: Vec<usize> = [
+        "scale --detach \"${PROJECT}_\"'timescaledb'=0",
+        "--env-add 'TGSTACK_POSTGRES_ROLE=primary'",
+        "'/etc/pgbouncer/pgbouncer.ini'",
+        "--env-add 'DATA_SOURCE_URI=timescaledb-2:5432/telegram?sslmode=disable'",
+    ]
+    .iter()
+    .map(|step| {
+        script
+            .find(step)
+            .unwrap_or_else(|| panic!("{step} not in:\n{script}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(script.contains("next: set promoted = true"));
+
+    // The promoted model: its stack file reads the very config the script creates.
+    let promoted = render(&swarm_model(
+        "[services.timescaledb.postgres.standby]\npromoted = true\n",
+    ));
+    assert_eq!(text(&promoted, "pgbouncer/pgbouncer.ini"), repointed);
+    let promoted_yml = text(&promoted, "swarm/stack.yml");
+    assert!(promoted_yml.contains("timescaledb-2:5432/telegram"));
+    let config_name = |yml: &str| {
+        yml.lines()
+            .skip_while(|l| !l.starts_with("  pgbouncer-pgbouncer-ini:"))
+            .find_map(|l| l.trim().strip_prefix("name: "))
+            .map(|n| n.trim_matches('"').to_string())
+            .expect("a pgbouncer.ini config")
+    };
+    let digest = {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(repointed.as_bytes());
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()[..12].to_string()
+    };
+    assert!(config_name(&promoted_yml).ends_with(&digest));
+    assert_ne!(config_name(&stack_yml), config_name(&promoted_yml));
+    // Its failover script goes back.
+    let back = text(&promoted, "swarm/timescaledb-failover.sh");
+    assert!(back.contains("scale --detach \"${PROJECT}_\"'timescaledb-2'=0"));
+    assert!(back.contains("next: set promoted = false"));
 }
 
 #[test]

@@ -45,6 +45,20 @@ pub fn pg_hba_conf(service: &str) -> String {
 pub fn roles_sql(service: &str) -> String {
     format!("{service}/roles.sql")
 }
+/// The entrypoint of a PostgreSQL with a standby: copies, rebuilds or promotes the
+/// instance as its role in the model says, then runs the image's own entrypoint.
+pub fn postgres_entrypoint(service: &str) -> String {
+    format!("{service}/entrypoint.sh")
+}
+/// The swarm failover script of PostgreSQL service `service`.
+pub fn swarm_failover(service: &str) -> String {
+    format!("swarm/{service}-failover.sh")
+}
+/// Where the failover script finds the files the promoted model renders differently
+/// (PgBouncer's ini pointing at the promoted instance): `<dir>/<path in the tree>`.
+pub fn swarm_failover_dir(service: &str) -> String {
+    format!("swarm/{service}-failover")
+}
 /// Directory name of a migration variant below `<service>/sql/`.
 pub fn variant_dir(variant: PostgresVariant) -> &'static str {
     match variant {

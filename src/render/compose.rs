@@ -377,8 +377,36 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
             rendered(&paths::pg_hba_conf(name)),
             "/etc/postgresql/pg_hba.conf".into(),
         ),
-        volume(format!("{name}-data"), "/var/lib/postgresql/data"),
+        // The primary keeps `<name>-data` when a standby joins; the standby has its own.
+        volume(
+            format!("{}-data", inst.instance),
+            "/var/lib/postgresql/data",
+        ),
     ];
+    let mut start_period = "60s";
+    if let Some((pg, standby)) = pg.and_then(|p| Some((p, p.standby.as_ref()?))) {
+        let (serving, other) = pg.serving_and_standby(name).unwrap_or_default();
+        let (role, peer) = if inst.instance == serving {
+            ("primary", other)
+        } else {
+            ("standby", serving)
+        };
+        out.env("TGSTACK_POSTGRES_ROLE", role.into());
+        out.env("TGSTACK_POSTGRES_PEER", peer);
+        out.env(
+            super::postgres::ENTRYPOINT_PASSWORD_VAR,
+            secret_env(inst.stack, &standby.password.secret),
+        );
+        out.volumes.push(bind(
+            rendered(&paths::postgres_entrypoint(name)),
+            POSTGRES_ENTRYPOINT.into(),
+        ));
+        // The entrypoint runs as the image's command, before the image's entrypoint.
+        out.command
+            .splice(0..0, ["sh".to_string(), POSTGRES_ENTRYPOINT.to_string()]);
+        // A standby's first start copies the primary before the server answers.
+        start_period = "300s";
+    }
     // TCP on 127.0.0.1: the init-time server listens on the socket only, so this
     // stays red until the real server is up (incident 26).
     out.healthcheck = health(
@@ -394,10 +422,13 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
             "-d",
             &db,
         ],
-        "60s",
+        start_period,
     );
     out
 }
+
+/// Where a PostgreSQL with a standby finds its entrypoint (`paths::postgres_entrypoint`).
+const POSTGRES_ENTRYPOINT: &str = "/etc/postgresql/tgstack-entrypoint.sh";
 
 fn pgbouncer(inst: &Instance<'_>) -> KindSettings {
     let name = inst.name;

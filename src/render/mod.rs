@@ -74,33 +74,23 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
                 .with_help("fix the template, or drop --templates to use the built-in ones"),
         ]
     })?;
-    let contexts: Vec<_> = RENDERERS
-        .iter()
-        .map(|renderer| move || renderer(model))
-        .collect();
-    let contexts: Vec<&Job<'_, Vec<Output>>> = contexts.iter().map(|job| job as _).collect();
-    let outputs: Vec<Output> = parallel::in_order(&contexts)
+    let (mut tree, mut findings) = render_files(model, &env);
+    // A failover script applies what the model with its standby promoted renders
+    // differently: that model's files, rendered the same way.
+    let promotions: Vec<swarm::Promoted> = swarm::with_standby(model)
         .into_iter()
-        .flatten()
+        .filter_map(|service| {
+            let promoted = swarm::promoted(model, &service)?;
+            let (tree, _) = render_files(&promoted, &env);
+            Some(swarm::Promoted {
+                service,
+                model: promoted,
+                tree,
+            })
+        })
         .collect();
-    let files: Vec<_> = outputs
-        .iter()
-        .map(|output| || render_file(&env, output))
-        .collect();
-    let files: Vec<&Job<'_, Result<String, Box<Finding>>>> =
-        files.iter().map(|job| job as _).collect();
-    let mut tree = Tree::new();
-    let mut findings = Vec::new();
-    for (output, file) in outputs.iter().zip(parallel::in_order(&files)) {
-        match file {
-            Ok(text) => {
-                tree.insert(output.path.clone(), text.into_bytes());
-            }
-            Err(finding) => findings.push(at_owner(model, &output.path, *finding)),
-        }
-    }
     // The swarm stack names its configs by the rendered files' content: it comes last.
-    for output in swarm::outputs(model, &tree) {
+    for output in swarm::outputs(model, &tree, &promotions) {
         match render_file(&env, &output) {
             Ok(text) => {
                 tree.insert(output.path.clone(), text.into_bytes());
@@ -114,6 +104,36 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
     } else {
         Err(findings)
     }
+}
+
+/// The files of every renderer but the swarm's, and the findings of those that failed.
+fn render_files(model: &Model, env: &minijinja::Environment<'_>) -> (Tree, Vec<Finding>) {
+    let contexts: Vec<_> = RENDERERS
+        .iter()
+        .map(|renderer| move || renderer(model))
+        .collect();
+    let contexts: Vec<&Job<'_, Vec<Output>>> = contexts.iter().map(|job| job as _).collect();
+    let outputs: Vec<Output> = parallel::in_order(&contexts)
+        .into_iter()
+        .flatten()
+        .collect();
+    let files: Vec<_> = outputs
+        .iter()
+        .map(|output| || render_file(env, output))
+        .collect();
+    let files: Vec<&Job<'_, Result<String, Box<Finding>>>> =
+        files.iter().map(|job| job as _).collect();
+    let mut tree = Tree::new();
+    let mut findings = Vec::new();
+    for (output, file) in outputs.iter().zip(parallel::in_order(&files)) {
+        match file {
+            Ok(text) => {
+                tree.insert(output.path.clone(), text.into_bytes());
+            }
+            Err(finding) => findings.push(at_owner(model, &output.path, *finding)),
+        }
+    }
+    (tree, findings)
 }
 
 /// A file that cannot be written is the model's doing: the finding points at the service

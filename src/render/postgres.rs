@@ -5,6 +5,13 @@ use minijinja::context;
 use super::Output;
 use crate::model::{Deploy, Kind, Model, PostgresVariant, paths};
 
+/// The psql variable roles.sql reads the replication role's password from (prefixed, so
+/// no role of the model can have it too).
+pub const REPLICATION_PASSWORD_VAR: &str = "tgstack_replication_password";
+/// The variable the entrypoint reads the replication password from (a compose
+/// interpolation), or with `_FILE` the path of its secret file (swarm).
+pub const ENTRYPOINT_PASSWORD_VAR: &str = "TGSTACK_REPLICATION_PASSWORD";
+
 pub fn outputs(model: &Model) -> Vec<Output> {
     let stack = &model.stack;
     let mut out = Vec::new();
@@ -45,6 +52,27 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 }
             })
             .collect();
+        let standby = pg.standby.as_ref().map(|standby| {
+            context! {
+                user => &standby.user,
+                password_var => REPLICATION_PASSWORD_VAR,
+                password_env => stack.secret_env(&standby.password.secret).unwrap_or_default(),
+                wal_keep => standby.wal_keep.postgres(),
+            }
+        });
+        if let Some(standby) = &pg.standby {
+            out.push(Output::new(
+                paths::postgres_entrypoint(name),
+                "postgres/entrypoint.sh.j2",
+                context! {
+                    service => name,
+                    port => service.port,
+                    user => &standby.user,
+                    password_file_var => format!("{ENTRYPOINT_PASSWORD_VAR}_FILE"),
+                    password_var => ENTRYPOINT_PASSWORD_VAR,
+                },
+            ));
+        }
         out.push(Output::new(
             paths::postgresql_conf(name),
             "postgres/postgresql.conf.j2",
@@ -63,6 +91,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 max_wal_size => pg.max_wal_size.postgres(),
                 statement_timeout_ms => pg.statement_timeout.millis(),
                 password_encryption => pg.password_encryption.as_str(),
+                standby => standby.clone(),
             },
         ));
         out.push(Output::new(
@@ -75,6 +104,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 method => pg.password_encryption.as_str(),
                 subnets,
                 container => service.deploy == Deploy::Container,
+                standby => standby.clone(),
             },
         ));
         out.push(Output::new(
@@ -85,6 +115,7 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                 database => &pg.database,
                 schema => &pg.schema,
                 roles,
+                standby,
             },
         ));
     }

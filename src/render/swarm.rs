@@ -186,11 +186,14 @@ fn cluster_jobs(stack: &Stack) -> Vec<ClusterJob> {
         .collect()
 }
 
-pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
-    let stack = &model.stack;
-    if !stack.is_swarm() {
-        return Vec::new();
-    }
+/// The stack file's services, with the configs and secrets they mount.
+struct Built {
+    services: Vec<SwarmService>,
+    configs: BTreeMap<String, Config>,
+    secrets: BTreeSet<Secret>,
+}
+
+fn build(stack: &Stack, tree: &Tree) -> Built {
     let plan = stack.swarm_plan();
     let mut configs: BTreeMap<String, Config> = BTreeMap::new();
     let mut secrets: BTreeSet<Secret> = BTreeSet::new();
@@ -198,6 +201,60 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
         .into_iter()
         .map(|c| swarm_service(stack, &plan, tree, c, &mut configs, &mut secrets))
         .collect();
+    Built {
+        services,
+        configs,
+        secrets,
+    }
+}
+
+/// The model with the standby of PostgreSQL service `service` promoted (or back): what
+/// its failover script applies to the running stack.
+pub fn promoted(model: &Model, service: &str) -> Option<Model> {
+    let mut flipped = model.clone();
+    let standby = flipped
+        .stack
+        .services
+        .get_mut(service)?
+        .postgres
+        .as_mut()?
+        .standby
+        .as_mut()?;
+    standby.promoted = !standby.promoted;
+    Some(flipped)
+}
+
+/// The PostgreSQL services with a standby: each gets a failover script.
+pub fn with_standby(model: &Model) -> Vec<String> {
+    if !model.stack.is_swarm() {
+        return Vec::new();
+    }
+    model
+        .stack
+        .services
+        .iter()
+        .filter(|(_, s)| s.postgres.as_ref().is_some_and(|p| p.standby.is_some()))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// One PostgreSQL service's failover: its model promoted and that model's tree.
+pub struct Promoted {
+    pub service: String,
+    pub model: Model,
+    pub tree: Tree,
+}
+
+pub fn outputs(model: &Model, tree: &Tree, promotions: &[Promoted]) -> Vec<Output> {
+    let stack = &model.stack;
+    if !stack.is_swarm() {
+        return Vec::new();
+    }
+    let Built {
+        services,
+        configs,
+        mut secrets,
+    } = build(stack, tree);
     let volumes = named_volumes(services.iter().flat_map(|s| s.volumes.iter()));
     let networks = networks(stack);
     let migration = migration(stack, &mut secrets);
@@ -210,7 +267,7 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
             context! { refused => clash },
         )];
     }
-    let configs: Vec<&Config> = configs.values().collect();
+    let config_list: Vec<&Config> = configs.values().collect();
     let nodes: Vec<_> = stack
         .hosts
         .iter()
@@ -245,7 +302,7 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
                 services => super::ser(&services),
                 volumes,
                 networks,
-                configs => super::ser(&configs),
+                configs => super::ser(&config_list),
                 secrets => super::ser(&secrets),
             },
         ),
@@ -284,7 +341,130 @@ pub fn outputs(model: &Model, tree: &Tree) -> Vec<Output> {
             context! { project, c => super::ser(c) },
         ));
     }
+    for promotion in promotions {
+        let Some((failover, files)) = failover(stack, &services, &configs, promotion) else {
+            continue;
+        };
+        for (path, content) in files {
+            outputs.push(Output::new(path, "swarm/verbatim.j2", context! { content }));
+        }
+        outputs.push(Output::new(
+            paths::swarm_failover(&failover.service),
+            "swarm/failover.sh.j2",
+            context! {
+                project,
+                config_dir => &stack.deploy.config_dir,
+                secrets_dir => &stack.deploy.secrets_dir,
+                env_file => crate::model::secret_files::ENV_FILE,
+                f => super::ser(&failover),
+            },
+        ));
+    }
     outputs
+}
+
+/// What `swarm/<service>-failover.sh` does: stop the serving instance, then bring every
+/// other running service to what the promoted model renders (the standby's role first,
+/// then PgBouncer's ini, the exporter's address), the effective model file aside: the
+/// services that only read it follow at the next deploy.
+#[derive(Debug, Serialize)]
+struct Failover {
+    service: String,
+    serving: String,
+    standby: String,
+    /// `promoted` after the failover, for the operator to write into the model.
+    promoted_after: &'static str,
+    port: u16,
+    updates: Vec<Update>,
+}
+
+/// One `docker service update` of the failover.
+#[derive(Debug, Serialize)]
+struct Update {
+    service: String,
+    env_add: Vec<(String, String)>,
+    env_rm: Vec<String>,
+    /// (old config name, new config's key, its file in the tree, target path).
+    configs: Vec<(String, String, String, String)>,
+}
+
+fn failover(
+    stack: &Stack,
+    services: &[SwarmService],
+    configs: &BTreeMap<String, Config>,
+    promotion: &Promoted,
+) -> Option<(Failover, Vec<(String, String)>)> {
+    let pg = stack.service(&promotion.service)?.postgres.as_ref()?;
+    let (serving, standby) = pg.serving_and_standby(&promotion.service)?;
+    let after = build(&promotion.model.stack, &promotion.tree);
+    let dir = paths::swarm_failover_dir(&promotion.service);
+    let mut files = Vec::new();
+    let mut updates = Vec::new();
+    for now in services.iter().filter(|s| s.name != serving) {
+        let Some(then) = after.services.iter().find(|s| s.name == now.name) else {
+            continue;
+        };
+        let env_add: Vec<(String, String)> = then
+            .environment
+            .iter()
+            .filter(|(var, value)| now.environment.get(*var) != Some(*value))
+            .map(|(var, value)| (var.clone(), value.clone()))
+            .collect();
+        let env_rm: Vec<String> = now
+            .environment
+            .keys()
+            .filter(|var| !then.environment.contains_key(*var))
+            .cloned()
+            .collect();
+        let mut swaps = Vec::new();
+        for mounted in &now.configs {
+            let (Some(old), Some(new)) = (
+                configs.get(&mounted.source),
+                after.configs.get(&mounted.source),
+            ) else {
+                continue;
+            };
+            let file = old.file.trim_start_matches("../");
+            if old.name == new.name || file == paths::EFFECTIVE_MODEL {
+                continue;
+            }
+            let copy = format!("{dir}/{file}");
+            let content = promotion.tree.get(file).cloned().unwrap_or_default();
+            files.push((copy.clone(), String::from_utf8_lossy(&content).into_owned()));
+            swaps.push((
+                old.name.clone(),
+                mounted.source.clone(),
+                copy,
+                mounted.target.clone(),
+            ));
+        }
+        if env_add.is_empty() && env_rm.is_empty() && swaps.is_empty() {
+            continue;
+        }
+        updates.push(Update {
+            service: now.name.clone(),
+            env_add,
+            env_rm,
+            configs: swaps,
+        });
+    }
+    // The standby becomes the primary before its clients are pointed at it.
+    updates.sort_by_key(|u| u.service != standby);
+    files.sort();
+    files.dedup();
+    let failover = Failover {
+        service: promotion.service.clone(),
+        promoted_after: if pg.standby.as_ref()?.promoted {
+            "false"
+        } else {
+            "true"
+        },
+        port: stack.service(&promotion.service)?.port,
+        serving,
+        standby,
+        updates,
+    };
+    Some((failover, files))
 }
 
 /// The migration job of the first PostgreSQL service; its secrets join the stack's.
@@ -320,7 +500,7 @@ fn migration(stack: &Stack, secrets: &mut BTreeSet<Secret>) -> Option<Migration>
         }
     };
     add(&pg.superuser_password.secret);
-    let roles = pg
+    let mut roles: Vec<_> = pg
         .roles
         .iter()
         .map(|(role, spec)| {
@@ -336,8 +516,24 @@ fn migration(stack: &Stack, secrets: &mut BTreeSet<Secret>) -> Option<Migration>
             )
         })
         .collect();
+    if let Some(standby) = &pg.standby {
+        add(&standby.password.secret);
+        roles.push((
+            super::postgres::REPLICATION_PASSWORD_VAR.to_string(),
+            stack
+                .secret_env(&standby.password.secret)
+                .unwrap_or_default()
+                .to_string(),
+            standby.password.secret.clone(),
+            env_secret_var(&standby.password.secret),
+        ));
+    }
+    // With a standby, the instance that serves as the primary.
+    let serving = pg
+        .serving_and_standby(name)
+        .map_or_else(|| name.clone(), |(serving, _)| serving);
     Some(Migration {
-        service: name.clone(),
+        service: serving,
         image: service.image.clone().unwrap_or_default(),
         network: job_network(stack, service),
         port: service.port,
@@ -639,6 +835,7 @@ fn whole_secret(stack: &Stack, value: &str) -> Option<(String, String)> {
 fn file_variable(kind: Option<Kind>, var: &str) -> Option<String> {
     match (kind?, var) {
         (Kind::Postgres, "POSTGRES_PASSWORD") => Some("POSTGRES_PASSWORD_FILE".into()),
+        (Kind::Postgres, super::postgres::ENTRYPOINT_PASSWORD_VAR) => Some(format!("{var}_FILE")),
         (Kind::PostgresExporter, "DATA_SOURCE_PASS") => Some("DATA_SOURCE_PASS_FILE".into()),
         (Kind::Grafana, var) if var.starts_with("GF_") => Some(format!("{var}__FILE")),
         // Grafana's datasources read `$__file{...}` themselves (render/grafana.rs).

@@ -3,15 +3,17 @@
 //! named in the output:
 //!
 //! images -> swarm (3 nodes, images copied) -> render (with secrets) -> deploy (deploy.sh:
-//! secrets, stack deploy, migrations job, RabbitMQ cluster job; every task healthy) ->
-//! messages (replay jobs ->
-//! stored once -> published once -> consumed) -> host agents (node-exporter on every node,
-//! each task scraped) -> redeploy (deploy.sh again: migrations
+//! secrets, stack deploy, migrations job, RabbitMQ cluster job; every task healthy; the
+//! PostgreSQL standby streaming) -> messages (replay jobs ->
+//! stored once -> published once -> consumed; on the standby too) -> host agents
+//! (node-exporter on every node, each task scraped) -> redeploy (deploy.sh again: migrations
 //! first, nothing changes, every service converges) -> node loss (the Redis master's node
-//! stopped, with a RabbitMQ member: the Sentinels promote the replica, nothing stored is
+//! stopped, with a RabbitMQ member and the PostgreSQL primary: the failover script promotes
+//! the standby and repoints PgBouncer, the Sentinels promote the replica, nothing stored is
 //! lost, the two RabbitMQ members left hand out every queued message, the pipeline goes
 //! on) -> rejoin (the node comes back Ready, the old master returns as a replica, the
-//! RabbitMQ member rejoins its cluster) -> remove
+//! RabbitMQ member rejoins its cluster) -> rebuild (the model names the promoted
+//! PostgreSQL, deploy.sh rebuilds the former primary as its standby) -> remove
 //! (swarm/remove.sh leaves nothing of the stack but its volumes). The same deploy, messages
 //! and remove on a swarm of one node are the baseline of the deploy time.
 //!
@@ -70,9 +72,24 @@ struct Swarm {
     rabbit_members: Vec<String>,
     host_member: String,
     rabbit_port: u16,
+    /// PostgreSQL with its standby (three nodes): the instance that serves as the primary
+    /// (put on node 2, which the node-loss stage stops) and the standby (on node 1), and
+    /// the model's `promoted` that puts them so.
+    pg: Option<PgPair>,
+    /// The run's overlay subnets (data, monitoring), taken once: every render of the run
+    /// must give the networks Swarm already made, and pg_hba the addresses on them.
+    subnets: Option<(String, String)>,
     jobs: usize,
     timings: Vec<(String, Duration)>,
     _tmp: tempfile::TempDir,
+}
+
+/// The two instances of the database, by role.
+#[derive(Clone)]
+struct PgPair {
+    primary: String,
+    standby: String,
+    promoted: bool,
 }
 
 fn nodes_sh(args: &[&str]) -> Result<String> {
@@ -319,6 +336,8 @@ fn prepare(size: usize) -> Swarm {
         rabbit_members: Vec::new(),
         host_member: String::new(),
         rabbit_port: RABBITMQ,
+        pg: None,
+        subnets: None,
         jobs: 0,
         timings: Vec::new(),
         _tmp: tmp,
@@ -435,12 +454,19 @@ fn fresh_subnets() -> (String, String) {
 fn run_overlay(s: &Swarm) -> String {
     let nodes: Vec<&str> = s.nodes.iter().map(|n| n.hostname.as_str()).collect();
     let node = |i: usize| nodes[i.min(nodes.len() - 1)];
+    let spread = s.size > 1;
+    // One node holds no standby: the primary and its standby would share it.
+    let unset = if spread {
+        "\"hosts\""
+    } else {
+        "\"hosts\", \"services.timescaledb.postgres.standby\""
+    };
     let mut text = format!(
-        "name = \"{}\"\nunset = [\"hosts\"]\n\n[deploy]\nsecrets_dir = \"{}\"\n",
+        "name = \"{}\"\nunset = [{unset}]\n\n[deploy]\nsecrets_dir = \"{}\"\n",
         s.project,
         s.secrets.display()
     );
-    let (data, monitoring) = fresh_subnets();
+    let (data, monitoring) = s.subnets.clone().unwrap_or_default();
     text.push_str(&format!(
         "\n[networks.data]\nsubnet = \"{data}\"\n\n[networks.monitoring]\nsubnet = \"{monitoring}\"\n"
     ));
@@ -451,13 +477,23 @@ fn run_overlay(s: &Swarm) -> String {
             roles[i]
         ));
     }
-    let spread = s.size > 1;
     // RabbitMQ: three members spread over three nodes; one node runs one.
     if !spread {
         text.push_str("\n[services.rabbitmq.rabbitmq]\nmembers = 1\n");
+        text.push_str(&format!(
+            "\n[services.timescaledb.placement]\nhost = \"{}\"\n",
+            node(0)
+        ));
+    }
+    // The database spreads over the two data nodes (examples/swarm.toml); `promoted`
+    // chooses which instance serves.
+    if let Some(pg) = &s.pg {
+        text.push_str(&format!(
+            "\n[services.timescaledb.postgres.standby]\npromoted = {}\n",
+            pg.promoted
+        ));
     }
     for (service, i) in [
-        ("timescaledb", 0),
         ("pgbouncer", 0),
         ("redis-master", 1),
         ("redis-replica", 2),
@@ -495,6 +531,35 @@ fn run_overlay(s: &Swarm) -> String {
 }
 
 fn stage_render(s: &mut Swarm) -> Result<()> {
+    s.subnets = Some(fresh_subnets());
+    let model = load_model(s)?;
+    // The primary goes on node 2, which the node-loss stage stops: the plan puts the
+    // instances on the data nodes by name, and `promoted` says which one serves.
+    if s.size > 1 {
+        let plan = model.stack.swarm_plan();
+        let on_node_2 = plan
+            .of("timescaledb")
+            .find(|t| t.node.as_deref() == Some(s.nodes[1].hostname.as_str()))
+            .map(|t| t.instance.clone())
+            .ok_or_else(|| anyhow!("the plan puts no database instance on node 2"))?;
+        let promoted = on_node_2 != "timescaledb";
+        let other = if promoted {
+            "timescaledb"
+        } else {
+            "timescaledb-2"
+        };
+        s.pg = Some(PgPair {
+            primary: on_node_2,
+            standby: other.to_string(),
+            promoted,
+        });
+    }
+    render_model(s)
+}
+
+/// The model of the run: the reference, examples/swarm.toml, the test's overlay and
+/// the run's own (nodes, images, subnets, the database's `promoted`).
+fn load_model(s: &Swarm) -> Result<tgstack::model::Model> {
     let overlay = s.dir.join("run-overlay.toml");
     std::fs::write(&overlay, run_overlay(s))?;
     let files = vec![
@@ -503,8 +568,13 @@ fn stage_render(s: &mut Swarm) -> Result<()> {
         root().join("deploy/swarm/overlay.toml"),
         overlay,
     ];
-    let model = tgstack::model::load_files(&files)
-        .map_err(|f| anyhow!("model: {}", tgstack::report::human(&f)))?;
+    tgstack::model::load_files(&files).map_err(|f| anyhow!("model: {}", tgstack::report::human(&f)))
+}
+
+/// Validates and renders the run's model into the run's tree, with its secret files
+/// (the same values on every render of the run).
+fn render_model(s: &mut Swarm) -> Result<()> {
+    let model = load_model(s)?;
     rabbit_members(s, &model.stack)?;
     let report = tgstack::validate(&model, None, tgstack::Against::Rendered);
     ensure!(
@@ -517,10 +587,13 @@ fn stage_render(s: &mut Swarm) -> Result<()> {
     let rendered = tgstack::render(&model, Some(&templates))
         .map_err(|f| anyhow!("render: {}", tgstack::report::human(&f)))?;
     for secret in model.stack.secrets.values() {
-        s.secret_values.insert(secret.env.clone(), random_secret());
+        s.secret_values
+            .entry(secret.env.clone())
+            .or_insert_with(random_secret);
     }
     s.secret_values
-        .insert("TG_TELEGRAM_API_HASH".into(), random_secret());
+        .entry("TG_TELEGRAM_API_HASH".into())
+        .or_insert_with(random_secret);
     let values = s.secret_values.clone();
     let lookup = move |var: &str| values.get(var).cloned();
     let resolved = tgstack::render::secrets::resolve(&model.stack, &lookup)
@@ -595,11 +668,14 @@ fn stage_deploy(s: &mut Swarm) -> Result<()> {
     ));
     // The placement the model asked for is where Swarm put the tasks.
     let (master, replica) = if s.size == 1 { (0, 0) } else { (1, 2) };
-    for (service, node) in [
-        ("timescaledb", 0),
-        ("redis-master", master),
-        ("redis-replica", replica),
-    ] {
+    let database = match &s.pg {
+        Some(pg) => vec![(pg.primary.as_str(), 1), (pg.standby.as_str(), 0)],
+        None => vec![("timescaledb", 0)],
+    };
+    for (service, node) in database
+        .into_iter()
+        .chain([("redis-master", master), ("redis-replica", replica)])
+    {
         let (on, _) = s.task_container(service)?;
         ensure!(
             on.hostname == s.nodes[node].hostname,
@@ -663,7 +739,76 @@ fn stage_deploy(s: &mut Swarm) -> Result<()> {
             s.rabbit_members.join(", ")
         ));
     }
+    if let Some(pg) = s.pg.clone() {
+        // The standby copied the primary once the migrations made its role, and streams.
+        wait_streaming(s, &pg, Duration::from_secs(300))?;
+        s.timings
+            .push(("deploy: the standby streaming".into(), start.elapsed()));
+        log(format!(
+            "PostgreSQL: {} serves on node 2, {} streams from it on node 1",
+            pg.primary, pg.standby
+        ));
+    }
     Ok(())
+}
+
+/// One value of `sql`, run by psql as the superuser inside `instance`'s task.
+fn pg_value(s: &Swarm, instance: &str, sql: &str) -> Result<String> {
+    let password = s.secret("TG_POSTGRES_PASSWORD").to_string();
+    let out = s.exec(
+        instance,
+        &[("PGPASSWORD", &password)],
+        &[
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "telegram",
+            "-c",
+            sql,
+        ],
+    )?;
+    Ok(out.trim().to_string())
+}
+
+/// The standby is in recovery and the primary sends it the WAL.
+fn wait_streaming(s: &Swarm, pg: &PgPair, limit: Duration) -> Result<()> {
+    wait_for(
+        "the standby streaming from the primary",
+        limit,
+        Duration::from_secs(2),
+        || {
+            let streaming = pg_value(
+                s,
+                &pg.primary,
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+            )?;
+            let recovery = pg_value(s, &pg.standby, "SELECT pg_is_in_recovery()")?;
+            Ok((streaming == "1" && recovery == "t").then_some(()))
+        },
+    )
+}
+
+/// The standby has replayed messages `first..first + count`, each once.
+fn wait_on_standby(s: &Swarm, pg: &PgPair, first: i64, count: i64) -> Result<()> {
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE n = 1) || ' ' || count(*) FROM (SELECT count(*) AS n \
+         FROM telegram.messages WHERE message_id >= {first} AND message_id < {} \
+         GROUP BY channel_id, message_id) AS m",
+        first + count
+    );
+    let want = format!("{count} {count}");
+    wait_for(
+        "the standby holds the batch",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || Ok((pg_value(s, &pg.standby, &sql)? == want).then_some(())),
+    )
 }
 
 /// The members of quorum queue `queue` (`rabbit@<member>` with their Raft state), as the
@@ -987,7 +1132,12 @@ fn stage_messages(s: &mut Swarm) -> Result<()> {
     let out = replay_job(s, &lines)?;
     log(out.lines().last().unwrap_or_default());
     replay_job(s, &lines)?;
-    assert_once(s, 1000, 30)
+    assert_once(s, 1000, 30)?;
+    if let Some(pg) = s.pg.clone() {
+        wait_on_standby(s, &pg, 1000, 30)?;
+        log("the standby holds the 30 messages, each once");
+    }
+    Ok(())
 }
 
 /// deploy.sh again on the running stack: the migrations run first (the database is up),
@@ -1089,6 +1239,11 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
     // A batch published and left in the quorum queues: after the loss of a member they
     // still hold every message.
     replay_job(s, &event_lines(3000, 20))?;
+    let pg =
+        s.pg.clone()
+            .ok_or_else(|| anyhow!("no standby in the three-node model"))?;
+    // Asynchronous replication: what the standby has when the node goes is what is kept.
+    wait_on_standby(s, &pg, 3000, 20)?;
     let lost_member = s
         .rabbit_members
         .iter()
@@ -1119,6 +1274,33 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
     )?;
     s.timings
         .push(("node loss: node marked down".into(), start.elapsed()));
+    // The primary went with node 2: the failover script promotes the standby on node 1
+    // and points PgBouncer and the exporter at it.
+    let script = Instant::now();
+    let out = output(
+        Command::new("bash")
+            .arg(s.generated.join("swarm/timescaledb-failover.sh"))
+            .env("TGSTACK_DIR", &s.generated)
+            .env("TGSTACK_SECRETS_DIR", &s.secrets)
+            .env("TGSTACK_WAIT_SECONDS", "120"),
+    )?;
+    let failover_log = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(
+        out.status.success(),
+        "the failover script failed:\n{failover_log}"
+    );
+    ensure!(
+        failover_log.contains(&format!("{} serves as the primary", pg.standby)),
+        "the failover script said:\n{failover_log}"
+    );
+    let serving = pg_value(s, &pg.standby, "SELECT pg_is_in_recovery()")?;
+    ensure!(serving == "f", "{} is still in recovery", pg.standby);
+    s.timings
+        .push(("node loss: failover script".into(), script.elapsed()));
+    s.timings.push((
+        "node loss: PostgreSQL standby serving".into(),
+        start.elapsed(),
+    ));
     let promoted = wait_for(
         "the Sentinels promote the replica",
         Duration::from_secs(90),
@@ -1145,7 +1327,13 @@ fn stage_node_loss(s: &mut Swarm) -> Result<()> {
     ensure!(role.starts_with("master"), "the replica's role is {role:?}");
     // Nothing stored is lost, and the pipeline goes on with the promoted replica.
     let password = s.secret("TG_DB_APP_PASSWORD").to_string();
-    let kept = stored_counts_at(PGBOUNCER, &password, 1000, 30)?;
+    // Through PgBouncer, which now reaches the promoted standby.
+    let kept = wait_for(
+        "PgBouncer answers from the promoted standby",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || stored_counts_at(PGBOUNCER, &password, 1000, 30).map(Some),
+    )?;
     ensure!(
         kept.len() == 30,
         "{} of 30 stored messages left",
@@ -1234,6 +1422,46 @@ fn stage_rejoin(s: &mut Swarm) -> Result<()> {
     Ok(())
 }
 
+/// The model names the promoted instance (`promoted` flipped, as the failover script
+/// said), and deploy.sh starts the former primary again: its entrypoint keeps its files
+/// aside and copies the new primary. Then the pipeline stores through it, and the
+/// rebuilt standby holds what it stored.
+fn stage_rebuild(s: &mut Swarm) -> Result<()> {
+    let start = Instant::now();
+    let before =
+        s.pg.clone()
+            .ok_or_else(|| anyhow!("no standby in the three-node model"))?;
+    let after = PgPair {
+        primary: before.standby.clone(),
+        standby: before.primary.clone(),
+        promoted: !before.promoted,
+    };
+    s.pg = Some(after.clone());
+    render_model(s)?;
+    deploy(s)?;
+    s.wait_healthy(Duration::from_secs(300), &[])?;
+    wait_streaming(s, &after, Duration::from_secs(300))?;
+    let rebuilt = start.elapsed();
+    s.timings
+        .push(("rebuild: the former primary streaming".into(), rebuilt));
+    let files = s.exec(&after.standby, &[], &["ls", "/var/lib/postgresql/data"])?;
+    ensure!(
+        files.lines().any(|l| l.starts_with("superseded-")),
+        "the former primary's files were not kept aside: {files}"
+    );
+    wait_on_standby(s, &after, 3000, 20)?;
+    replay_job(s, &event_lines(4000, 10))?;
+    assert_once(s, 4000, 10)?;
+    wait_on_standby(s, &after, 4000, 10)?;
+    log(format!(
+        "{} rebuilt as the standby of {} in {:.1} s; it holds the batches stored since",
+        after.standby,
+        after.primary,
+        rebuilt.as_secs_f64()
+    ));
+    Ok(())
+}
+
 /// `swarm/remove.sh` takes the whole stack away: services, their containers on every node,
 /// the stack's networks, configs and secrets; the volumes stay, holding the data.
 fn stage_remove(s: &mut Swarm) -> Result<()> {
@@ -1311,6 +1539,7 @@ fn scenario(size: usize) {
         s.stage("redeploy", stage_redeploy);
         s.stage("node loss", stage_node_loss);
         s.stage("rejoin", stage_rejoin);
+        s.stage("rebuild", stage_rebuild);
     }
     s.stage("remove", stage_remove);
     for (name, took) in &s.timings {

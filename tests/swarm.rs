@@ -308,7 +308,7 @@ fn the_failover_script_applies_what_the_promoted_model_renders() {
     let order: Vec<usize> = [
         "scale --detach \"${PROJECT}_\"'timescaledb'=0",
         "--env-add 'TGSTACK_POSTGRES_ROLE=primary'",
-        "'/etc/pgbouncer/pgbouncer.ini'",
+        "--config-rm \"${OLD_CONFIG['pgbouncer /etc/pgbouncer/pgbouncer.ini']}\"",
         "--env-add 'DATA_SOURCE_URI=timescaledb-2:5432/telegram?sslmode=disable'",
     ]
     .iter()
@@ -320,6 +320,28 @@ fn the_failover_script_applies_what_the_promoted_model_renders() {
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     assert!(script.contains("next: set promoted = true"));
+    // Configs are made, and the standby checked, before anything stops.
+    let stop = script.find("service scale").unwrap();
+    assert!(
+        script
+            .find("NEW_CONFIG['pgbouncer /etc/pgbouncer/pgbouncer.ini']=$(config_file")
+            .unwrap()
+            < stop
+    );
+    assert!(
+        script
+            .find("on_a_live_node 'timescaledb-2' running")
+            .unwrap()
+            < stop
+    );
+    // While the standby copies its peer, its healthcheck stays green.
+    assert!(standby.contains("test -e /var/lib/postgresql/data/.tgstack-copying || pg_isready"));
+    // deploy.sh refuses a model that would demote the instance a failover promoted.
+    let deploy = text(&tree, "swarm/deploy.sh");
+    let guard = deploy
+        .find("grep -qx 'TGSTACK_POSTGRES_ROLE=primary'")
+        .expect("a guard against demoting the promoted standby");
+    assert!(guard < deploy.find("\"$DOCKER\" stack deploy").unwrap());
 
     // The promoted model: its stack file reads the very config the script creates.
     let promoted = render(&swarm_model(

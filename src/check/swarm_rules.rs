@@ -391,7 +391,7 @@ fn rabbit_cluster(
 fn postgres_standby(stack: &Stack, plan: &Plan, name: &str, reports: &mut Vec<Report>) {
     let nodes: Vec<&str> = plan.of(name).filter_map(|t| t.node.as_deref()).collect();
     let apart = plan.of(name).all(|t| t.nodes.len() == 1);
-    if stack.hosts.len() > 1 && (!apart || nodes.windows(2).any(|w| w[0] == w[1])) {
+    if !apart || nodes.windows(2).any(|w| w[0] == w[1]) {
         let shared = nodes.first().copied().unwrap_or_default();
         reports.push((
             "TG803",

@@ -378,12 +378,23 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
             "/etc/postgresql/pg_hba.conf".into(),
         ),
         // The primary keeps `<name>-data` when a standby joins; the standby has its own.
-        volume(
-            format!("{}-data", inst.instance),
-            "/var/lib/postgresql/data",
-        ),
+        volume(format!("{}-data", inst.instance), POSTGRES_DATA),
     ];
-    let mut start_period = "60s";
+    let port = inst.port().to_string();
+    // TCP on 127.0.0.1: the init-time server listens on the socket only, so this
+    // stays red until the real server is up (incident 26).
+    let ready = [
+        "pg_isready",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        &user,
+        "-d",
+        &db,
+    ];
+    out.healthcheck = health(&[&["CMD"], &ready[..]].concat(), "60s");
     if let Some((pg, standby)) = pg.and_then(|p| Some((p, p.standby.as_ref()?))) {
         let (serving, other) = pg.serving_and_standby(name).unwrap_or_default();
         let (role, peer) = if inst.instance == serving {
@@ -404,28 +415,21 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
         // The entrypoint runs as the image's command, before the image's entrypoint.
         out.command
             .splice(0..0, ["sh".to_string(), POSTGRES_ENTRYPOINT.to_string()]);
-        // A standby's first start copies the primary before the server answers.
-        start_period = "300s";
+        // While the entrypoint copies its peer (as long as a copy takes) the server
+        // cannot answer, and the task must not be replaced for that.
+        let copying = format!(
+            "test -e {POSTGRES_DATA}/{COPYING_MARKER} || {}",
+            ready.join(" ")
+        );
+        out.healthcheck = health(&["CMD-SHELL", &copying], "60s");
     }
-    // TCP on 127.0.0.1: the init-time server listens on the socket only, so this
-    // stays red until the real server is up (incident 26).
-    out.healthcheck = health(
-        &[
-            "CMD",
-            "pg_isready",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &inst.port().to_string(),
-            "-U",
-            &user,
-            "-d",
-            &db,
-        ],
-        start_period,
-    );
     out
 }
+
+/// Where the image keeps its data directory (`PGDATA`), the volume's mount point.
+const POSTGRES_DATA: &str = "/var/lib/postgresql/data";
+/// The file the entrypoint keeps in the data directory while it copies the peer.
+const COPYING_MARKER: &str = ".tgstack-copying";
 
 /// Where a PostgreSQL with a standby finds its entrypoint (`paths::postgres_entrypoint`).
 const POSTGRES_ENTRYPOINT: &str = "/etc/postgresql/tgstack-entrypoint.sh";

@@ -81,7 +81,8 @@ pub fn render(model: &Model, templates: Option<&Path>) -> Result<Tree, Vec<Findi
         .into_iter()
         .filter_map(|service| {
             let promoted = swarm::promoted(model, &service)?;
-            let (tree, _) = render_files(&promoted, &env);
+            let (tree, problems) = render_files(&promoted, &env);
+            findings.extend(problems);
             Some(swarm::Promoted {
                 service,
                 model: promoted,

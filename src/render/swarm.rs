@@ -320,6 +320,7 @@ pub fn outputs(model: &Model, tree: &Tree, promotions: &[Promoted]) -> Vec<Outpu
                 global_services,
                 migration => super::ser(&migration),
                 clusters => super::ser(&clusters),
+                standbys => standbys(stack),
                 stack_file => STACK_FILE,
             },
         ),
@@ -363,6 +364,19 @@ pub fn outputs(model: &Model, tree: &Tree, promotions: &[Promoted]) -> Vec<Outpu
     outputs
 }
 
+/// Each PostgreSQL standby as deploy.sh guards it: the service, the instance the model
+/// makes its standby, and the one it makes the primary.
+fn standbys(stack: &Stack) -> Vec<minijinja::Value> {
+    stack
+        .services
+        .iter()
+        .filter_map(|(name, service)| {
+            let (serving, standby) = service.postgres.as_ref()?.serving_and_standby(name)?;
+            Some(context! { service => name, serving, standby })
+        })
+        .collect()
+}
+
 /// What `swarm/<service>-failover.sh` does: stop the serving instance, then bring every
 /// other running service to what the promoted model renders (the standby's role first,
 /// then PgBouncer's ini, the exporter's address), the effective model file aside: the
@@ -384,8 +398,9 @@ struct Update {
     service: String,
     env_add: Vec<(String, String)>,
     env_rm: Vec<String>,
-    /// (old config name, new config's key, its file in the tree, target path).
-    configs: Vec<(String, String, String, String)>,
+    /// (new config's key, its file in the tree, target path); the script reads the
+    /// config it replaces from the running service.
+    configs: Vec<(String, String, String)>,
 }
 
 fn failover(
@@ -431,12 +446,7 @@ fn failover(
             let copy = format!("{dir}/{file}");
             let content = promotion.tree.get(file).cloned().unwrap_or_default();
             files.push((copy.clone(), String::from_utf8_lossy(&content).into_owned()));
-            swaps.push((
-                old.name.clone(),
-                mounted.source.clone(),
-                copy,
-                mounted.target.clone(),
-            ));
+            swaps.push((mounted.source.clone(), copy, mounted.target.clone()));
         }
         if env_add.is_empty() && env_rm.is_empty() && swaps.is_empty() {
             continue;

@@ -636,7 +636,15 @@ fn rabbit_members(s: &mut Swarm, stack: &tgstack::model::Stack) -> Result<()> {
 
 /// swarm/deploy.sh of the rendered tree; its log (stderr), which it writes with no value.
 fn deploy(s: &Swarm) -> Result<String> {
-    let out = output(
+    let out = deploy_run(s)?;
+    let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.success(), "deploy.sh failed:\n{log_text}");
+    Ok(log_text)
+}
+
+/// swarm/deploy.sh of the rendered tree, as it ended.
+fn deploy_run(s: &Swarm) -> Result<std::process::Output> {
+    output(
         Command::new("bash")
             .arg(s.generated.join("swarm/deploy.sh"))
             .env("TGSTACK_DIR", &s.generated)
@@ -644,10 +652,7 @@ fn deploy(s: &Swarm) -> Result<String> {
             .env("TGSTACK_WAIT_SECONDS", "300")
             // The images are on the nodes already (nodes.sh load); no registry is reachable.
             .env("TGSTACK_RESOLVE_IMAGE", "never"),
-    )?;
-    let log_text = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(out.status.success(), "deploy.sh failed:\n{log_text}");
-    Ok(log_text)
+    )
 }
 
 fn stage_deploy(s: &mut Swarm) -> Result<()> {
@@ -1436,6 +1441,19 @@ fn stage_rebuild(s: &mut Swarm) -> Result<()> {
         standby: before.primary.clone(),
         promoted: !before.promoted,
     };
+    // The model that still names the former primary: deploy.sh refuses it before it
+    // changes anything (it would demote the promoted instance).
+    let refused = deploy_run(s)?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    ensure!(
+        !refused.status.success()
+            && said.contains(&format!(
+                "{} serves as the primary of timescaledb since a failover",
+                before.standby
+            ))
+            && !said.contains(" deployed "),
+        "deploy.sh with the model before the failover:\n{said}"
+    );
     s.pg = Some(after.clone());
     render_model(s)?;
     deploy(s)?;

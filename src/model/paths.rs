@@ -50,6 +50,12 @@ pub fn roles_sql(service: &str) -> String {
 pub fn postgres_entrypoint(service: &str) -> String {
     format!("{service}/entrypoint.sh")
 }
+/// Where the PostgreSQL images keep their data directory (`PGDATA`): the volume's
+/// mount point, and the entrypoint's default.
+pub const POSTGRES_DATA: &str = "/var/lib/postgresql/data";
+/// The file the entrypoint keeps in the data directory while it copies its peer: the
+/// healthcheck stays green while it exists.
+pub const POSTGRES_COPYING_MARKER: &str = ".tgstack-copying";
 /// The swarm failover script of PostgreSQL service `service`.
 pub fn swarm_failover(service: &str) -> String {
     format!("swarm/{service}-failover.sh")

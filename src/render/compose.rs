@@ -378,7 +378,7 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
             "/etc/postgresql/pg_hba.conf".into(),
         ),
         // The primary keeps `<name>-data` when a standby joins; the standby has its own.
-        volume(format!("{}-data", inst.instance), POSTGRES_DATA),
+        volume(format!("{}-data", inst.instance), paths::POSTGRES_DATA),
     ];
     let port = inst.port().to_string();
     // TCP on 127.0.0.1: the init-time server listens on the socket only, so this
@@ -418,18 +418,15 @@ fn postgres(inst: &Instance<'_>) -> KindSettings {
         // While the entrypoint copies its peer (as long as a copy takes) the server
         // cannot answer, and the task must not be replaced for that.
         let copying = format!(
-            "test -e {POSTGRES_DATA}/{COPYING_MARKER} || {}",
+            "test -e {}/{} || {}",
+            paths::POSTGRES_DATA,
+            paths::POSTGRES_COPYING_MARKER,
             ready.join(" ")
         );
         out.healthcheck = health(&["CMD-SHELL", &copying], "60s");
     }
     out
 }
-
-/// Where the image keeps its data directory (`PGDATA`), the volume's mount point.
-const POSTGRES_DATA: &str = "/var/lib/postgresql/data";
-/// The file the entrypoint keeps in the data directory while it copies the peer.
-const COPYING_MARKER: &str = ".tgstack-copying";
 
 /// Where a PostgreSQL with a standby finds its entrypoint (`paths::postgres_entrypoint`).
 const POSTGRES_ENTRYPOINT: &str = "/etc/postgresql/tgstack-entrypoint.sh";

@@ -70,6 +70,8 @@ pub fn outputs(model: &Model) -> Vec<Output> {
                     user => &standby.user,
                     password_file_var => format!("{ENTRYPOINT_PASSWORD_VAR}_FILE"),
                     password_var => ENTRYPOINT_PASSWORD_VAR,
+                    data => paths::POSTGRES_DATA,
+                    marker => paths::POSTGRES_COPYING_MARKER,
                 },
             ));
         }

@@ -290,46 +290,33 @@ impl Stack {
             (Kind::Rabbitmq, _, Some(rabbit)) if rabbit.is_cluster() => rabbit.members,
             _ => 0,
         };
-        // The primary keeps the service's name (and so its volume) when a standby joins.
-        if service
+        let has_standby = service
             .postgres
             .as_ref()
-            .is_some_and(|pg| pg.standby.is_some())
-        {
-            return [name.to_string(), super::types::second_postgres(name)]
-                .into_iter()
-                .enumerate()
-                .map(|(i, instance)| Instance {
+            .is_some_and(|pg| pg.standby.is_some());
+        let names: Vec<String> = match count {
+            // The primary keeps the service's name (and so its volume) when a standby joins.
+            _ if has_standby => vec![name.to_string(), super::types::second_postgres(name)],
+            0 => vec![name.to_string()],
+            count => (1..=count).map(|i| format!("{name}-{i}")).collect(),
+        };
+        let native = service.deploy == Deploy::Native;
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, instance)| {
+                let offset = u16::try_from(i).unwrap_or(u16::MAX);
+                Instance {
                     name: instance,
-                    port: service.port,
-                    publish: service
-                        .publish
-                        .map(|p| p.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))),
-                })
-                .collect();
-        }
-        match count {
-            0 => vec![Instance {
-                name: name.to_string(),
-                port: service.port,
-                publish: service.publish,
-            }],
-            count => (0..count)
-                .map(|i| {
-                    let offset = u16::try_from(i).unwrap_or(u16::MAX);
-                    let native = service.deploy == Deploy::Native;
-                    Instance {
-                        name: format!("{name}-{}", i + 1),
-                        port: if native {
-                            service.port.saturating_add(offset)
-                        } else {
-                            service.port
-                        },
-                        publish: service.publish.map(|p| p.saturating_add(offset)),
-                    }
-                })
-                .collect(),
-        }
+                    port: if native {
+                        service.port.saturating_add(offset)
+                    } else {
+                        service.port
+                    },
+                    publish: service.publish.map(|p| p.saturating_add(offset)),
+                }
+            })
+            .collect()
     }
 
     /// CPU and memory of a service, counting every instance.

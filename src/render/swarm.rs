@@ -510,32 +510,31 @@ fn migration(stack: &Stack, secrets: &mut BTreeSet<Secret>) -> Option<Migration>
         }
     };
     add(&pg.superuser_password.secret);
+    // (psql variable, environment variable, secret id, its Swarm name's variable) of
+    // each password roles.sql sets, its secret added to the stack's.
+    let mut password = |var: String, id: &str| {
+        add(id);
+        (
+            var,
+            stack.secret_env(id).unwrap_or_default().to_string(),
+            id.to_string(),
+            env_secret_var(id),
+        )
+    };
     let mut roles: Vec<_> = pg
         .roles
         .iter()
         .map(|(role, spec)| {
-            add(&spec.password.secret);
-            (
+            password(
                 format!("{}_password", role.to_lowercase()),
-                stack
-                    .secret_env(&spec.password.secret)
-                    .unwrap_or_default()
-                    .to_string(),
-                spec.password.secret.clone(),
-                env_secret_var(&spec.password.secret),
+                &spec.password.secret,
             )
         })
         .collect();
     if let Some(standby) = &pg.standby {
-        add(&standby.password.secret);
-        roles.push((
+        roles.push(password(
             super::postgres::REPLICATION_PASSWORD_VAR.to_string(),
-            stack
-                .secret_env(&standby.password.secret)
-                .unwrap_or_default()
-                .to_string(),
-            standby.password.secret.clone(),
-            env_secret_var(&standby.password.secret),
+            &standby.password.secret,
         ));
     }
     // With a standby, the instance that serves as the primary.
